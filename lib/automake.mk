@@ -1,0 +1,8 @@
+# lib/: Kairo's pure logic, with no ofproto internals (see DESIGN.md).
+noinst_LTLIBRARIES += lib/libkairo.la
+lib_libkairo_la_SOURCES = \
+	lib/kairo-show.c \
+	lib/kairo-show.h
+lib_libkairo_la_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DKAIRO_VERSION='"$(PACKAGE_VERSION)"' \
+	-DKAIRO_OVS_PATCHES=$(KAIRO_OVS_PATCHES)

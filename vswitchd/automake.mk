@@ -1,0 +1,15 @@
+# vswitchd/: Kairo's own main, built as the drop-in ovs-vswitchd.  It links
+# OVS's bridge object, libofproto, libsflow and libopenvswitch from the
+# prepared tree.
+sbin_PROGRAMS += vswitchd/ovs-vswitchd
+vswitchd_ovs_vswitchd_SOURCES = vswitchd/kairo-vswitchd.c
+vswitchd_ovs_vswitchd_LDADD = \
+	lib/libkairo.la \
+	$(OVS_BRIDGE_OBJS) \
+	$(OVS_LIBOFPROTO) \
+	$(OVS_LIBSFLOW) \
+	$(OVS_LIBOPENVSWITCH) \
+	$(OVS_LIBS)
+vswitchd_ovs_vswitchd_LDFLAGS = $(AM_LDFLAGS) $(OVS_DPDK_LDFLAGS)
+vswitchd_ovs_vswitchd_DEPENDENCIES = lib/libkairo.la $(OVS_BRIDGE_OBJS)
+dist_man_MANS += vswitchd/kairo.8
