@@ -1,6 +1,14 @@
 # lib/: Kairo's pure logic, with no ofproto internals (see DESIGN.md).
 noinst_LTLIBRARIES += lib/libkairo.la
 lib_libkairo_la_SOURCES = \
+	lib/kairo-ketama.c \
+	lib/kairo-ketama.h \
+	lib/kairo-mc-hash.c \
+	lib/kairo-mc-hash.h \
+	lib/kairo-mc-proto.c \
+	lib/kairo-mc-proto.h \
+	lib/kairo-md5.c \
+	lib/kairo-md5.h \
 	lib/kairo-show.c \
 	lib/kairo-show.h
 lib_libkairo_la_CPPFLAGS = $(AM_CPPFLAGS) \
