@@ -7,6 +7,9 @@ check_PROGRAMS += tests/kairo-unit
 tests_kairo_unit_SOURCES = \
 	tests/kairo-unit.h \
 	tests/kairo-unit-main.c \
+	tests/test-kairo-ketama.c \
+	tests/test-kairo-mc-hash.c \
+	tests/test-kairo-mc-proto.c \
 	tests/test-kairo-version.c
 tests_kairo_unit_LDADD = lib/libkairo.la $(OVS_LIBOPENVSWITCH) $(OVS_LIBS) \
 	-lcunit
@@ -67,7 +70,9 @@ KAIRO_OVS_COMPAT = $(SHELL) $(srcdir)/tests/kairo-ovs-compat \
 	--ovs-source='$(OVS_SRCDIR)' --ovs-build='$(OVS_BUILDDIR)' \
 	--baseline='$(srcdir)/tests/ovs-compat-baseline' \
 	--tests='$(OVS_TESTS)' $(TESTSUITEFLAGS)
-EXTRA_DIST += tests/kairo-ovs-compat tests/ovs-compat-baseline
+EXTRA_DIST += tests/kairo-ketama-golden.py
+EXTRA_DIST += tests/kairo-ovs-compat tests/kairo-at-results \
+	tests/ovs-compat-baseline
 
 check-ovs: vswitchd/ovs-vswitchd
 	$(KAIRO_OVS_COMPAT) --vswitchd='$(abs_top_builddir)/vswitchd' \

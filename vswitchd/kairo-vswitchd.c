@@ -150,26 +150,26 @@ kairo_vswitchd_parse_options(int argc, char *argv[],
         case OPT_MLOCKALL:
             cfg->mlockall = true;
             break;
-        case OPT_ENABLE_DUMMY:
-            dummy_enable(optarg);
-            break;
-        case OPT_DISABLE_SYSTEM:
-            dp_disallow_provider("system");
-            break;
-        case OPT_DISABLE_SYSTEM_ROUTE:
-            ovs_router_disable_system_routing_table();
-            break;
-        case OPT_DUMMY_NUMA:
-            ovs_numa_set_dummy(optarg);
-            break;
-        case OPT_DPDK:
-            ovs_fatal(0, "Using --dpdk to configure DPDK is not supported.");
         case OPT_PEER_CA_CERT:
             stream_ssl_set_peer_ca_cert_file(optarg);
             break;
         case OPT_BOOTSTRAP_CA_CERT:
             stream_ssl_set_ca_cert_file(optarg, true);
             break;
+        case OPT_DISABLE_SYSTEM_ROUTE:
+            ovs_router_disable_system_routing_table();
+            break;
+        case OPT_DISABLE_SYSTEM:
+            dp_disallow_provider("system");
+            break;
+        case OPT_ENABLE_DUMMY:
+            dummy_enable(optarg);
+            break;
+        case OPT_DUMMY_NUMA:
+            ovs_numa_set_dummy(optarg);
+            break;
+        case OPT_DPDK:
+            ovs_fatal(0, "Using --dpdk to configure DPDK is not supported.");
         case 'V':
             kairo_vswitchd_version();
         case 'h':
@@ -195,27 +195,29 @@ kairo_vswitchd_parse_options(int argc, char *argv[],
 static void
 kairo_vswitchd_usage(void)
 {
+    const char *rundir = ovs_rundir();
+
     printf("%s: Open vSwitch daemon, with Kairo\n"
            "usage: %s [OPTIONS] [DATABASE]\n"
-           "where DATABASE is a socket on which ovsdb-server is listening\n"
-           "      (default: \"unix:%s/db.sock\").\n",
-           program_name, program_name, ovs_rundir());
+           "DATABASE is the ovsdb-server socket to connect to "
+           "(default: \"unix:%s/db.sock\").\n",
+           program_name, program_name, rundir);
     stream_usage("DATABASE", true, false, true);
     daemon_usage();
     vlog_usage();
-    printf("\nDPDK options:\n"
-           "Configuration of DPDK via command-line is removed from this\n"
-           "version of Open vSwitch. DPDK is configured through ovsdb.\n"
-           "\nOther options:\n"
-           "  --unixctl=SOCKET          override default control socket name\n"
-           "  --mlockall                lock all memory into RAM\n"
-           "  --enable-dummy[=override] enable dummy network devices\n"
-           "  --disable-system          disable the system datapath\n"
-           "  --disable-system-route    ignore the kernel routing table\n"
-           "  -h, --help                display this help message\n"
-           "  -V, --version             display version information\n"
-           "\nKairo commands are listed by \"ovs-appctl list-commands\" under "
-           "kairo/;\nsee kairo(8).\n");
+    fputs("\nDPDK options:\n"
+          "DPDK is configured through the database (other_config:dpdk-*),\n"
+          "not on the command line.\n"
+          "\nOther options:\n"
+          "  --unixctl=SOCKET          override default control socket name\n"
+          "  --mlockall                lock all memory into RAM\n"
+          "  --enable-dummy[=override] enable dummy network devices\n"
+          "  --disable-system          disable the system datapath\n"
+          "  --disable-system-route    ignore the kernel routing table\n"
+          "  -h, --help                display this help message\n"
+          "  -V, --version             display version information\n"
+          "\nKairo's commands are the kairo/* entries of "
+          "\"ovs-appctl list-commands\";\nsee kairo(8).\n", stdout);
     exit(EXIT_SUCCESS);
 }
 
