@@ -83,3 +83,18 @@ check-ovs-stock:
 		--workdir='$(abs_top_builddir)/tests/ovs-compat-stock'
 
 .PHONY: check-unit check-autotest check-ovs check-ovs-stock
+
+# libFuzzer targets under ASan and UBSan (clang), each run for a bounded
+# time: FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+EXTRA_DIST += \
+	tests/fuzz/kairo-fuzz-mc-proto.c \
+	tests/fuzz/kairo-fuzz-run \
+	tests/fuzz/kairo-fuzz-seeds.py \
+	tests/fuzz/corpus
+check-fuzz:
+	$(SHELL) $(srcdir)/tests/fuzz/kairo-fuzz-run --ovs-source='$(OVS_SRCDIR)' \
+		--ovs-build='$(OVS_BUILDDIR)' --srcdir='$(abs_top_srcdir)' \
+		--workdir='$(abs_top_builddir)/tests/fuzz-mc-proto' \
+		--seconds=$(FUZZ_SECONDS)
+.PHONY: check-fuzz
