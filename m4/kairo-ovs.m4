@@ -72,11 +72,14 @@ AC_DEFUN([KAIRO_CHECK_OVS], [
   dnl Kairo uses OVS's config.h and flags for every object it builds,
   dnl because it compiles against OVS's internal struct layouts.
   save_CPPFLAGS=$CPPFLAGS
+  save_CFLAGS=$CFLAGS
   CPPFLAGS="$OVS_CPPFLAGS $CPPFLAGS"
+  CFLAGS="$OVS_CFLAGS $CFLAGS"
   AC_CHECK_HEADER([ofproto/ofproto-dpif.h], [],
     [AC_MSG_ERROR([cannot compile against the OVS tree in $OVS_SRCDIR])],
     [#include <config.h>])
   CPPFLAGS=$save_CPPFLAGS
+  CFLAGS=$save_CFLAGS
 
   AC_SUBST([OVS_SRCDIR])
   AC_SUBST([OVS_BUILDDIR])
