@@ -39,9 +39,12 @@ tests/package.m4: $(top_srcdir)/configure.ac
 	} > $@
 CLEANFILES += tests/package.m4
 
+# Generates testsuite $@ from $@.at.
+KAIRO_AUTOTEST_GEN = $(AUTOTEST) -I tests -I '$(srcdir)' -I '$(OVS_SRCDIR)' \
+	-o $@.tmp $(srcdir)/$@.at && mv $@.tmp $@
+
 $(KAIRO_TESTSUITE): tests/package.m4 $(KAIRO_TESTSUITE_AT)
-	$(AM_V_GEN)$(AUTOTEST) -I tests -I '$(srcdir)' -I '$(OVS_SRCDIR)' \
-		-o $@.tmp $(srcdir)/tests/kairo-testsuite.at && mv $@.tmp $@
+	$(AM_V_GEN)$(KAIRO_AUTOTEST_GEN)
 CLEANFILES += $(KAIRO_TESTSUITE)
 
 # Parallelism of the autotest runs; override with TESTSUITEFLAGS.
@@ -59,6 +62,8 @@ check-local: check-unit check-autotest
 clean-local:
 	test ! -f '$(KAIRO_TESTSUITE)' || \
 		$(SHELL) '$(KAIRO_TESTSUITE)' -C tests --clean
+	test ! -f '$(KAIRO_SYSTEM_TESTSUITE)' || \
+		$(SHELL) '$(KAIRO_SYSTEM_TESTSUITE)' -C tests --clean
 	rm -rf tests/ovs-compat-kairo tests/ovs-compat-stock
 
 # The OVS compatibility suite: OVS's own test files, run by OVS's own
@@ -98,3 +103,20 @@ check-fuzz:
 		--workdir='$(abs_top_builddir)/tests/fuzz-mc-proto' \
 		--seconds=$(FUZZ_SECONDS)
 .PHONY: check-fuzz
+
+# Kairo's system tests: real traffic between network namespaces through our
+# ovs-vswitchd on the userspace datapath, with real memcached servers.  They
+# need root; each group skips itself otherwise.
+KAIRO_SYSTEM_TESTSUITE_AT = \
+	tests/kairo-system-testsuite.at \
+	tests/kairo-system-memcached.at
+EXTRA_DIST += $(KAIRO_SYSTEM_TESTSUITE_AT) tests/kairo-mc-udp.py
+KAIRO_SYSTEM_TESTSUITE = tests/kairo-system-testsuite
+$(KAIRO_SYSTEM_TESTSUITE): tests/package.m4 $(KAIRO_SYSTEM_TESTSUITE_AT)
+	$(AM_V_GEN)$(KAIRO_AUTOTEST_GEN)
+CLEANFILES += $(KAIRO_SYSTEM_TESTSUITE)
+
+check-system: $(KAIRO_SYSTEM_TESTSUITE) vswitchd/ovs-vswitchd tests/atlocal
+	$(SHELL) '$(KAIRO_SYSTEM_TESTSUITE)' -C tests \
+		AUTOTEST_PATH='$(KAIRO_AUTOTEST_PATH)' $(TESTSUITEFLAGS)
+.PHONY: check-system
