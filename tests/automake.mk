@@ -26,7 +26,7 @@ AUTOTEST = $(AUTOM4TE) --language=autotest
 
 # Tools the suite runs: our ovs-vswitchd first, then OVS's utilities and
 # test programs from the prepared tree (never its ovs-vswitchd).
-KAIRO_AUTOTEST_PATH = $(abs_top_builddir)/vswitchd:$(abs_top_builddir)/tests:$(OVS_BUILDDIR)/utilities:$(OVS_BUILDDIR)/ovsdb:$(OVS_BUILDDIR)/vtep:$(OVS_BUILDDIR)/tests
+KAIRO_AUTOTEST_PATH = $(abs_top_builddir)/vswitchd:$(abs_top_builddir)/utilities:$(abs_top_builddir)/tests:$(OVS_BUILDDIR)/utilities:$(OVS_BUILDDIR)/ovsdb:$(OVS_BUILDDIR)/vtep:$(OVS_BUILDDIR)/tests
 
 tests/package.m4: $(top_srcdir)/configure.ac
 	$(AM_V_GEN){ \
