@@ -5,6 +5,8 @@ lib_libkairo_la_SOURCES = \
 	lib/kairo-ketama.h \
 	lib/kairo-mc-hash.c \
 	lib/kairo-mc-hash.h \
+	lib/kairo-mc-pool.c \
+	lib/kairo-mc-pool.h \
 	lib/kairo-mc-proto.c \
 	lib/kairo-mc-proto.h \
 	lib/kairo-md5.c \

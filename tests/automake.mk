@@ -9,6 +9,7 @@ tests_kairo_unit_SOURCES = \
 	tests/kairo-unit-main.c \
 	tests/test-kairo-ketama.c \
 	tests/test-kairo-mc-hash.c \
+	tests/test-kairo-mc-pool.c \
 	tests/test-kairo-mc-proto.c \
 	tests/test-kairo-version.c
 tests_kairo_unit_LDADD = lib/libkairo.la $(OVS_LIBOPENVSWITCH) $(OVS_LIBS) \
@@ -19,7 +20,8 @@ tests_kairo_unit_LDADD = lib/libkairo.la $(OVS_LIBOPENVSWITCH) $(OVS_LIBS) \
 KAIRO_TESTSUITE_AT = \
 	tests/kairo-testsuite.at \
 	tests/kairo-build.at \
-	tests/kairo-vswitchd.at
+	tests/kairo-vswitchd.at \
+	tests/kairo-memcached.at
 EXTRA_DIST += $(KAIRO_TESTSUITE_AT) tests/kairo-atlocal.in
 KAIRO_TESTSUITE = tests/kairo-testsuite
 AUTOTEST = $(AUTOM4TE) --language=autotest
@@ -110,7 +112,8 @@ check-fuzz:
 KAIRO_SYSTEM_TESTSUITE_AT = \
 	tests/kairo-system-testsuite.at \
 	tests/kairo-system-memcached.at
-EXTRA_DIST += $(KAIRO_SYSTEM_TESTSUITE_AT) tests/kairo-mc-udp.py
+EXTRA_DIST += $(KAIRO_SYSTEM_TESTSUITE_AT) tests/kairo-mc-udp.py \
+	tests/kairo-mc-packet.py
 KAIRO_SYSTEM_TESTSUITE = tests/kairo-system-testsuite
 $(KAIRO_SYSTEM_TESTSUITE): tests/package.m4 $(KAIRO_SYSTEM_TESTSUITE_AT)
 	$(AM_V_GEN)$(KAIRO_AUTOTEST_GEN)

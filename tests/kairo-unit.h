@@ -31,6 +31,7 @@
     KAIRO_UNIT_SUITE(version)                   \
     KAIRO_UNIT_SUITE(mc_proto)                  \
     KAIRO_UNIT_SUITE(mc_hash)                   \
+    KAIRO_UNIT_SUITE(mc_pool)                   \
     KAIRO_UNIT_SUITE(ketama)
 
 #define KAIRO_UNIT_SUITE(NAME) CU_ErrorCode kairo_unit_register_##NAME(void);

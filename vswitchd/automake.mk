@@ -4,6 +4,7 @@
 sbin_PROGRAMS += vswitchd/ovs-vswitchd
 vswitchd_ovs_vswitchd_SOURCES = vswitchd/kairo-vswitchd.c
 vswitchd_ovs_vswitchd_LDADD = \
+	datapath-kairo/libkairo-datapath.la \
 	lib/libkairo.la \
 	$(OVS_BRIDGE_OBJS) \
 	$(OVS_LIBOFPROTO) \
@@ -11,5 +12,6 @@ vswitchd_ovs_vswitchd_LDADD = \
 	$(OVS_LIBOPENVSWITCH) \
 	$(OVS_LIBS)
 vswitchd_ovs_vswitchd_LDFLAGS = $(AM_LDFLAGS) $(OVS_DPDK_LDFLAGS)
-vswitchd_ovs_vswitchd_DEPENDENCIES = lib/libkairo.la $(OVS_BRIDGE_OBJS)
+vswitchd_ovs_vswitchd_DEPENDENCIES = datapath-kairo/libkairo-datapath.la \
+	lib/libkairo.la $(OVS_BRIDGE_OBJS)
 dist_man_MANS += vswitchd/kairo.8

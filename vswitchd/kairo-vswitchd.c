@@ -46,6 +46,7 @@
 #include "kairo-show.h"
 #include "memory.h"
 #include "netdev.h"
+#include "netdev-kairo-memcached.h"
 #include "openvswitch/poll-loop.h"
 #include "openvswitch/usdt-probes.h"
 #include "openvswitch/vlog.h"
@@ -312,6 +313,7 @@ main(int argc, char *argv[])
     unixctl_command_register("exit", "[--cleanup]", 0, 1,
                              kairo_vswitchd_unixctl_exit, &exit_req);
     kairo_show_init();
+    netdev_kairo_mc_register();
 
     bridge_init(cfg.db_remote);
     free(cfg.db_remote);

@@ -1,0 +1,1652 @@
+/*
+ * Copyright (c) 2026 The Kairo developers.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#include <config.h>
+#include "netdev-kairo-memcached.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coverage.h"
+#include "csum.h"
+#include "dp-packet.h"
+#include "dpif-netdev.h"
+#include "hash.h"
+#include "kairo-ketama.h"
+#include "kairo-mc-hash.h"
+#include "kairo-mc-pool.h"
+#include "kairo-mc-proto.h"
+#include "kairo-show.h"
+#include "netdev-provider.h"
+#include "openvswitch/dynamic-string.h"
+#include "openvswitch/hmap.h"
+#include "openvswitch/list.h"
+#include "openvswitch/poll-loop.h"
+#include "openvswitch/vlog.h"
+#include "ovs-atomic.h"
+#include "ovs-rcu.h"
+#include "ovs-thread.h"
+#include "packets.h"
+#include "seq.h"
+#include "smap.h"
+#include "unixctl.h"
+#include "util.h"
+
+VLOG_DEFINE_THIS_MODULE(netdev_kairo_memcached);
+
+COVERAGE_DEFINE(kairo_mc_steered);
+COVERAGE_DEFINE(kairo_mc_split);
+COVERAGE_DEFINE(kairo_mc_pipelined);
+COVERAGE_DEFINE(kairo_mc_reply_rewritten);
+COVERAGE_DEFINE(kairo_mc_reply_passed);
+COVERAGE_DEFINE(kairo_mc_malformed);
+COVERAGE_DEFINE(kairo_mc_not_memcached);
+COVERAGE_DEFINE(kairo_mc_no_backend);
+COVERAGE_DEFINE(kairo_mc_unsteered_passed);
+COVERAGE_DEFINE(kairo_mc_unsteered_dropped);
+COVERAGE_DEFINE(kairo_mc_queue_full);
+COVERAGE_DEFINE(kairo_mc_ring_built);
+
+/* Why a packet was not steered.  The first KAIRO_MC_N_ERRORS values are
+ * the parser's own reasons (enum kairo_mc_error); KAIRO_MC_OK is never
+ * counted. */
+enum mc_reason {
+    MC_R_NOT_IPV4_UDP = KAIRO_MC_N_ERRORS, /* Not Ethernet/IPv4/UDP. */
+    MC_R_BAD_HEADERS,           /* IPv4 or UDP header lengths wrong. */
+    MC_R_FRAGMENT,              /* An IPv4 fragment. */
+    MC_R_NOT_MEMCACHED,         /* UDP, but not to vport (and vip). */
+    MC_R_NO_KEY,                /* A request without a key. */
+    MC_R_PIPELINE_MIXED,        /* Pipelined commands disagree. */
+    MC_R_NO_BACKEND,            /* No backend, or none live. */
+    MC_R_SPLIT_FAILED,          /* A multi-get could not be split. */
+    MC_N_REASONS
+};
+
+/* Returns the counter name of 'reason'. */
+static const char *
+mc_reason_to_string(enum mc_reason reason)
+{
+    switch (reason) {
+    case MC_R_NOT_IPV4_UDP:
+        return "not-ipv4-udp";
+    case MC_R_BAD_HEADERS:
+        return "bad-headers";
+    case MC_R_FRAGMENT:
+        return "ip-fragment";
+    case MC_R_NOT_MEMCACHED:
+        return "not-memcached";
+    case MC_R_NO_KEY:
+        return "no-key";
+    case MC_R_PIPELINE_MIXED:
+        return "pipeline-mixed";
+    case MC_R_NO_BACKEND:
+        return "no-backend";
+    case MC_R_SPLIT_FAILED:
+        return "split-failed";
+    case MC_N_REASONS:
+        break;
+    default:
+        return kairo_mc_error_to_string((enum kairo_mc_error) reason);
+    }
+    return "unknown";
+}
+
+/* Counters of one backend, updated by packet threads. */
+struct mc_backend_stats {
+    atomic_ullong requests;     /* Datagrams steered to the backend. */
+    atomic_ullong reads;        /* Read commands among them. */
+    atomic_ullong writes;       /* Write commands among them. */
+    atomic_ullong replies;      /* Replies rewritten back to the VIP. */
+};
+
+/* Maps a backend's IPv4 address and UDP port to its index, to recognize
+ * replies. */
+struct mc_addr_node {
+    struct hmap_node node;      /* In 'addrs' of struct mc_pool. */
+    ovs_be32 ip;                /* Backend IP. */
+    uint16_t port;              /* Backend UDP port. */
+    size_t idx;                 /* Backend index. */
+};
+
+/* A configured pool.  Immutable once published, apart from the atomic
+ * counters in 'stats'.  Shared by the states built from it. */
+struct mc_pool {
+    struct ovs_refcount ref;    /* Held by each struct mc_state. */
+    struct kairo_mc_pool_config cfg; /* The parsed options. */
+    struct hmap addrs;          /* Contains struct mc_addr_node. */
+    struct mc_backend_stats *stats; /* One per backend. */
+};
+
+/* What the packet path reads, published by RCU: a pool and a ring built
+ * for a given backend liveness. */
+struct mc_state {
+    struct mc_pool *pool;       /* Holds a reference. */
+    struct kairo_ketama *ring;  /* NULL if the pool has no backends. */
+    bool *alive;                /* Administrative state per backend. */
+};
+
+/* One receive queue: a bounded ring of packets. */
+struct mc_queue {
+    struct ovs_mutex mutex;     /* Protects the members below. */
+    struct dp_packet **pkts OVS_GUARDED; /* KAIRO_MC_POOL_MAX_QUEUE_LEN. */
+    size_t head OVS_GUARDED;    /* Index of the oldest packet. */
+    size_t count OVS_GUARDED;   /* Number of packets held. */
+    struct seq *seq;            /* Changed when a packet is added. */
+};
+
+/* Port-wide counters, updated by packet threads. */
+struct mc_counters {
+    atomic_ullong steered;      /* Requests sent towards a backend. */
+    atomic_ullong reads;        /* Read commands steered. */
+    atomic_ullong writes;       /* Write commands steered. */
+    atomic_ullong splits;       /* Multi-gets split. */
+    atomic_ullong split_requests; /* Requests those splits produced. */
+    atomic_ullong pipelined;    /* Pipelined datagrams steered whole. */
+    atomic_ullong replies_rewritten; /* Replies rewritten to the VIP. */
+    atomic_ullong replies_passed; /* Replies passed unmodified. */
+    atomic_ullong passed;       /* Unsteered packets passed. */
+    atomic_ullong dropped;      /* Unsteered packets dropped. */
+    atomic_ullong queue_full;   /* Packets dropped on a full queue. */
+    atomic_ullong reasons[MC_N_REASONS]; /* Unsteered, per reason. */
+    atomic_ullong rx_packets, rx_bytes; /* Handed to the datapath. */
+    atomic_ullong tx_packets, tx_bytes; /* Sent to the port. */
+};
+
+/* A kairo-memcached netdev. */
+struct netdev_kairo_mc {
+    struct netdev up;           /* Must be first. */
+    struct ovs_list list_node;  /* In 'mc_devs'. */
+
+    /* Read by packet threads. */
+    OVSRCU_TYPE(struct mc_state *) state; /* NULL until configured. */
+    atomic_uint queue_len;      /* Packets a queue may hold. */
+    atomic_uint n_active_rxq;   /* Queues in use. */
+    struct mc_queue queues[KAIRO_MC_POOL_MAX_RXQ]; /* Receive queues. */
+    struct mc_counters counters; /* Port counters. */
+
+    /* Main thread only. */
+    struct smap options;        /* Options last applied. */
+    unsigned int requested_n_rxq; /* Queues for the next reconfigure. */
+
+    struct ovs_mutex mutex;     /* Protects the members below. */
+    struct eth_addr hwaddr OVS_GUARDED; /* Port MAC. */
+    enum netdev_flags flags OVS_GUARDED; /* NETDEV_UP, NETDEV_PROMISC. */
+};
+
+/* A receive queue of a kairo-memcached netdev. */
+struct netdev_rxq_kairo_mc {
+    struct netdev_rxq up;       /* Must be first. */
+};
+
+/* Every kairo-memcached netdev, for the commands. */
+static struct ovs_mutex mc_devs_mutex = OVS_MUTEX_INITIALIZER;
+static struct ovs_list mc_devs OVS_GUARDED_BY(mc_devs_mutex)
+    = OVS_LIST_INITIALIZER(&mc_devs);
+
+static const struct netdev_class netdev_kairo_mc_class;
+
+static struct netdev_kairo_mc *
+netdev_kairo_mc_cast(const struct netdev *netdev)
+{
+    ovs_assert(netdev->netdev_class == &netdev_kairo_mc_class);
+    return CONTAINER_OF(netdev, struct netdev_kairo_mc, up);
+}
+
+/* Adds 1 to the counter 'c'. */
+static inline void
+mc_inc(atomic_ullong *c)
+{
+    unsigned long long orig;
+
+    atomic_add_relaxed(c, 1, &orig);
+}
+
+/* Adds 'n' to the counter 'c'. */
+static inline void
+mc_add(atomic_ullong *c, unsigned long long n)
+{
+    unsigned long long orig;
+
+    atomic_add_relaxed(c, n, &orig);
+}
+
+/* Returns the value of the counter 'c'. */
+static inline unsigned long long
+mc_read(const atomic_ullong *c)
+{
+    unsigned long long value;
+
+    atomic_read_relaxed(CONST_CAST(atomic_ullong *, c), &value);
+    return value;
+}
+
+/* Pool and state life cycle (main thread, except the RCU-postponed frees,
+ * which run on the RCU thread). */
+
+static void
+mc_pool_unref(struct mc_pool *pool)
+{
+    if (pool && ovs_refcount_unref_relaxed(&pool->ref) == 1) {
+        struct mc_addr_node *node;
+
+        HMAP_FOR_EACH_POP (node, node, &pool->addrs) {
+            free(node);
+        }
+        hmap_destroy(&pool->addrs);
+        free(pool->stats);
+        kairo_mc_pool_config_destroy(&pool->cfg);
+        free(pool);
+    }
+}
+
+static void
+mc_state_destroy(struct mc_state *state)
+{
+    if (state) {
+        kairo_ketama_destroy(state->ring);
+        mc_pool_unref(state->pool);
+        free(state->alive);
+        free(state);
+    }
+}
+
+/* Returns a hash of the backend address 'ip':'port'. */
+static uint32_t
+mc_addr_hash(ovs_be32 ip, uint16_t port)
+{
+    return hash_2words((OVS_FORCE uint32_t) ip, port);
+}
+
+/* Returns the index of the backend at 'ip':'port' in 'pool', or -1. */
+static int
+mc_pool_find_addr(const struct mc_pool *pool, ovs_be32 ip, uint16_t port)
+{
+    const struct mc_addr_node *node;
+
+    HMAP_FOR_EACH_WITH_HASH (node, node, mc_addr_hash(ip, port),
+                             &pool->addrs) {
+        if (node->ip == ip && node->port == port) {
+            return node->idx;
+        }
+    }
+    return -1;
+}
+
+/* Returns true if backends 'a' and 'b' are the same server (address and
+ * name), for carrying state across a reconfiguration. */
+static bool
+mc_backend_same(const struct kairo_mc_backend *a,
+                const struct kairo_mc_backend *b)
+{
+    return (a->ip == b->ip && a->port == b->port
+            && !a->name == !b->name && (!a->name || !strcmp(a->name,
+                                                             b->name)));
+}
+
+/* Builds a pool that takes over 'cfg' (which is left empty), carrying
+ * counters over from 'old' (may be NULL) for backends it keeps. */
+static struct mc_pool *
+mc_pool_create(struct kairo_mc_pool_config *cfg, const struct mc_pool *old)
+{
+    struct mc_pool *pool = xzalloc(sizeof *pool);
+
+    ovs_refcount_init(&pool->ref);
+    pool->cfg = *cfg;
+    kairo_mc_pool_config_init(cfg);
+    hmap_init(&pool->addrs);
+    pool->stats = xcalloc(MAX(pool->cfg.n_backends, 1),
+                          sizeof *pool->stats);
+    for (size_t i = 0; i < pool->cfg.n_backends; i++) {
+        const struct kairo_mc_backend *b = &pool->cfg.backends[i];
+
+        if (mc_pool_find_addr(pool, b->ip, b->port) < 0) {
+            struct mc_addr_node *node = xmalloc(sizeof *node);
+
+            node->ip = b->ip;
+            node->port = b->port;
+            node->idx = i;
+            hmap_insert(&pool->addrs, &node->node,
+                        mc_addr_hash(b->ip, b->port));
+        }
+        for (size_t j = 0; old && j < old->cfg.n_backends; j++) {
+            if (mc_backend_same(b, &old->cfg.backends[j])) {
+                const struct mc_backend_stats *o = &old->stats[j];
+                struct mc_backend_stats *s = &pool->stats[i];
+
+                atomic_init(&s->requests, mc_read(&o->requests));
+                atomic_init(&s->reads, mc_read(&o->reads));
+                atomic_init(&s->writes, mc_read(&o->writes));
+                atomic_init(&s->replies, mc_read(&o->replies));
+                break;
+            }
+        }
+    }
+    return pool;
+}
+
+/* Builds a state for 'pool' (taking a reference) with the backend
+ * liveness in 'alive' (copied).  Returns 0, or an errno value with a
+ * malloc()ed message in '*errp'. */
+static int
+mc_state_create(struct mc_pool *pool, const bool *alive,
+                struct mc_state **statep, char **errp)
+{
+    const struct kairo_mc_pool_config *cfg = &pool->cfg;
+    struct mc_state *state = xzalloc(sizeof *state);
+    size_t n = cfg->n_backends;
+
+    state->alive = xmemdup(alive, MAX(n, 1) * sizeof *alive);
+    if (n) {
+        struct kairo_ketama_server *servers = xmalloc(n * sizeof *servers);
+        struct kairo_ketama_config kcfg;
+        int error;
+
+        kairo_mc_pool_to_ketama(cfg, alive, servers, &kcfg);
+        error = kairo_ketama_create(&kcfg, servers, n, &state->ring);
+        free(servers);
+        if (error) {
+            free(state->alive);
+            free(state);
+            *errp = xasprintf("the ring cannot be built (%s)",
+                              ovs_strerror(error));
+            return error;
+        }
+        COVERAGE_INC(kairo_mc_ring_built);
+    }
+    ovs_refcount_ref(&pool->ref);
+    state->pool = pool;
+    *statep = state;
+    return 0;
+}
+
+/* Publishes 'state' as 'dev''s current state and frees the previous one
+ * once no packet thread can be using it. */
+static void
+mc_state_publish(struct netdev_kairo_mc *dev, struct mc_state *state)
+{
+    struct mc_state *old = ovsrcu_get_protected(struct mc_state *,
+                                                &dev->state);
+
+    ovsrcu_set(&dev->state, state);
+    if (old) {
+        ovsrcu_postpone(mc_state_destroy, old);
+    }
+}
+
+/* Receive queues. */
+
+/* Appends 'pkt' to queue 'qid' of 'dev', or drops it if the queue is
+ * full.  Any thread. */
+static void
+mc_enqueue(struct netdev_kairo_mc *dev, unsigned int qid,
+           struct dp_packet *pkt)
+{
+    struct mc_queue *q = &dev->queues[qid];
+    unsigned int limit;
+    bool added = false;
+
+    atomic_read_relaxed(&dev->queue_len, &limit);
+    ovs_mutex_lock(&q->mutex);
+    if (q->count < limit) {
+        size_t tail = (q->head + q->count) % KAIRO_MC_POOL_MAX_QUEUE_LEN;
+
+        q->pkts[tail] = pkt;
+        q->count++;
+        added = true;
+    }
+    ovs_mutex_unlock(&q->mutex);
+
+    if (added) {
+        seq_change(q->seq);
+    } else {
+        static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
+
+        COVERAGE_INC(kairo_mc_queue_full);
+        mc_inc(&dev->counters.queue_full);
+        VLOG_INFO_RL(&rl, "%s: receive queue %u full (%u packets), "
+                     "dropping", netdev_get_name(&dev->up), qid, limit);
+        dp_packet_delete(pkt);
+    }
+}
+
+/* Frees every packet in 'q'. */
+static void
+mc_queue_drain(struct mc_queue *q)
+{
+    ovs_mutex_lock(&q->mutex);
+    while (q->count) {
+        dp_packet_delete(q->pkts[q->head]);
+        q->head = (q->head + 1) % KAIRO_MC_POOL_MAX_QUEUE_LEN;
+        q->count--;
+    }
+    q->head = 0;
+    ovs_mutex_unlock(&q->mutex);
+}
+
+/* Returns the queue for traffic of backend 'idx' (or 0 for none, -1). */
+static unsigned int
+mc_queue_for(struct netdev_kairo_mc *dev, int idx)
+{
+    unsigned int n;
+
+    atomic_read_relaxed(&dev->n_active_rxq, &n);
+    return idx > 0 && n > 1 ? (unsigned int) idx % n : 0;
+}
+
+/* The packet path. */
+
+/* The headers of an Ethernet/IPv4/UDP packet, pointing into its data. */
+struct mc_headers {
+    struct eth_header *eth;     /* Ethernet header. */
+    struct ip_header *ip;       /* IPv4 header. */
+    struct udp_header *udp;     /* UDP header. */
+    uint8_t *payload;           /* UDP payload. */
+    size_t payload_len;         /* UDP payload length, in bytes. */
+    size_t headers_len;         /* Bytes from Ethernet to UDP payload. */
+};
+
+/* Locates the headers of 'pkt' in 'h'.  Returns 0 if 'pkt' is a whole
+ * (unfragmented) Ethernet/IPv4/UDP packet with consistent lengths, otherwise
+ * the reason it is not. */
+static enum mc_reason
+mc_parse_headers(struct dp_packet *pkt, struct mc_headers *h)
+{
+    uint8_t *data = dp_packet_data(pkt);
+    size_t size = dp_packet_size(pkt);
+    size_t ihl, ip_len, udp_len;
+
+    if (!dp_packet_is_eth(pkt) || size < ETH_HEADER_LEN) {
+        return MC_R_NOT_IPV4_UDP;
+    }
+    h->eth = ALIGNED_CAST(struct eth_header *, data);
+    if (h->eth->eth_type != htons(ETH_TYPE_IP)) {
+        return MC_R_NOT_IPV4_UDP;
+    }
+    data += ETH_HEADER_LEN;
+    size -= ETH_HEADER_LEN;
+
+    if (size < IP_HEADER_LEN) {
+        return MC_R_BAD_HEADERS;
+    }
+    h->ip = ALIGNED_CAST(struct ip_header *, data);
+    ihl = IP_IHL(h->ip->ip_ihl_ver) * 4;
+    ip_len = ntohs(h->ip->ip_tot_len);
+    if (IP_VER(h->ip->ip_ihl_ver) != 4 || ihl < IP_HEADER_LEN
+        || ip_len < ihl || ip_len > size) {
+        return MC_R_BAD_HEADERS;
+    }
+    if (h->ip->ip_frag_off & htons(IP_MORE_FRAGMENTS | IP_FRAG_OFF_MASK)) {
+        return MC_R_FRAGMENT;
+    }
+    if (h->ip->ip_proto != IPPROTO_UDP) {
+        return MC_R_NOT_IPV4_UDP;
+    }
+    if (ip_len - ihl < UDP_HEADER_LEN) {
+        return MC_R_BAD_HEADERS;
+    }
+    h->udp = ALIGNED_CAST(struct udp_header *, data + ihl);
+    udp_len = ntohs(h->udp->udp_len);
+    if (udp_len < UDP_HEADER_LEN || udp_len > ip_len - ihl) {
+        return MC_R_BAD_HEADERS;
+    }
+    h->payload = data + ihl + UDP_HEADER_LEN;
+    h->payload_len = udp_len - UDP_HEADER_LEN;
+    h->headers_len = ETH_HEADER_LEN + ihl + UDP_HEADER_LEN;
+    return 0;
+}
+
+/* Sets the IPv4 address at 'field' in 'h' to 'ip', updating the IPv4 and
+ * (if present) UDP checksums. */
+static void
+mc_set_ip(struct mc_headers *h, ovs_16aligned_be32 *field, ovs_be32 ip)
+{
+    ovs_be32 old = get_16aligned_be32(field);
+
+    if (old != ip) {
+        h->ip->ip_csum = recalc_csum32(h->ip->ip_csum, old, ip);
+        if (h->udp->udp_csum) {
+            h->udp->udp_csum = recalc_csum32(h->udp->udp_csum, old, ip);
+            if (!h->udp->udp_csum) {
+                h->udp->udp_csum = htons(0xffff);
+            }
+        }
+        put_16aligned_be32(field, ip);
+    }
+}
+
+/* Sets the UDP port at 'field' in 'h' to 'port', updating the UDP checksum
+ * if there is one. */
+static void
+mc_set_port(struct mc_headers *h, ovs_be16 *field, ovs_be16 port)
+{
+    if (*field != port) {
+        if (h->udp->udp_csum) {
+            h->udp->udp_csum = recalc_csum16(h->udp->udp_csum, *field, port);
+            if (!h->udp->udp_csum) {
+                h->udp->udp_csum = htons(0xffff);
+            }
+        }
+        *field = port;
+    }
+}
+
+/* Rewrites the request 'pkt' (headers 'h') for backend 'idx' of 'state',
+ * counts it and queues it.  'n_reads' and 'n_writes' count the read and
+ * write commands it carries. */
+static void
+mc_steer(struct netdev_kairo_mc *dev, const struct mc_state *state,
+         struct dp_packet *pkt, struct mc_headers *h, int idx,
+         unsigned int n_reads, unsigned int n_writes)
+{
+    const struct mc_pool *pool = state->pool;
+    const struct kairo_mc_backend *b = &pool->cfg.backends[idx];
+    struct mc_backend_stats *s = &pool->stats[idx];
+
+    h->eth->eth_dst = b->mac;
+    if (pool->cfg.rewrite == KAIRO_MC_REWRITE_IP) {
+        mc_set_ip(h, &h->ip->ip_dst, b->ip);
+        mc_set_port(h, &h->udp->udp_dst, htons(b->port));
+    }
+    dp_packet_reset_offload(pkt);
+
+    COVERAGE_INC(kairo_mc_steered);
+    mc_inc(&dev->counters.steered);
+    mc_inc(&s->requests);
+    if (n_reads) {
+        mc_add(&dev->counters.reads, n_reads);
+        mc_add(&s->reads, n_reads);
+    }
+    if (n_writes) {
+        mc_add(&dev->counters.writes, n_writes);
+        mc_add(&s->writes, n_writes);
+    }
+    mc_enqueue(dev, mc_queue_for(dev, idx), pkt);
+}
+
+/* Handles 'pkt', which cannot be steered for 'reason', under the policy of
+ * 'state' (pass if 'state' is NULL). */
+static void
+mc_unsteered(struct netdev_kairo_mc *dev, const struct mc_state *state,
+             struct dp_packet *pkt, enum mc_reason reason)
+{
+    static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
+    bool drop = (state
+                 && state->pool->cfg.bad_request == KAIRO_MC_POLICY_DROP);
+
+    mc_inc(&dev->counters.reasons[reason]);
+    if ((int) reason < (int) KAIRO_MC_N_ERRORS) {
+        COVERAGE_INC(kairo_mc_malformed);
+    } else if (reason == MC_R_NO_BACKEND) {
+        COVERAGE_INC(kairo_mc_no_backend);
+    } else if (reason == MC_R_NOT_IPV4_UDP || reason == MC_R_NOT_MEMCACHED
+               || reason == MC_R_FRAGMENT) {
+        COVERAGE_INC(kairo_mc_not_memcached);
+    }
+    VLOG_DBG_RL(&rl, "%s: %s packet that cannot be steered (%s)",
+                netdev_get_name(&dev->up), drop ? "dropping" : "passing",
+                mc_reason_to_string(reason));
+    if (drop) {
+        COVERAGE_INC(kairo_mc_unsteered_dropped);
+        mc_inc(&dev->counters.dropped);
+        dp_packet_delete(pkt);
+    } else {
+        COVERAGE_INC(kairo_mc_unsteered_passed);
+        mc_inc(&dev->counters.passed);
+        mc_enqueue(dev, 0, pkt);
+    }
+}
+
+/* Returns the backend that 'key' maps to in 'state', or -1. */
+static int
+mc_route(const struct mc_state *state, const struct kairo_mc_span *key)
+{
+    return kairo_ketama_lookup(state->ring, key->data, key->len);
+}
+
+/* Returns true if 'req' is a retrieval command that may be split. */
+static bool
+mc_is_splittable(const struct kairo_mc_request *req)
+{
+    return (req->protocol == KAIRO_MC_ASCII
+            && (req->op == KAIRO_MC_OP_GET || req->op == KAIRO_MC_OP_GETS
+                || req->op == KAIRO_MC_OP_GAT || req->op == KAIRO_MC_OP_GATS));
+}
+
+/* Builds a copy of 'pkt' (headers 'h') whose payload holds the keys of
+ * 'req' selected by 'mask'.  Returns the copy, or NULL on failure. */
+static struct dp_packet *
+mc_build_part(const struct dp_packet *pkt, const struct mc_headers *h,
+              const struct kairo_mc_request *req, uint64_t mask)
+{
+    size_t room = h->payload_len + 64;
+    struct dp_packet *part;
+    struct mc_headers ph;
+    size_t n;
+
+    part = dp_packet_new_with_headroom(h->headers_len + room,
+                                       DP_NETDEV_HEADROOM);
+    dp_packet_put(part, dp_packet_data(pkt), h->headers_len);
+    n = kairo_mc_build_get(req, mask, dp_packet_tail(part), room);
+    if (!n || h->headers_len + n > UINT16_MAX) {
+        dp_packet_delete(part);
+        return NULL;
+    }
+    dp_packet_put_uninit(part, n);
+
+    /* Fix the lengths and checksums. */
+    ph.eth = dp_packet_data(part);
+    ph.ip = (struct ip_header *) (ph.eth + 1);
+    ph.udp = ALIGNED_CAST(struct udp_header *, (uint8_t *) ph.eth
+                          + h->headers_len - UDP_HEADER_LEN);
+    ph.ip->ip_tot_len = htons(h->headers_len - ETH_HEADER_LEN + n);
+    ph.ip->ip_csum = 0;
+    ph.ip->ip_csum = csum(ph.ip, IP_IHL(ph.ip->ip_ihl_ver) * 4);
+    ph.udp->udp_len = htons(UDP_HEADER_LEN + n);
+    if (ph.udp->udp_csum) {
+        uint32_t partial = packet_csum_pseudoheader(ph.ip);
+
+        ph.udp->udp_csum = 0;
+        partial = csum_continue(partial, ph.udp, UDP_HEADER_LEN + n);
+        ph.udp->udp_csum = csum_finish(partial);
+        if (!ph.udp->udp_csum) {
+            ph.udp->udp_csum = htons(0xffff);
+        }
+    }
+    return part;
+}
+
+/* Handles a multi-key retrieval 'req' in 'pkt' whose keys map to the
+ * backends in 'idx' (at least two distinct ones): one request per backend,
+ * or the policy if that fails. */
+static void
+mc_split(struct netdev_kairo_mc *dev, const struct mc_state *state,
+         struct dp_packet *pkt, const struct mc_headers *h,
+         const struct kairo_mc_request *req, const int *idx)
+{
+    struct dp_packet *parts[KAIRO_MC_MAX_KEYS];
+    int part_idx[KAIRO_MC_MAX_KEYS];
+    uint64_t done = 0;
+    size_t n_parts = 0;
+
+    for (size_t i = 0; i < req->n_keys; i++) {
+        uint64_t mask = 0;
+
+        if (done & (UINT64_C(1) << i)) {
+            continue;
+        }
+        for (size_t j = i; j < req->n_keys; j++) {
+            if (idx[j] == idx[i]) {
+                mask |= UINT64_C(1) << j;
+            }
+        }
+        done |= mask;
+
+        parts[n_parts] = mc_build_part(pkt, h, req, mask);
+        if (!parts[n_parts]) {
+            for (size_t k = 0; k < n_parts; k++) {
+                dp_packet_delete(parts[k]);
+            }
+            mc_unsteered(dev, state, pkt, MC_R_SPLIT_FAILED);
+            return;
+        }
+        part_idx[n_parts++] = idx[i];
+    }
+
+    COVERAGE_INC(kairo_mc_split);
+    mc_inc(&dev->counters.splits);
+    mc_add(&dev->counters.split_requests, n_parts);
+    for (size_t k = 0; k < n_parts; k++) {
+        struct mc_headers ph;
+
+        ovs_assert(!mc_parse_headers(parts[k], &ph));
+        mc_steer(dev, state, parts[k], &ph, part_idx[k],
+                 req->is_read, req->is_write);
+    }
+    dp_packet_delete(pkt);
+}
+
+/* Handles the pipelined datagram in 'pkt', whose first command is 'first'.
+ * Steers it whole if every key maps to one backend. */
+static void
+mc_pipeline(struct netdev_kairo_mc *dev, const struct mc_state *state,
+            struct dp_packet *pkt, struct mc_headers *h,
+            const struct kairo_mc_request *first)
+{
+    struct kairo_mc_request next;
+    const struct kairo_mc_request *req = first;
+    unsigned int n_reads = 0, n_writes = 0;
+    int backend = -1;
+
+    for (;;) {
+        if (!req->n_keys && req->op != KAIRO_MC_OP_MN
+            && req->op != KAIRO_MC_OP_NOOP) {
+            mc_unsteered(dev, state, pkt, MC_R_PIPELINE_MIXED);
+            return;
+        }
+        for (size_t i = 0; i < req->n_keys; i++) {
+            int idx = mc_route(state, &req->keys[i]);
+
+            if (idx < 0) {
+                mc_unsteered(dev, state, pkt, MC_R_NO_BACKEND);
+                return;
+            } else if (backend < 0) {
+                backend = idx;
+            } else if (backend != idx) {
+                mc_unsteered(dev, state, pkt, MC_R_PIPELINE_MIXED);
+                return;
+            }
+        }
+        n_reads += req->is_read;
+        n_writes += req->is_write;
+
+        if (req->cmd_end >= h->payload_len) {
+            break;
+        }
+        enum kairo_mc_error error = kairo_mc_parse_next(h->payload,
+                                                        h->payload_len,
+                                                        req->cmd_end, &next);
+        if (error) {
+            mc_unsteered(dev, state, pkt, (enum mc_reason) error);
+            return;
+        }
+        req = &next;
+    }
+
+    if (backend < 0) {
+        mc_unsteered(dev, state, pkt, MC_R_NO_KEY);
+        return;
+    }
+    COVERAGE_INC(kairo_mc_pipelined);
+    mc_inc(&dev->counters.pipelined);
+    mc_steer(dev, state, pkt, h, backend, n_reads, n_writes);
+}
+
+/* Handles the request in 'pkt' (headers 'h'). */
+static void
+mc_request(struct netdev_kairo_mc *dev, const struct mc_state *state,
+           struct dp_packet *pkt, struct mc_headers *h)
+{
+    struct kairo_mc_request req;
+    enum kairo_mc_error error;
+    int idx[KAIRO_MC_MAX_KEYS];
+    bool same = true;
+
+    error = kairo_mc_parse_request(h->payload, h->payload_len, &req);
+    if (error && error != KAIRO_MC_ERR_PIPELINED) {
+        static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
+
+        VLOG_INFO_RL(&rl, "%s: malformed memcached request (%s)",
+                     netdev_get_name(&dev->up),
+                     kairo_mc_error_to_string(error));
+        mc_unsteered(dev, state, pkt, (enum mc_reason) error);
+        return;
+    }
+    if (!state->ring) {
+        mc_unsteered(dev, state, pkt, MC_R_NO_BACKEND);
+        return;
+    }
+    if (error == KAIRO_MC_ERR_PIPELINED) {
+        mc_pipeline(dev, state, pkt, h, &req);
+        return;
+    }
+    if (!req.n_keys) {
+        mc_unsteered(dev, state, pkt, MC_R_NO_KEY);
+        return;
+    }
+
+    for (size_t i = 0; i < req.n_keys; i++) {
+        idx[i] = mc_route(state, &req.keys[i]);
+        if (idx[i] < 0) {
+            mc_unsteered(dev, state, pkt, MC_R_NO_BACKEND);
+            return;
+        }
+        same = same && idx[i] == idx[0];
+        if (!same && !mc_is_splittable(&req)) {
+            /* Only the first key of other commands matters. */
+            same = true;
+            break;
+        }
+    }
+    if (same) {
+        mc_steer(dev, state, pkt, h, idx[0], req.is_read, req.is_write);
+    } else {
+        mc_split(dev, state, pkt, h, &req, idx);
+    }
+}
+
+/* Handles one packet sent to 'dev' under 'state' (may be NULL). */
+static void
+mc_process(struct netdev_kairo_mc *dev, const struct mc_state *state,
+           struct dp_packet *pkt)
+{
+    const struct kairo_mc_pool_config *cfg;
+    enum mc_reason reason;
+    struct mc_headers h;
+
+    reason = mc_parse_headers(pkt, &h);
+    if (reason) {
+        mc_unsteered(dev, state, pkt, reason);
+        return;
+    }
+    if (!state) {
+        mc_unsteered(dev, state, pkt, MC_R_NO_BACKEND);
+        return;
+    }
+    cfg = &state->pool->cfg;
+
+    /* Replies. */
+    if (cfg->rewrite == KAIRO_MC_REWRITE_IP) {
+        int idx = mc_pool_find_addr(state->pool,
+                                    get_16aligned_be32(&h.ip->ip_src),
+                                    ntohs(h.udp->udp_src));
+        if (idx >= 0) {
+            h.eth->eth_src = cfg->vmac;
+            mc_set_ip(&h, &h.ip->ip_src, cfg->vip);
+            mc_set_port(&h, &h.udp->udp_src, htons(cfg->vport));
+            dp_packet_reset_offload(pkt);
+            COVERAGE_INC(kairo_mc_reply_rewritten);
+            mc_inc(&dev->counters.replies_rewritten);
+            mc_inc(&state->pool->stats[idx].replies);
+            mc_enqueue(dev, mc_queue_for(dev, idx), pkt);
+            return;
+        }
+    } else if (h.udp->udp_src == htons(cfg->vport)
+               && h.udp->udp_dst != htons(cfg->vport)) {
+        COVERAGE_INC(kairo_mc_reply_passed);
+        mc_inc(&dev->counters.replies_passed);
+        mc_enqueue(dev, 0, pkt);
+        return;
+    }
+
+    /* Requests. */
+    if (h.udp->udp_dst != htons(cfg->vport)
+        || (cfg->has_vip && get_16aligned_be32(&h.ip->ip_dst) != cfg->vip)) {
+        mc_unsteered(dev, state, pkt, MC_R_NOT_MEMCACHED);
+        return;
+    }
+    mc_request(dev, state, pkt, &h);
+}
+
+/* netdev provider functions. */
+
+static struct netdev *
+netdev_kairo_mc_alloc(void)
+{
+    struct netdev_kairo_mc *dev = xzalloc(sizeof *dev);
+
+    return &dev->up;
+}
+
+static int
+netdev_kairo_mc_construct(struct netdev *netdev)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
+    uint32_t h = hash_string(netdev_get_name(netdev), 0);
+
+    ovsrcu_init(&dev->state, NULL);
+    atomic_init(&dev->queue_len, KAIRO_MC_POOL_DEFAULT_QUEUE_LEN);
+    atomic_init(&dev->n_active_rxq, 1);
+    for (size_t i = 0; i < KAIRO_MC_POOL_MAX_RXQ; i++) {
+        struct mc_queue *q = &dev->queues[i];
+
+        ovs_mutex_init(&q->mutex);
+        q->pkts = xcalloc(KAIRO_MC_POOL_MAX_QUEUE_LEN, sizeof *q->pkts);
+        q->head = q->count = 0;
+        q->seq = seq_create();
+    }
+    smap_init(&dev->options);
+    dev->requested_n_rxq = 1;
+
+    ovs_mutex_init(&dev->mutex);
+    /* A locally administered unicast MAC derived from the name. */
+    dev->hwaddr = (struct eth_addr) ETH_ADDR_C(02, 6b, 00, 00, 00, 00);
+    dev->hwaddr.ea[2] = h >> 24;
+    dev->hwaddr.ea[3] = h >> 16;
+    dev->hwaddr.ea[4] = h >> 8;
+    dev->hwaddr.ea[5] = h;
+    dev->flags = NETDEV_UP;
+
+    ovs_mutex_lock(&mc_devs_mutex);
+    ovs_list_push_back(&mc_devs, &dev->list_node);
+    ovs_mutex_unlock(&mc_devs_mutex);
+    return 0;
+}
+
+static void
+netdev_kairo_mc_destruct(struct netdev *netdev)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
+    struct mc_state *state;
+
+    ovs_mutex_lock(&mc_devs_mutex);
+    ovs_list_remove(&dev->list_node);
+    ovs_mutex_unlock(&mc_devs_mutex);
+
+    state = ovsrcu_get_protected(struct mc_state *, &dev->state);
+    ovsrcu_set(&dev->state, NULL);
+    if (state) {
+        ovsrcu_postpone(mc_state_destroy, state);
+    }
+    for (size_t i = 0; i < KAIRO_MC_POOL_MAX_RXQ; i++) {
+        struct mc_queue *q = &dev->queues[i];
+
+        mc_queue_drain(q);
+        free(q->pkts);
+        seq_destroy(q->seq);
+        ovs_mutex_destroy(&q->mutex);
+    }
+    smap_destroy(&dev->options);
+    ovs_mutex_destroy(&dev->mutex);
+}
+
+static void
+netdev_kairo_mc_dealloc(struct netdev *netdev)
+{
+    free(netdev_kairo_mc_cast(netdev));
+}
+
+static int
+netdev_kairo_mc_get_config(const struct netdev *netdev, struct smap *args)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
+
+    /* Main thread only, as 'options' is. */
+    smap_clone(args, &dev->options);
+    return 0;
+}
+
+/* Returns a copy of the administrative liveness of the backends of 'cfg',
+ * taken from 'old' for backends it also has; new backends are up. */
+static bool *
+mc_carry_alive(const struct kairo_mc_pool_config *cfg,
+               const struct mc_state *old)
+{
+    bool *alive = xmalloc(MAX(cfg->n_backends, 1) * sizeof *alive);
+
+    for (size_t i = 0; i < cfg->n_backends; i++) {
+        alive[i] = true;
+        for (size_t j = 0; old && j < old->pool->cfg.n_backends; j++) {
+            if (mc_backend_same(&cfg->backends[i],
+                                &old->pool->cfg.backends[j])) {
+                alive[i] = old->alive[j];
+                break;
+            }
+        }
+    }
+    return alive;
+}
+
+static int
+netdev_kairo_mc_set_config(struct netdev *netdev, const struct smap *args,
+                           char **errp)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
+    const char *name = netdev_get_name(netdev);
+    struct kairo_mc_pool_config cfg;
+    struct mc_state *old, *state;
+    struct mc_pool *pool;
+    char *error = NULL;
+    bool *alive;
+    int retval;
+
+    old = ovsrcu_get_protected(struct mc_state *, &dev->state);
+    if (old && smap_equal(args, &dev->options)) {
+        /* OVS's bridge applies every Interface's options again on each
+         * database change: nothing to do. */
+        return 0;
+    }
+
+    retval = kairo_mc_pool_parse(args, &cfg, &error);
+    if (retval) {
+        *errp = xasprintf("%s: %s", name, error);
+        VLOG_WARN("%s", *errp);
+        free(error);
+        return retval;
+    }
+
+    alive = mc_carry_alive(&cfg, old);
+    pool = mc_pool_create(&cfg, old ? old->pool : NULL);
+    retval = mc_state_create(pool, alive, &state, &error);
+    free(alive);
+    mc_pool_unref(pool);   /* The state holds it now, if it was built. */
+    if (retval) {
+        *errp = xasprintf("%s: %s", name, error);
+        VLOG_WARN("%s", *errp);
+        free(error);
+        return retval;
+    }
+
+    pool = state->pool;
+    atomic_store_relaxed(&dev->queue_len, pool->cfg.queue_len);
+    if (pool->cfg.n_rxq != dev->requested_n_rxq) {
+        dev->requested_n_rxq = pool->cfg.n_rxq;
+        netdev_request_reconfigure(netdev);
+    }
+    mc_state_publish(dev, state);
+    smap_destroy(&dev->options);
+    smap_clone(&dev->options, args);
+
+    VLOG_DBG("%s: %"PRIuSIZE" backends, %s, %s, rewrite %s", name,
+             pool->cfg.n_backends,
+             kairo_ketama_distribution_to_string(pool->cfg.distribution),
+             kairo_mc_hash_to_string(pool->cfg.hash),
+             kairo_mc_rewrite_to_string(pool->cfg.rewrite));
+    return 0;
+}
+
+static int
+netdev_kairo_mc_reconfigure(struct netdev *netdev)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
+    unsigned int n = dev->requested_n_rxq;
+
+    /* The datapath neither sends nor receives during this call. */
+    for (unsigned int i = n; i < KAIRO_MC_POOL_MAX_RXQ; i++) {
+        mc_queue_drain(&dev->queues[i]);
+    }
+    netdev->n_rxq = n;
+    atomic_store_relaxed(&dev->n_active_rxq, n);
+    return 0;
+}
+
+static int
+netdev_kairo_mc_send(struct netdev *netdev, int qid OVS_UNUSED,
+                     struct dp_packet_batch *batch,
+                     bool concurrent_txq OVS_UNUSED)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
+    const struct mc_state *state = ovsrcu_get(struct mc_state *,
+                                              &dev->state);
+    struct dp_packet *pkt;
+
+    mc_add(&dev->counters.tx_packets, dp_packet_batch_size(batch));
+    DP_PACKET_BATCH_FOR_EACH (i, pkt, batch) {
+        mc_add(&dev->counters.tx_bytes, dp_packet_size(pkt));
+        mc_process(dev, state, pkt);
+    }
+    dp_packet_batch_init(batch);
+    return 0;
+}
+
+static int
+netdev_kairo_mc_set_etheraddr(struct netdev *netdev,
+                              const struct eth_addr mac)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
+
+    ovs_mutex_lock(&dev->mutex);
+    dev->hwaddr = mac;
+    ovs_mutex_unlock(&dev->mutex);
+    netdev_change_seq_changed(netdev);
+    return 0;
+}
+
+static int
+netdev_kairo_mc_get_etheraddr(const struct netdev *netdev,
+                              struct eth_addr *mac)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
+
+    ovs_mutex_lock(&dev->mutex);
+    *mac = dev->hwaddr;
+    ovs_mutex_unlock(&dev->mutex);
+    return 0;
+}
+
+static int
+netdev_kairo_mc_get_stats(const struct netdev *netdev,
+                          struct netdev_stats *stats)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
+    const struct mc_counters *c = &dev->counters;
+
+    stats->rx_packets = mc_read(&c->rx_packets);
+    stats->rx_bytes = mc_read(&c->rx_bytes);
+    stats->tx_packets = mc_read(&c->tx_packets);
+    stats->tx_bytes = mc_read(&c->tx_bytes);
+    stats->tx_dropped = mc_read(&c->dropped) + mc_read(&c->queue_full);
+    return 0;
+}
+
+static int
+netdev_kairo_mc_update_flags(struct netdev *netdev, enum netdev_flags off,
+                             enum netdev_flags on,
+                             enum netdev_flags *old_flagsp)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
+
+    if ((off | on) & ~(NETDEV_UP | NETDEV_PROMISC)) {
+        return EINVAL;
+    }
+    ovs_mutex_lock(&dev->mutex);
+    *old_flagsp = dev->flags;
+    dev->flags |= on;
+    dev->flags &= ~off;
+    ovs_mutex_unlock(&dev->mutex);
+    if (*old_flagsp != ((*old_flagsp | on) & ~off)) {
+        netdev_change_seq_changed(netdev);
+    }
+    return 0;
+}
+
+static struct netdev_rxq *
+netdev_kairo_mc_rxq_alloc(void)
+{
+    struct netdev_rxq_kairo_mc *rx = xzalloc(sizeof *rx);
+
+    return &rx->up;
+}
+
+static int
+netdev_kairo_mc_rxq_construct(struct netdev_rxq *rxq OVS_UNUSED)
+{
+    return 0;
+}
+
+static void
+netdev_kairo_mc_rxq_destruct(struct netdev_rxq *rxq OVS_UNUSED)
+{
+}
+
+static void
+netdev_kairo_mc_rxq_dealloc(struct netdev_rxq *rxq)
+{
+    free(CONTAINER_OF(rxq, struct netdev_rxq_kairo_mc, up));
+}
+
+static int
+netdev_kairo_mc_rxq_recv(struct netdev_rxq *rxq,
+                         struct dp_packet_batch *batch, int *qfill)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(rxq->netdev);
+    struct mc_queue *q = &dev->queues[rxq->queue_id];
+    unsigned long long bytes = 0;
+    size_t n = 0;
+
+    dp_packet_batch_init(batch);
+    ovs_mutex_lock(&q->mutex);
+    while (q->count && n < NETDEV_MAX_BURST) {
+        struct dp_packet *pkt = q->pkts[q->head];
+
+        q->head = (q->head + 1) % KAIRO_MC_POOL_MAX_QUEUE_LEN;
+        q->count--;
+        bytes += dp_packet_size(pkt);
+        dp_packet_batch_add(batch, pkt);
+        n++;
+    }
+    if (qfill) {
+        *qfill = q->count;
+    }
+    ovs_mutex_unlock(&q->mutex);
+
+    if (!n) {
+        return EAGAIN;
+    }
+    mc_add(&dev->counters.rx_packets, n);
+    mc_add(&dev->counters.rx_bytes, bytes);
+    return 0;
+}
+
+static void
+netdev_kairo_mc_rxq_wait(struct netdev_rxq *rxq)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(rxq->netdev);
+    struct mc_queue *q = &dev->queues[rxq->queue_id];
+    uint64_t seq = seq_read(q->seq);
+    bool empty;
+
+    ovs_mutex_lock(&q->mutex);
+    empty = !q->count;
+    ovs_mutex_unlock(&q->mutex);
+    if (empty) {
+        seq_wait(q->seq, seq);
+    } else {
+        poll_immediate_wake();
+    }
+}
+
+static int
+netdev_kairo_mc_rxq_drain(struct netdev_rxq *rxq)
+{
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(rxq->netdev);
+
+    mc_queue_drain(&dev->queues[rxq->queue_id]);
+    return 0;
+}
+
+static const struct netdev_class netdev_kairo_mc_class = {
+    .type = "kairo-memcached",
+    .is_pmd = false,
+    .alloc = netdev_kairo_mc_alloc,
+    .construct = netdev_kairo_mc_construct,
+    .destruct = netdev_kairo_mc_destruct,
+    .dealloc = netdev_kairo_mc_dealloc,
+    .get_config = netdev_kairo_mc_get_config,
+    .set_config = netdev_kairo_mc_set_config,
+    .reconfigure = netdev_kairo_mc_reconfigure,
+    .send = netdev_kairo_mc_send,
+    .set_etheraddr = netdev_kairo_mc_set_etheraddr,
+    .get_etheraddr = netdev_kairo_mc_get_etheraddr,
+    .get_stats = netdev_kairo_mc_get_stats,
+    .update_flags = netdev_kairo_mc_update_flags,
+    .rxq_alloc = netdev_kairo_mc_rxq_alloc,
+    .rxq_construct = netdev_kairo_mc_rxq_construct,
+    .rxq_destruct = netdev_kairo_mc_rxq_destruct,
+    .rxq_dealloc = netdev_kairo_mc_rxq_dealloc,
+    .rxq_recv = netdev_kairo_mc_rxq_recv,
+    .rxq_wait = netdev_kairo_mc_rxq_wait,
+    .rxq_drain = netdev_kairo_mc_rxq_drain,
+};
+
+/* Commands (main thread). */
+
+/* Returns the kairo-memcached netdev named 'name', or NULL. */
+static struct netdev_kairo_mc *
+mc_find_dev(const char *name)
+{
+    struct netdev_kairo_mc *dev, *found = NULL;
+
+    ovs_mutex_lock(&mc_devs_mutex);
+    LIST_FOR_EACH (dev, list_node, &mc_devs) {
+        if (!strcmp(netdev_get_name(&dev->up), name)) {
+            found = dev;
+            break;
+        }
+    }
+    ovs_mutex_unlock(&mc_devs_mutex);
+    return found;
+}
+
+/* Returns the current state of 'dev' (main thread). */
+static struct mc_state *
+mc_get_state(const struct netdev_kairo_mc *dev)
+{
+    return ovsrcu_get_protected(struct mc_state *, &dev->state);
+}
+
+/* Appends to 'out' how backend 'idx' of 'state' is called: its name if it
+ * has one, otherwise IP:PORT. */
+static void
+mc_put_backend_label(struct ds *out, const struct mc_state *state,
+                     size_t idx)
+{
+    const struct kairo_mc_backend *b = &state->pool->cfg.backends[idx];
+
+    if (b->name) {
+        ds_put_cstr(out, b->name);
+    } else {
+        ds_put_format(out, "%s:%"PRIu16, b->host, b->port);
+    }
+}
+
+/* Appends the kairo/mc-show text of 'dev' to 'out'. */
+static void
+mc_show_dev(struct ds *out, const struct netdev_kairo_mc *dev)
+{
+    const struct mc_state *state = mc_get_state(dev);
+    const struct mc_counters *c = &dev->counters;
+    bool any = false;
+
+    ds_put_format(out, "%s:\n", netdev_get_name(&dev->up));
+    if (state) {
+        const struct kairo_mc_pool_config *cfg = &state->pool->cfg;
+        unsigned int n_rxq;
+
+        atomic_read_relaxed(&CONST_CAST(struct netdev_kairo_mc *,
+                                        dev)->n_active_rxq, &n_rxq);
+        ds_put_format(out, "  distribution %s, hash %s, hash_tag %s, "
+                      "auto_eject %s\n",
+                      kairo_ketama_distribution_to_string(cfg->distribution),
+                      kairo_mc_hash_to_string(cfg->hash),
+                      cfg->hash_tag ? cfg->hash_tag : "none",
+                      cfg->auto_eject ? "true" : "false");
+        ds_put_format(out, "  rewrite %s", kairo_mc_rewrite_to_string(
+                          cfg->rewrite));
+        if (cfg->has_vip) {
+            ds_put_format(out, ", vip "IP_FMT, IP_ARGS(cfg->vip));
+        }
+        ds_put_format(out, ", vport %"PRIu16, cfg->vport);
+        if (cfg->has_vmac) {
+            ds_put_format(out, ", vmac "ETH_ADDR_FMT,
+                          ETH_ADDR_ARGS(cfg->vmac));
+        }
+        ds_put_format(out, ", bad-request %s, rxqs %u, queue_len %u\n",
+                      kairo_mc_policy_to_string(cfg->bad_request), n_rxq,
+                      cfg->queue_len);
+        ds_put_format(out, "  backends: %"PRIuSIZE" (%"PRIuSIZE" live), "
+                      "ring points: %"PRIuSIZE"\n", cfg->n_backends,
+                      state->ring ? kairo_ketama_n_live(state->ring) : 0,
+                      state->ring ? kairo_ketama_n_points(state->ring) : 0);
+        for (size_t i = 0; i < cfg->n_backends; i++) {
+            const struct kairo_mc_backend *b = &cfg->backends[i];
+            const struct mc_backend_stats *s = &state->pool->stats[i];
+
+            ds_put_cstr(out, "    ");
+            mc_put_backend_label(out, state, i);
+            ds_put_format(out, ": %s:%"PRIu16" "ETH_ADDR_FMT" weight %"PRIu32
+                          " %s %s points %"PRIu32" requests %llu reads %llu "
+                          "writes %llu replies %llu\n",
+                          b->host, b->port, ETH_ADDR_ARGS(b->mac), b->weight,
+                          state->alive[i] ? "up" : "down",
+                          kairo_ketama_server_is_live(state->ring, i)
+                          ? "live" : "ejected",
+                          kairo_ketama_server_points(state->ring, i),
+                          mc_read(&s->requests), mc_read(&s->reads),
+                          mc_read(&s->writes), mc_read(&s->replies));
+        }
+    } else {
+        ds_put_cstr(out, "  not configured\n");
+    }
+    ds_put_format(out, "  counters: steered %llu reads %llu writes %llu "
+                  "splits %llu split-requests %llu pipelined %llu\n",
+                  mc_read(&c->steered), mc_read(&c->reads),
+                  mc_read(&c->writes), mc_read(&c->splits),
+                  mc_read(&c->split_requests), mc_read(&c->pipelined));
+    ds_put_format(out, "  counters: replies-rewritten %llu replies-passed "
+                  "%llu passed %llu dropped %llu queue-full %llu\n",
+                  mc_read(&c->replies_rewritten), mc_read(&c->replies_passed),
+                  mc_read(&c->passed), mc_read(&c->dropped),
+                  mc_read(&c->queue_full));
+    ds_put_cstr(out, "  unsteered:");
+    for (int r = 1; r < MC_N_REASONS; r++) {
+        unsigned long long n = mc_read(&c->reasons[r]);
+
+        if (n) {
+            ds_put_format(out, " %s %llu", mc_reason_to_string(r), n);
+            any = true;
+        }
+    }
+    ds_put_cstr(out, any ? "\n" : " none\n");
+}
+
+/* Returns the kairo-memcached devices sorted by name, in a malloc()ed
+ * array of '*n' elements. */
+static struct netdev_kairo_mc **
+mc_sorted_devs(size_t *n)
+{
+    struct netdev_kairo_mc **devs = NULL, *dev;
+    size_t allocated = 0;
+
+    *n = 0;
+    ovs_mutex_lock(&mc_devs_mutex);
+    LIST_FOR_EACH (dev, list_node, &mc_devs) {
+        if (*n >= allocated) {
+            devs = x2nrealloc(devs, &allocated, sizeof *devs);
+        }
+        devs[(*n)++] = dev;
+    }
+    ovs_mutex_unlock(&mc_devs_mutex);
+
+    /* Few ports: an insertion sort is enough. */
+    for (size_t i = 1; i < *n; i++) {
+        for (size_t j = i; j > 0 && strcmp(netdev_get_name(&devs[j]->up),
+                                           netdev_get_name(&devs[j - 1]->up))
+                 < 0; j--) {
+            struct netdev_kairo_mc *tmp = devs[j];
+
+            devs[j] = devs[j - 1];
+            devs[j - 1] = tmp;
+        }
+    }
+    return devs;
+}
+
+static void
+mc_unixctl_show(struct unixctl_conn *conn, int argc, const char *argv[],
+                void *aux OVS_UNUSED)
+{
+    struct ds out = DS_EMPTY_INITIALIZER;
+
+    if (argc > 1) {
+        struct netdev_kairo_mc *dev = mc_find_dev(argv[1]);
+
+        if (!dev) {
+            unixctl_command_reply_error(conn, "no such kairo-memcached port");
+            return;
+        }
+        mc_show_dev(&out, dev);
+    } else {
+        struct netdev_kairo_mc **devs;
+        size_t n;
+
+        devs = mc_sorted_devs(&n);
+        for (size_t i = 0; i < n; i++) {
+            mc_show_dev(&out, devs[i]);
+        }
+        free(devs);
+        if (!n) {
+            ds_put_cstr(&out, "no kairo-memcached ports\n");
+        }
+    }
+    unixctl_command_reply(conn, ds_cstr(&out));
+    ds_destroy(&out);
+}
+
+/* Appends to 'out' where 'key' goes in 'state' and why. */
+static void
+mc_explain_route(struct ds *out, const struct mc_state *state,
+                 const char *key)
+{
+    const struct kairo_mc_pool_config *cfg = &state->pool->cfg;
+    size_t len = strlen(key);
+    int idx = kairo_ketama_lookup(state->ring, key, len);
+    uint32_t hash = kairo_ketama_key_hash(state->ring, key, len);
+
+    if (idx < 0) {
+        ds_put_cstr(out, "backend: none (no live backend)\n");
+    } else {
+        const struct kairo_mc_backend *b = &cfg->backends[idx];
+
+        ds_put_cstr(out, "backend: ");
+        mc_put_backend_label(out, state, idx);
+        ds_put_format(out, " (%s:%"PRIu16", "ETH_ADDR_FMT")\n",
+                      b->host, b->port, ETH_ADDR_ARGS(b->mac));
+    }
+    if (kairo_ketama_n_servers(state->ring) == 1) {
+        ds_put_cstr(out, "hash: none (single backend)");
+    } else {
+        ds_put_format(out, "hash: %s 0x%08"PRIx32,
+                      kairo_mc_hash_to_string(cfg->hash), hash);
+    }
+    if (cfg->hash_tag) {
+        ds_put_format(out, " (hash_tag %s)", cfg->hash_tag);
+    }
+    ds_put_char(out, '\n');
+
+    ds_put_format(out, "distribution: %s",
+                  kairo_ketama_distribution_to_string(cfg->distribution));
+    if (kairo_ketama_n_servers(state->ring) == 1) {
+        ds_put_cstr(out, ", single backend: no hashing\n");
+    } else if (cfg->distribution == KAIRO_KETAMA_KETAMA
+               || cfg->distribution == KAIRO_KETAMA_LIBMEMCACHED) {
+        size_t n = kairo_ketama_n_points(state->ring);
+        size_t lo = 0, hi = n;
+
+        /* The first point >= hash, wrapping to the first one. */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            uint32_t value;
+            size_t server;
+
+            kairo_ketama_get_point(state->ring, mid, &value, &server);
+            if (value < hash) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if (n) {
+            uint32_t value;
+            size_t server;
+
+            if (lo == n) {
+                lo = 0;
+            }
+            kairo_ketama_get_point(state->ring, lo, &value, &server);
+            ds_put_format(out, ", point 0x%08"PRIx32" (%"PRIuSIZE" of %"
+                          PRIuSIZE")\n", value, lo, n);
+        } else {
+            ds_put_cstr(out, ", empty ring\n");
+        }
+    } else if (cfg->distribution == KAIRO_KETAMA_MODULA) {
+        ds_put_cstr(out, ", hash modulo the total live weight\n");
+    } else {
+        ds_put_cstr(out, ", a live backend at random\n");
+    }
+}
+
+static void
+mc_unixctl_route(struct unixctl_conn *conn, int argc OVS_UNUSED,
+                 const char *argv[], void *aux OVS_UNUSED)
+{
+    struct netdev_kairo_mc *dev = mc_find_dev(argv[1]);
+    const struct mc_state *state;
+    struct ds out = DS_EMPTY_INITIALIZER;
+
+    if (!dev) {
+        unixctl_command_reply_error(conn, "no such kairo-memcached port");
+        return;
+    }
+    state = mc_get_state(dev);
+    if (!state || !state->ring) {
+        unixctl_command_reply_error(conn, "port has no backends");
+        return;
+    }
+    if (strlen(argv[2]) > KAIRO_MC_MAX_KEY_LEN) {
+        unixctl_command_reply_error(conn, "key longer than 250 bytes");
+        return;
+    }
+    mc_explain_route(&out, state, argv[2]);
+    unixctl_command_reply(conn, ds_cstr(&out));
+    ds_destroy(&out);
+}
+
+static void
+mc_unixctl_backend(struct unixctl_conn *conn, int argc OVS_UNUSED,
+                   const char *argv[], void *aux OVS_UNUSED)
+{
+    struct netdev_kairo_mc *dev = mc_find_dev(argv[1]);
+    struct mc_state *state, *new_state;
+    struct ds out = DS_EMPTY_INITIALIZER;
+    bool up;
+    int idx;
+
+    if (!dev) {
+        unixctl_command_reply_error(conn, "no such kairo-memcached port");
+        return;
+    }
+    if (!strcmp(argv[3], "up")) {
+        up = true;
+    } else if (!strcmp(argv[3], "down")) {
+        up = false;
+    } else {
+        unixctl_command_reply_error(conn, "state must be \"up\" or "
+                                    "\"down\"");
+        return;
+    }
+    state = mc_get_state(dev);
+    idx = state ? kairo_mc_pool_find_backend(&state->pool->cfg, argv[2])
+                : -1;
+    if (idx < 0) {
+        unixctl_command_reply_error(conn, "no such backend (give its name, "
+                                    "IP:PORT, or IP if unique)");
+        return;
+    }
+
+    if (state->alive[idx] != up) {
+        struct kairo_ketama *ring;
+        size_t n = state->pool->cfg.n_backends;
+
+        new_state = xzalloc(sizeof *new_state);
+        new_state->alive = xmemdup(state->alive, n * sizeof *state->alive);
+        new_state->alive[idx] = up;
+        kairo_ketama_rebuild(state->ring, new_state->alive, &ring);
+        COVERAGE_INC(kairo_mc_ring_built);
+        new_state->ring = ring;
+        ovs_refcount_ref(&state->pool->ref);
+        new_state->pool = state->pool;
+        mc_state_publish(dev, new_state);
+        state = new_state;
+    }
+
+    ds_put_format(&out, "%s: backend ", netdev_get_name(&dev->up));
+    mc_put_backend_label(&out, state, idx);
+    ds_put_format(&out, " is %s", up ? "up" : "down");
+    if (!state->pool->cfg.auto_eject) {
+        ds_put_cstr(&out, " (auto_eject is false: routing unchanged)");
+    }
+    ds_put_format(&out, "; %"PRIuSIZE" of %"PRIuSIZE" backends live\n",
+                  kairo_ketama_n_live(state->ring),
+                  state->pool->cfg.n_backends);
+    VLOG_INFO("%s", ds_cstr(&out));
+    unixctl_command_reply(conn, ds_cstr(&out));
+    ds_destroy(&out);
+}
+
+/* The "memcached" section of kairo/show. */
+static void
+mc_show_section(struct ds *out, void *aux OVS_UNUSED)
+{
+    struct netdev_kairo_mc **devs;
+    size_t n;
+
+    devs = mc_sorted_devs(&n);
+    if (!n) {
+        ds_put_cstr(out, "  no kairo-memcached ports\n");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct mc_state *state = mc_get_state(devs[i]);
+        const struct mc_counters *c = &devs[i]->counters;
+
+        ds_put_format(out, "  %s: ", netdev_get_name(&devs[i]->up));
+        if (state) {
+            const struct kairo_mc_pool_config *cfg = &state->pool->cfg;
+
+            ds_put_format(out, "%"PRIuSIZE" backends (%"PRIuSIZE" live), "
+                          "%s/%s, rewrite %s, ", cfg->n_backends,
+                          state->ring ? kairo_ketama_n_live(state->ring) : 0,
+                          kairo_ketama_distribution_to_string(
+                              cfg->distribution),
+                          kairo_mc_hash_to_string(cfg->hash),
+                          kairo_mc_rewrite_to_string(cfg->rewrite));
+        } else {
+            ds_put_cstr(out, "not configured, ");
+        }
+        ds_put_format(out, "%llu steered, %llu passed, %llu dropped\n",
+                      mc_read(&c->steered), mc_read(&c->passed),
+                      mc_read(&c->dropped) + mc_read(&c->queue_full));
+    }
+    free(devs);
+}
+
+void
+netdev_kairo_mc_register(void)
+{
+    static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
+
+    if (ovsthread_once_start(&once)) {
+        netdev_register_provider(&netdev_kairo_mc_class);
+        unixctl_command_register("kairo/mc-show", "[PORT]", 0, 1,
+                                 mc_unixctl_show, NULL);
+        unixctl_command_register("kairo/mc-route", "PORT KEY", 2, 2,
+                                 mc_unixctl_route, NULL);
+        unixctl_command_register("kairo/mc-backend", "PORT BACKEND up|down",
+                                 3, 3, mc_unixctl_backend, NULL);
+        kairo_show_register_section("memcached", mc_show_section, NULL);
+        ovsthread_once_done(&once);
+    }
+}

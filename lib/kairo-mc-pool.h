@@ -1,0 +1,188 @@
+/*
+ * Copyright (c) 2026 The Kairo developers.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#ifndef KAIRO_MC_POOL_H
+#define KAIRO_MC_POOL_H 1
+
+/* Configuration of a memcached pool: the options of a "kairo-memcached"
+ * Interface, parsed and checked.
+ *
+ * The options (all optional; an Interface with none is a pool without
+ * backends, whose traffic follows the bad-request policy):
+ *
+ *   backends      Comma-separated list of backends, each
+ *                 "IP[:PORT]=MAC[*WEIGHT][;name=NAME]": an IPv4 address,
+ *                 a UDP port (default 11211), the backend's Ethernet
+ *                 address, a weight from 1 to 65535 (default 1) and an
+ *                 explicit ketama name (default: none, so twemproxy's
+ *                 "IP" or "IP:PORT" naming applies).  Spaces around
+ *                 entries are ignored.  No two backends may share
+ *                 a name, and backends may share an IP:PORT only if both
+ *                 have explicit names (backends sharing the virtual IP,
+ *                 told apart by MAC).  At most KAIRO_MC_POOL_MAX_BACKENDS.
+ *   hash          A twemproxy key hash name (kairo-mc-hash.h); fnv1a_64.
+ *   distribution  ketama (default), modula, random or libmemcached.
+ *   hash_tag      Empty or exactly two characters, e.g. "{}".
+ *   auto_eject    "true" or "false" (default): whether backends marked
+ *                 down leave the ring, as twemproxy's auto_eject_hosts.
+ *   rewrite       "mac" (default: only the destination MAC changes) or
+ *                 "ip" (destination MAC, IP and UDP port change, and
+ *                 replies from backends are rewritten back to vip, vport
+ *                 and vmac).
+ *   vip           The virtual server IPv4 address.  Required with
+ *                 rewrite=ip; optional otherwise (then requests to any
+ *                 address are steered).
+ *   vport         The virtual server UDP port, 1 to 65535; 11211.  Only
+ *                 UDP datagrams to this port are requests.
+ *   vmac          The virtual server's Ethernet address, written as the
+ *                 source of rewritten replies.  Required with rewrite=ip.
+ *   bad-request   "pass" (default: forward unmodified) or "drop": what to do
+ *                 with traffic that cannot be steered.
+ *   n_rxq         Receive queues of the port, 1 to KAIRO_MC_POOL_MAX_RXQ;
+ *                 1.
+ *   queue_len     Packets each receive queue holds before it drops, 1 to
+ *                 KAIRO_MC_POOL_MAX_QUEUE_LEN; 1024.
+ *
+ * Any other option is an error.
+ *
+ * Thread-safety: the functions are reentrant and touch no global state;
+ * a config is owned by its caller, who must not share one being modified.
+ * Parsing allocates, so it belongs on the main thread, not on a packet
+ * path. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kairo-ketama.h"
+#include "kairo-mc-hash.h"
+#include "openvswitch/types.h"
+#include "packets.h"
+
+struct ds;
+struct smap;
+
+/* Largest number of backends in one pool. */
+#define KAIRO_MC_POOL_MAX_BACKENDS 1024
+
+/* Longest explicit backend name, in bytes. */
+#define KAIRO_MC_POOL_MAX_NAME_LEN 64
+
+/* Most receive queues of one port. */
+#define KAIRO_MC_POOL_MAX_RXQ 8
+
+/* Largest receive queue, in packets. */
+#define KAIRO_MC_POOL_MAX_QUEUE_LEN 4096
+
+/* Default receive queue length, in packets. */
+#define KAIRO_MC_POOL_DEFAULT_QUEUE_LEN 1024
+
+/* How a steered request is rewritten. */
+enum kairo_mc_rewrite {
+    KAIRO_MC_REWRITE_MAC,       /* Destination MAC only (shared VIP). */
+    KAIRO_MC_REWRITE_IP,        /* Destination MAC, IP and port; replies
+                                 * are rewritten back to the VIP. */
+};
+
+/* What happens to traffic that cannot be steered. */
+enum kairo_mc_policy {
+    KAIRO_MC_POLICY_PASS,       /* Forward it unmodified. */
+    KAIRO_MC_POLICY_DROP,       /* Drop it. */
+};
+
+/* One backend server. */
+struct kairo_mc_backend {
+    ovs_be32 ip;                /* IPv4 address. */
+    uint16_t port;              /* UDP port, host byte order. */
+    struct eth_addr mac;        /* Ethernet address. */
+    uint32_t weight;            /* 1 to KAIRO_KETAMA_MAX_WEIGHT. */
+    char *name;                 /* Explicit name, or NULL.  Owned. */
+    char *host;                 /* IP in dotted-quad text.  Owned. */
+};
+
+/* A parsed pool configuration. */
+struct kairo_mc_pool_config {
+    struct kairo_mc_backend *backends; /* Array of 'n_backends'.  Owned. */
+    size_t n_backends;          /* Number of backends, may be 0. */
+    enum kairo_mc_hash_type hash; /* Key hash. */
+    enum kairo_ketama_distribution distribution; /* Key distribution. */
+    char *hash_tag;             /* NULL or two characters.  Owned. */
+    bool auto_eject;            /* Down backends leave the ring. */
+    enum kairo_mc_rewrite rewrite; /* How requests are rewritten. */
+    enum kairo_mc_policy bad_request; /* Unsteerable traffic policy. */
+    bool has_vip;               /* Whether 'vip' was given. */
+    ovs_be32 vip;               /* Virtual server IP. */
+    uint16_t vport;             /* Virtual server UDP port, host order. */
+    bool has_vmac;              /* Whether 'vmac' was given. */
+    struct eth_addr vmac;       /* Virtual server MAC. */
+    unsigned int n_rxq;         /* Receive queues. */
+    unsigned int queue_len;     /* Packets per receive queue. */
+};
+
+/* Initializes 'cfg' to the defaults: no backends, fnv1a_64, ketama, no
+ * hash tag, no auto-eject, mac rewrite, pass, vport 11211, 1 queue of
+ * KAIRO_MC_POOL_DEFAULT_QUEUE_LEN packets. */
+void kairo_mc_pool_config_init(struct kairo_mc_pool_config *cfg);
+
+/* Frees what 'cfg' owns (not 'cfg' itself).  'cfg' may then be
+ * reinitialized or dropped. */
+void kairo_mc_pool_config_destroy(struct kairo_mc_pool_config *cfg);
+
+/* Parses the Interface 'options' into 'cfg', which this function
+ * initializes.  Returns 0 on success.  On error returns EINVAL, stores in
+ * '*errp' a malloc()ed message naming the option and the problem (the
+ * caller frees it), and leaves 'cfg' initialized to the defaults, so that
+ * kairo_mc_pool_config_destroy() is always safe. */
+int kairo_mc_pool_parse(const struct smap *options,
+                        struct kairo_mc_pool_config *cfg, char **errp);
+
+/* Parses the "backends" option value 's' into a new array stored in
+ * '*backendsp' with '*np' entries (both 0/NULL for an empty or all-blank
+ * 's').  Returns 0, or EINVAL with a malloc()ed message in '*errp' and
+ * nothing allocated. */
+int kairo_mc_pool_parse_backends(const char *s,
+                                 struct kairo_mc_backend **backendsp,
+                                 size_t *np, char **errp);
+
+/* Frees the 'n' backends in 'backends' and the array. */
+void kairo_mc_pool_backends_free(struct kairo_mc_backend *backends, size_t n);
+
+/* Appends 'b' to 'out' in the "backends" syntax, for example
+ * "10.0.0.1:11211=aa:bb:cc:dd:ee:01*2;name=srv1". */
+void kairo_mc_pool_format_backend(const struct kairo_mc_backend *b,
+                                  struct ds *out);
+
+/* Fills 'servers' (room for 'cfg->n_backends' entries) and 'kcfg' with what
+ * kairo_ketama_create() needs for 'cfg'.  'alive' gives each backend's
+ * liveness, or is NULL for all alive.  The filled structures point into
+ * 'cfg', which must outlive them. */
+void kairo_mc_pool_to_ketama(const struct kairo_mc_pool_config *cfg,
+                             const bool *alive,
+                             struct kairo_ketama_server *servers,
+                             struct kairo_ketama_config *kcfg);
+
+/* Returns the index in 'cfg' of the backend that 'id' names: its explicit
+ * name, "IP:PORT", or "IP" if exactly one backend has that IP; or -1. */
+int kairo_mc_pool_find_backend(const struct kairo_mc_pool_config *cfg,
+                               const char *id);
+
+/* Returns "mac" or "ip" for 'rewrite'; a static string. */
+const char *kairo_mc_rewrite_to_string(enum kairo_mc_rewrite rewrite);
+
+/* Returns "pass" or "drop" for 'policy'; a static string. */
+const char *kairo_mc_policy_to_string(enum kairo_mc_policy policy);
+
+#endif /* kairo-mc-pool.h */
