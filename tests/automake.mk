@@ -7,6 +7,7 @@ check_PROGRAMS += tests/kairo-unit
 tests_kairo_unit_SOURCES = \
 	tests/kairo-unit.h \
 	tests/kairo-unit-main.c \
+	tests/test-kairo-delta-index.c \
 	tests/test-kairo-ketama.c \
 	tests/test-kairo-mc-hash.c \
 	tests/test-kairo-mc-pool.c \
@@ -14,6 +15,12 @@ tests_kairo_unit_SOURCES = \
 	tests/test-kairo-version.c
 tests_kairo_unit_LDADD = lib/libkairo.la $(OVS_LIBOPENVSWITCH) $(OVS_LIBS) \
 	-lcunit
+
+# Microbenchmark of the delta index (not a test: it prints costs).
+noinst_PROGRAMS += tests/kairo-delta-index-bench
+tests_kairo_delta_index_bench_SOURCES = tests/kairo-delta-index-bench.c
+tests_kairo_delta_index_bench_LDADD = lib/libkairo.la $(OVS_LIBOPENVSWITCH) \
+	$(OVS_LIBS)
 
 # Kairo's autotest suite.  It includes ovs-macros.at, ovsdb-macros.at and
 # ofproto-macros.at from the OVS source tree in place.

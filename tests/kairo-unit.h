@@ -29,6 +29,7 @@
 
 #define KAIRO_UNIT_SUITES                       \
     KAIRO_UNIT_SUITE(version)                   \
+    KAIRO_UNIT_SUITE(delta_index)               \
     KAIRO_UNIT_SUITE(mc_proto)                  \
     KAIRO_UNIT_SUITE(mc_hash)                   \
     KAIRO_UNIT_SUITE(mc_pool)                   \

@@ -1,0 +1,194 @@
+/*
+ * Copyright (c) 2026 The Kairo developers.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#ifndef KAIRO_DELTA_INDEX_H
+#define KAIRO_DELTA_INDEX_H 1
+
+/* The delta index: which installed megaflows a flow-table change affects.
+ *
+ * For every installed megaflow the index holds the lookups its translation
+ * made (DESIGN.md section 2).  A lookup is (table t, key_t, mask_t, hit rule
+ * or miss).  The index answers two questions:
+ *
+ *   - Insert query: a rule with priority 'p' and match 'm' is inserted into
+ *     table 't'.  Which megaflows have a lookup L in 't' such that
+ *     (L.key XOR m.value) AND L.mask AND m.mask == 0, and L missed or hit a
+ *     rule whose priority is <= 'p'?  Equal priority counts as affected.
+ *
+ *   - Rule query: which megaflows hit rule R?
+ *
+ * Both answers are exact: every megaflow that satisfies the definition is
+ * reported once, and no other.  Soundness does not depend on hashing: hash
+ * collisions only cost comparisons.
+ *
+ * A caller that does not know a lookup's exact key and mask (for example
+ * because the xlate cache does not record them, see DESIGN-NOTES.md "open
+ * risk 1") must clear the mask bits it is unsure of.  A zero mask bit widens
+ * the lookup's region, so the insert query then reports a superset, which is
+ * sound.  Setting a mask bit that the translation did not fix is unsound.
+ *
+ * Data structure.  Lookups are grouped by (table, mask), the way the
+ * classifier groups rules into subtables.  Each group hashes its lookups on
+ * key AND mask.  An insert query visits the groups of its table only.  For a
+ * group whose mask is covered by m.mask it makes one exact hash probe.
+ * Otherwise it uses a secondary hash keyed on the bits both masks fix (B =
+ * group mask AND m.mask), built on first use, kept up to date on add and
+ * remove, and bounded per group; a group that has no room for another
+ * secondary hash, or is too small to deserve one, is scanned.  When B is
+ * empty every lookup of the group intersects 'm'.  Every path is counted in
+ * struct kairo_delta_index_stats.  Rules map to the lookups that hit them.
+ *
+ * Memory.  A megaflow is one allocation: a 40-byte header, a 32-byte record
+ * per lookup, and the lookups' masked keys.  The first lookup's masked key is
+ * stored in full over its group's mask words; a later lookup stores only the
+ * words that it cannot take from the first one (usually the fields written
+ * before it), plus a bitmap.  No struct flow is kept.  Reading a lookup's key
+ * walks over the keys of the lookups before it in its megaflow.  A secondary
+ * hash costs about 12 bytes per lookup of its group plus its buckets.
+ *
+ * Ownership.  The index copies what it needs from the lookups passed to
+ * kairo_delta_index_add() and keeps no pointer into them.  It never
+ * dereferences 'owner' or 'rule' pointers: they are opaque identities, and
+ * the caller must keep them unique while they are in the index (for rules,
+ * hold a reference so the address is not reused).
+ *
+ * Thread-safety.  None.  An index belongs to one thread, in Kairo the main
+ * thread; other threads hand events over through a queue.  No function
+ * blocks.  A query's callback must not modify the index. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct flow;
+struct flow_wildcards;
+struct match;
+struct minimatch;
+
+/* The largest number of lookups one megaflow may have. */
+#define KAIRO_DELTA_INDEX_MAX_LOOKUPS 4096
+
+/* One lookup made while translating a megaflow, as passed to
+ * kairo_delta_index_add().  The index copies the data; the pointers need to
+ * stay valid only during the call. */
+struct kairo_delta_index_lookup {
+    uint8_t table_id;                  /* OpenFlow table consulted. */
+    const struct flow *key;            /* key_t: the flow at the lookup. */
+    const struct flow_wildcards *mask; /* mask_t: the bits key_t fixes. */
+    const void *rule;                  /* Rule hit, or NULL for a miss. */
+    int priority;                      /* Priority of 'rule' (if nonnull). */
+};
+
+/* Counters and sizes of an index, from kairo_delta_index_get_stats().  The
+ * query-path counters count groups, not queries: one insert query adds one to
+ * a path counter for every group of its table. */
+struct kairo_delta_index_stats {
+    /* Contents. */
+    uint64_t n_megaflows;         /* Megaflows in the index. */
+    uint64_t n_lookups;           /* Lookups over all megaflows. */
+    uint64_t n_groups;            /* (table, mask) groups. */
+    uint64_t n_secondaries;       /* Secondary hashes over all groups. */
+    uint64_t n_rules;             /* Distinct rules hit by some lookup. */
+    uint64_t memory;              /* Bytes the index allocated, including
+                                   * hash-table bucket arrays but not the
+                                   * allocator's own overhead. */
+
+    /* Operations. */
+    uint64_t n_adds;              /* Successful kairo_delta_index_add(). */
+    uint64_t n_removes;           /* Megaflows removed (remove, replace). */
+    uint64_t n_insert_queries;    /* Insert queries answered. */
+    uint64_t n_rule_queries;      /* Rule queries answered. */
+
+    /* Insert-query paths, per group visited. */
+    uint64_t path_probe;          /* Mask covered: one exact hash probe. */
+    uint64_t path_secondary;      /* Probed an existing secondary hash. */
+    uint64_t path_secondary_new;  /* Built a secondary hash, then probed. */
+    uint64_t path_all;            /* Masks disjoint: whole group matches. */
+    uint64_t path_scan_small;     /* Group too small for a secondary: scan. */
+    uint64_t path_scan_bound;     /* Secondary bound reached: scan. */
+
+    /* Selectivity. */
+    uint64_t lookups_examined;    /* Lookups compared by insert queries. */
+    uint64_t megaflows_reported;  /* Megaflows reported by all queries. */
+};
+
+/* A query callback: 'owner' and 'megaflow_id' identify one affected megaflow,
+ * as given to kairo_delta_index_add(); 'aux' is the query's 'aux'.  It must
+ * not modify the index. */
+typedef void kairo_delta_index_cb(const void *owner, uint64_t megaflow_id,
+                                  void *aux);
+
+/* Creation and destruction.  O(1) and O(size) respectively. */
+struct kairo_delta_index *kairo_delta_index_create(void);
+void kairo_delta_index_destroy(struct kairo_delta_index *);
+
+/* Changes.
+ *
+ * kairo_delta_index_add() adds the megaflow 'owner' with id 'megaflow_id' and
+ * its 'n' lookups ('n' may be 0).  It returns 0, EEXIST if 'owner' is
+ * already in the index, E2BIG if 'n' exceeds KAIRO_DELTA_INDEX_MAX_LOOKUPS or
+ * the index might exceed its limit of 2**20 - 1 (table, mask) groups, or
+ * EINVAL if a rule appears with a priority different from the one the index
+ * already holds for it.  On error the index is unchanged.  Cost:
+ * O(n * FLOW_U64S), plus keeping the groups' secondary hashes current.
+ *
+ * kairo_delta_index_remove() removes megaflow 'owner' and returns true, or
+ * returns false if it is not in the index.  O(its lookups).
+ *
+ * kairo_delta_index_replace() gives megaflow 'owner' (present or not) the id
+ * and lookups passed, for example after re-translation.  It returns as
+ * kairo_delta_index_add(); on error the old entry, if any, is kept. */
+int kairo_delta_index_add(struct kairo_delta_index *, uint64_t megaflow_id,
+                          const void *owner,
+                          const struct kairo_delta_index_lookup lookups[],
+                          size_t n);
+bool kairo_delta_index_remove(struct kairo_delta_index *, const void *owner);
+int kairo_delta_index_replace(struct kairo_delta_index *,
+                              uint64_t megaflow_id, const void *owner,
+                              const struct kairo_delta_index_lookup lookups[],
+                              size_t n);
+bool kairo_delta_index_contains(const struct kairo_delta_index *,
+                                const void *owner);
+
+/* Queries.  Each calls 'cb' once per affected megaflow, in no particular
+ * order, and returns the number of calls.
+ *
+ * The insert queries report the megaflows that inserting a rule with
+ * 'priority' and match 'm' into 'table_id' affects (see the definition at
+ * the top).  Cost: one step per group of 'table_id' plus the candidates in
+ * the probed buckets; groups that must be scanned cost their size.  They may
+ * build a secondary hash, which is the only way a query changes the index.
+ *
+ * kairo_delta_index_query_rule() reports the megaflows that hit 'rule'.
+ * Cost: O(lookups that hit 'rule'). */
+size_t kairo_delta_index_query_insert(struct kairo_delta_index *,
+                                      uint8_t table_id, int priority,
+                                      const struct minimatch *m,
+                                      kairo_delta_index_cb *cb, void *aux);
+size_t kairo_delta_index_query_insert_match(struct kairo_delta_index *,
+                                            uint8_t table_id, int priority,
+                                            const struct match *m,
+                                            kairo_delta_index_cb *cb,
+                                            void *aux);
+size_t kairo_delta_index_query_rule(struct kairo_delta_index *,
+                                    const void *rule,
+                                    kairo_delta_index_cb *cb, void *aux);
+
+/* Fills '*stats' with the index's current counters and sizes.  O(groups). */
+void kairo_delta_index_get_stats(const struct kairo_delta_index *,
+                                 struct kairo_delta_index_stats *stats);
+
+#endif /* kairo-delta-index.h */

@@ -1,0 +1,879 @@
+/*
+ * Copyright (c) 2026 The Kairo developers.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/* Unit tests for lib/kairo-delta-index.c.
+ *
+ * The hand-written cases pin down the definition's corners: equal priority,
+ * misses, megaflows that hit a rule or a table twice, rewritten fields,
+ * errors that must leave the index unchanged, and each query path.  The
+ * differential test drives the index with a seeded random mix of adds,
+ * removes, replaces and queries and checks every answer against a brute-force
+ * evaluation of DESIGN.md section 2's definition over every word of struct
+ * flow: the sets must be equal, and each megaflow reported exactly once. */
+
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flow.h"
+#include "kairo-delta-index.h"
+#include "kairo-unit.h"
+#include "openvswitch/match.h"
+#include "util.h"
+
+/* A small deterministic generator (xorshift64*), so that every run of the
+ * differential test is the same. */
+struct test_rng {
+    uint64_t state;             /* Never zero. */
+};
+
+/* Returns the next 64 random bits from 'rng'. */
+static uint64_t
+rng_next(struct test_rng *rng)
+{
+    rng->state ^= rng->state >> 12;
+    rng->state ^= rng->state << 25;
+    rng->state ^= rng->state >> 27;
+    return rng->state * UINT64_C(0x2545f4914f6cdd1d);
+}
+
+/* Returns a random number in [0, n) from 'rng'. */
+static unsigned int
+rng_below(struct test_rng *rng, unsigned int n)
+{
+    return (rng_next(rng) >> 33) % n;
+}
+
+/* One field the tests use: where it is in struct flow and how wide. */
+struct test_field {
+    size_t ofs;                 /* Byte offset in struct flow. */
+    size_t len;                 /* Width in bytes: 2, 4 or 8. */
+};
+
+/* The fields the tests match on.  The last four are the ones that random
+ * megaflows "write" before a later lookup. */
+static const struct test_field test_fields[] = {
+    { offsetof(struct flow, nw_src), 4 },
+    { offsetof(struct flow, nw_dst), 4 },
+    { offsetof(struct flow, tp_dst), 2 },
+    { offsetof(struct flow, dl_type), 2 },
+    { offsetof(struct flow, metadata), 8 },
+    { offsetof(struct flow, regs[0]), 4 },
+    { offsetof(struct flow, regs[1]), 4 },
+    { offsetof(struct flow, regs[2]), 4 },
+};
+#define N_FIELDS ARRAY_SIZE(test_fields)
+#define FIRST_WRITTEN_FIELD 4
+
+/* Sets field 'f' of 'flow' to the low bytes of 'value'. */
+static void
+field_set(struct flow *flow, unsigned int f, uint64_t value)
+{
+    const struct test_field *tf = &test_fields[f];
+
+    memcpy((char *) flow + tf->ofs, &value, tf->len);
+}
+
+/* Returns the low 'len' bytes of 'value', zero-extended: an all-ones mask of
+ * field 'f' when 'value' is UINT64_MAX. */
+static uint64_t
+field_trim(unsigned int f, uint64_t value)
+{
+    size_t len = test_fields[f].len;
+
+    return len == 8 ? value : value & ((UINT64_C(1) << (8 * len)) - 1);
+}
+
+/* Returns a random mask for field 'f': all ones, a high part, a low part or
+ * one bit. */
+static uint64_t
+random_mask(struct test_rng *rng, unsigned int f)
+{
+    static const uint64_t palette[] = {
+        UINT64_MAX, UINT64_MAX, UINT64_C(0xff00ff00ff00ff00),
+        UINT64_C(0x3), UINT64_C(0x1), UINT64_C(0xfffffffffffffffe),
+    };
+
+    return field_trim(f, palette[rng_below(rng, ARRAY_SIZE(palette))]);
+}
+
+/* Returns a random value for a field: a few bits, so that regions often
+ * intersect, under one of two fixed high patterns. */
+static uint64_t
+random_value(struct test_rng *rng)
+{
+    static const uint64_t highs[] = {
+        UINT64_C(0x0a000000), UINT64_C(0xc0a80000ff000000),
+    };
+
+    return highs[rng_below(rng, 2)] | rng_below(rng, 8);
+}
+
+/* Returns true if the region of lookup ('key', 'mask') intersects match
+ * ('value', 'qmask'), word by word over the whole struct flow. */
+static bool
+regions_intersect(const struct flow *key, const struct flow_wildcards *mask,
+                  const struct flow *value, const struct flow_wildcards *qmask)
+{
+    const uint64_t *k = (const uint64_t *) key;
+    const uint64_t *m = (const uint64_t *) &mask->masks;
+    const uint64_t *v = (const uint64_t *) value;
+    const uint64_t *q = (const uint64_t *) &qmask->masks;
+
+    for (size_t w = 0; w < FLOW_U64S; w++) {
+        if ((k[w] ^ v[w]) & m[w] & q[w]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Hand-written cases. */
+
+/* A megaflow built by hand for the fixed cases: up to 4 lookups. */
+struct hand_mf {
+    struct flow keys[4];                    /* key_t per lookup. */
+    struct flow_wildcards masks[4];         /* mask_t per lookup. */
+    struct kairo_delta_index_lookup l[4];   /* What is passed to the index. */
+    size_t n;                               /* Lookups in use. */
+};
+
+/* Appends to 'mf' a lookup in 'table' whose key has 'nw_src' (masked by
+ * 'src_mask') and 'reg0' (all ones), hitting 'rule' with 'priority' (or
+ * missing if 'rule' is NULL). */
+static void
+hand_add(struct hand_mf *mf, uint8_t table, uint32_t nw_src,
+         uint32_t src_mask, uint32_t reg0, const void *rule, int priority)
+{
+    size_t i = mf->n++;
+
+    memset(&mf->keys[i], 0, sizeof mf->keys[i]);
+    memset(&mf->masks[i], 0, sizeof mf->masks[i]);
+    mf->keys[i].nw_src = htonl(nw_src);
+    mf->masks[i].masks.nw_src = htonl(src_mask);
+    mf->keys[i].regs[0] = reg0;
+    mf->masks[i].masks.regs[0] = UINT32_MAX;
+    mf->keys[i].tp_dst = htons(80);     /* Unmasked: must be ignored. */
+    mf->l[i] = (struct kairo_delta_index_lookup) {
+        .table_id = table, .key = &mf->keys[i], .mask = &mf->masks[i],
+        .rule = rule, .priority = priority,
+    };
+}
+
+/* Counts callback calls per owner in a small array of owners. */
+struct hand_result {
+    const void *owners[16];     /* Owners reported, in order. */
+    size_t n;                   /* Calls so far. */
+};
+
+/* Query callback for the hand-written cases: records 'owner' in 'aux_'. */
+static void
+hand_cb(const void *owner, uint64_t id OVS_UNUSED, void *aux_)
+{
+    struct hand_result *r = aux_;
+
+    if (r->n < ARRAY_SIZE(r->owners)) {
+        r->owners[r->n] = owner;
+    }
+    r->n++;
+}
+
+/* Runs an insert query on 'idx' for 'table', 'priority' and nw_src
+ * 'value'/'mask' and reg0 'reg0'/'reg0_mask'; returns the result count and
+ * stores the owners in 'r'. */
+static size_t
+hand_query(struct kairo_delta_index *idx, uint8_t table, int priority,
+           uint32_t value, uint32_t mask, uint32_t reg0, uint32_t reg0_mask,
+           struct hand_result *r)
+{
+    struct match match;
+
+    match_init_catchall(&match);
+    match_set_nw_src_masked(&match, htonl(value), htonl(mask));
+    match_set_reg_masked(&match, 0, reg0, reg0_mask);
+    r->n = 0;
+    return kairo_delta_index_query_insert_match(idx, table, priority, &match,
+                                                hand_cb, r);
+}
+
+/* Rule identities for the hand-written cases. */
+static const char rule_a, rule_b, rule_c;
+
+/* Adds, finds, refuses a duplicate, removes, and cleans up. */
+static void
+test_basic(void)
+{
+    struct kairo_delta_index *idx = kairo_delta_index_create();
+    struct kairo_delta_index_stats st0, st;
+    struct hand_mf mf1 = { .n = 0 }, mf2 = { .n = 0 };
+    struct hand_result r;
+
+    kairo_delta_index_get_stats(idx, &st0);
+    hand_add(&mf1, 0, 0x0a000001, 0xffffffff, 1, &rule_a, 10);
+    hand_add(&mf1, 1, 0x0a000001, 0xffffffff, 7, NULL, 0);
+    hand_add(&mf2, 0, 0x0a000002, 0xffffffff, 1, &rule_a, 10);
+
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &mf1, mf1.l, mf1.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &mf2, mf2.l, mf2.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &mf2, mf1.l, mf1.n),
+                    EEXIST);
+    CU_ASSERT(kairo_delta_index_contains(idx, &mf1));
+
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_megaflows, 2);
+    CU_ASSERT_EQUAL(st.n_lookups, 3);
+    CU_ASSERT_EQUAL(st.n_groups, 2);
+    CU_ASSERT_EQUAL(st.n_rules, 1);
+    CU_ASSERT(st.memory > st0.memory);
+
+    r.n = 0;
+    CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_a, hand_cb, &r),
+                    2);
+    CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_b, hand_cb, &r),
+                    0);
+
+    CU_ASSERT(kairo_delta_index_remove(idx, &mf1));
+    CU_ASSERT(!kairo_delta_index_remove(idx, &mf1));
+    CU_ASSERT(!kairo_delta_index_contains(idx, &mf1));
+    CU_ASSERT(kairo_delta_index_remove(idx, &mf2));
+
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_megaflows, 0);
+    CU_ASSERT_EQUAL(st.n_lookups, 0);
+    CU_ASSERT_EQUAL(st.n_groups, 0);
+    CU_ASSERT_EQUAL(st.n_rules, 0);
+    kairo_delta_index_destroy(idx);
+}
+
+/* Checks priorities (equal counts), misses, tables and intersection. */
+static void
+test_insert_definition(void)
+{
+    struct kairo_delta_index *idx = kairo_delta_index_create();
+    struct hand_mf hit = { .n = 0 }, miss = { .n = 0 };
+    struct hand_result r;
+
+    hand_add(&hit, 0, 0x0a000001, 0xffffffff, 1, &rule_a, 10);
+    hand_add(&miss, 0, 0x0a000002, 0xffffffff, 1, NULL, 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &hit, hit.l, hit.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &miss, miss.l, miss.n), 0);
+
+    /* A /24 covers both; priority decides for the hit. */
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a000000, 0xffffff00, 0, 0, &r),
+                    1);
+    CU_ASSERT_PTR_EQUAL(r.owners[0], &miss);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 10, 0x0a000000, 0xffffff00, 0, 0, &r),
+                    2);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 11, 0x0a000000, 0xffffff00, 0, 0, &r),
+                    2);
+
+    /* Exact matches pick one; another table or subnet picks none. */
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 99, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    1);
+    CU_ASSERT_PTR_EQUAL(r.owners[0], &hit);
+    CU_ASSERT_EQUAL(hand_query(idx, 1, 99, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    0);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 99, 0x0b000000, 0xff000000, 0, 0, &r),
+                    0);
+
+    /* Bits the lookup does not fix never prevent an intersection. */
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 99, 0, 0, 5, 0xffffff00, &r), 2);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 99, 0, 0, 2, 0xff, &r), 0);
+
+    kairo_delta_index_destroy(idx);
+}
+
+/* A megaflow that meets a table or a rule twice is reported once, and a
+ * rewritten field is matched with its value at the lookup. */
+static void
+test_dedup_and_rewrite(void)
+{
+    struct kairo_delta_index *idx = kairo_delta_index_create();
+    struct hand_mf mf = { .n = 0 };
+    struct hand_result r;
+
+    /* reg0 is 1 at the first lookup and rewritten to 9 before the later
+     * ones; table 2 is consulted twice and rule_b hit twice. */
+    hand_add(&mf, 0, 0x0a000001, 0xffffff00, 1, &rule_a, 5);
+    hand_add(&mf, 2, 0x0a000001, 0xffffff00, 9, &rule_b, 5);
+    hand_add(&mf, 2, 0x0a000001, 0xffffffff, 9, &rule_b, 5);
+    hand_add(&mf, 3, 0x0a000001, 0xffffff00, 9, NULL, 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 7, &mf, mf.l, mf.n), 0);
+
+    r.n = 0;
+    CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_b, hand_cb, &r),
+                    1);
+    CU_ASSERT_EQUAL(hand_query(idx, 2, 5, 0, 0, 9, UINT32_MAX, &r), 1);
+    CU_ASSERT_EQUAL(hand_query(idx, 2, 5, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    1);
+    CU_ASSERT_EQUAL(hand_query(idx, 3, 0, 0, 0, 9, UINT32_MAX, &r), 1);
+    CU_ASSERT_EQUAL(hand_query(idx, 3, 0, 0, 0, 1, UINT32_MAX, &r), 0);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 5, 0, 0, 1, UINT32_MAX, &r), 1);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 5, 0, 0, 9, UINT32_MAX, &r), 0);
+
+    kairo_delta_index_destroy(idx);
+}
+
+/* Errors leave the index unchanged; replace swaps lookups and keeps the old
+ * entry when the new one is refused. */
+static void
+test_errors_and_replace(void)
+{
+    struct kairo_delta_index *idx = kairo_delta_index_create();
+    struct kairo_delta_index_stats before, after;
+    struct hand_mf mf = { .n = 0 }, bad = { .n = 0 }, next = { .n = 0 };
+    struct kairo_delta_index_lookup *many;
+    struct hand_result r;
+
+    hand_add(&mf, 0, 0x0a000001, 0xffffffff, 1, &rule_a, 10);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &mf, mf.l, mf.n), 0);
+    kairo_delta_index_get_stats(idx, &before);
+
+    /* rule_c is new, rule_a comes with another priority: refused, and the
+     * entry made for rule_c must be gone again. */
+    hand_add(&bad, 0, 0x0a000002, 0xffffffff, 1, &rule_c, 3);
+    hand_add(&bad, 1, 0x0a000002, 0xffffffff, 1, &rule_a, 11);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &bad, bad.l, bad.n),
+                    EINVAL);
+    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 1, &mf, bad.l, bad.n),
+                    EINVAL);
+
+    many = xcalloc(KAIRO_DELTA_INDEX_MAX_LOOKUPS + 1, sizeof *many);
+    for (size_t i = 0; i <= KAIRO_DELTA_INDEX_MAX_LOOKUPS; i++) {
+        many[i] = mf.l[0];
+    }
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &bad, many,
+                                          KAIRO_DELTA_INDEX_MAX_LOOKUPS + 1),
+                    E2BIG);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &bad, many,
+                                          KAIRO_DELTA_INDEX_MAX_LOOKUPS), 0);
+    CU_ASSERT(kairo_delta_index_remove(idx, &bad));
+    free(many);
+
+    kairo_delta_index_get_stats(idx, &after);
+    CU_ASSERT_EQUAL(after.n_megaflows, before.n_megaflows);
+    CU_ASSERT_EQUAL(after.n_lookups, before.n_lookups);
+    CU_ASSERT_EQUAL(after.n_rules, before.n_rules);
+    CU_ASSERT_EQUAL(after.n_groups, before.n_groups);
+    CU_ASSERT(kairo_delta_index_contains(idx, &mf));
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 10, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    1);
+
+    /* Replace moves the megaflow to table 4. */
+    hand_add(&next, 4, 0x0a000001, 0xffffffff, 1, NULL, 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 1, &mf, next.l, next.n),
+                    0);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 10, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    0);
+    CU_ASSERT_EQUAL(hand_query(idx, 4, 0, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    1);
+    r.n = 0;
+    CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_a, hand_cb, &r),
+                    0);
+
+    /* Replace of an absent owner adds it. */
+    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 2, &next, mf.l, mf.n), 0);
+    CU_ASSERT(kairo_delta_index_contains(idx, &next));
+    kairo_delta_index_destroy(idx);
+}
+
+/* Drives each query path once on purpose and checks its counter. */
+static void
+test_paths(void)
+{
+    struct kairo_delta_index *idx = kairo_delta_index_create();
+    struct kairo_delta_index_stats st;
+    struct hand_mf big[40], small[4];
+    struct hand_result r;
+
+    /* Table 0: a group of 40 lookups; table 1: a group of 4. */
+    for (size_t i = 0; i < ARRAY_SIZE(big); i++) {
+        big[i].n = 0;
+        hand_add(&big[i], 0, 0x0a000000 + i, 0xffffffff, i % 4, NULL, 0);
+        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &big[i], big[i].l,
+                                              big[i].n), 0);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(small); i++) {
+        small[i].n = 0;
+        hand_add(&small[i], 1, 0x0a000000 + i, 0xffffffff, i, NULL, 0);
+        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &small[i], small[i].l,
+                                              small[i].n), 0);
+    }
+
+    /* Covering mask: one probe. */
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000005, 0xffffffff,
+                               1, UINT32_MAX, &r), 1);
+    /* Partial masks: a new secondary, then the same one again. */
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 2, UINT32_MAX, &r), 10);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 3, UINT32_MAX, &r), 10);
+    /* Disjoint: all. */
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 0, 0, &r), 40);
+    /* Small group, partial mask: scan. */
+    CU_ASSERT_EQUAL(hand_query(idx, 1, 0, 0, 0, 3, UINT32_MAX, &r), 1);
+
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.path_probe, 1);
+    CU_ASSERT_EQUAL(st.path_secondary_new, 1);
+    CU_ASSERT_EQUAL(st.path_secondary, 1);
+    CU_ASSERT_EQUAL(st.path_all, 1);
+    CU_ASSERT_EQUAL(st.path_scan_small, 1);
+    CU_ASSERT_EQUAL(st.n_secondaries, 1);
+
+    /* Four more B's: three new secondaries, then the bound. */
+    for (uint32_t m = 1; m <= 4; m++) {
+        CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000000,
+                                   0xffffffc0 << (m - 1), 0, 0, &r), 40);
+    }
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.path_secondary_new, 4);
+    CU_ASSERT_EQUAL(st.path_scan_bound, 1);
+    CU_ASSERT_EQUAL(st.n_secondaries, 4);
+
+    /* Secondaries stay right while lookups come and go. */
+    for (size_t i = 0; i < ARRAY_SIZE(big); i += 3) {
+        CU_ASSERT(kairo_delta_index_remove(idx, &big[i]));
+    }
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 2, UINT32_MAX, &r), 7);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 0, &big[0], big[0].l,
+                                          big[0].n), 0);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 0, UINT32_MAX, &r), 7);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000000, 0xffffffe0,
+                               0, 0, &r), 22);
+    kairo_delta_index_destroy(idx);
+}
+
+/* The differential test. */
+
+#define DT_MAX_SLOTS 1000       /* Megaflow slots, at most. */
+#define DT_TABLES 3             /* Tables used. */
+#define DT_RULES_PER_TABLE 12   /* Rules per table. */
+#define DT_MAX_LOOKUPS 4        /* Lookups per megaflow, at most. */
+#define DT_MAX_TEMPLATES 8      /* Megaflow mask templates, at most. */
+
+/* One run of the differential test. */
+struct dt_config {
+    const char *name;           /* For messages. */
+    uint64_t seed;              /* Seed of the generator. */
+    size_t n_slots;             /* Megaflow slots, <= DT_MAX_SLOTS. */
+    unsigned int n_templates;   /* Mask templates, <= DT_MAX_TEMPLATES. */
+    unsigned int n_ops;         /* Random operations. */
+    unsigned int derived_odds;  /* Insert queries built from a megaflow's
+                                 * lookup, out of 4. */
+};
+
+/* One megaflow slot of the differential test; its address is the owner. */
+struct dt_megaflow {
+    bool live;                  /* In the index? */
+    uint64_t id;                /* Its megaflow id. */
+    size_t n;                   /* Lookups. */
+    uint8_t table[DT_MAX_LOOKUPS];                  /* Per lookup. */
+    struct flow key[DT_MAX_LOOKUPS];                /* Per lookup. */
+    struct flow_wildcards mask[DT_MAX_LOOKUPS];     /* Per lookup. */
+    int rule[DT_MAX_LOOKUPS];   /* Rule index, or -1 for a miss. */
+};
+
+/* The whole state of the differential test. */
+struct dt {
+    const struct dt_config *cfg;              /* This run's parameters. */
+    struct test_rng rng;                      /* The generator. */
+    struct kairo_delta_index *idx;            /* Index under test. */
+    struct dt_megaflow mfs[DT_MAX_SLOTS];     /* The megaflows. */
+    struct flow_wildcards templates[DT_MAX_TEMPLATES];  /* Megaflow masks. */
+    char rules[DT_TABLES * DT_RULES_PER_TABLE];     /* Rule identities. */
+    int priorities[DT_TABLES * DT_RULES_PER_TABLE]; /* Their priorities. */
+    unsigned int calls[DT_MAX_SLOTS];         /* Callback calls per slot. */
+    bool expected[DT_MAX_SLOTS];              /* Brute force's answer. */
+    unsigned int bad_ids;                     /* Calls with a wrong id. */
+    unsigned int mismatches;                  /* Wrong answers. */
+    unsigned int n_insert_queries;            /* Insert queries checked. */
+    unsigned int n_rule_queries;              /* Rule queries checked. */
+    unsigned int n_changes;                   /* Adds, removes, replaces. */
+    unsigned int n_affected;                  /* Affected, summed. */
+};
+
+/* Callback of the differential test: counts the call for 'owner'. */
+static void
+dt_cb(const void *owner, uint64_t id, void *dt_)
+{
+    struct dt *dt = dt_;
+    const struct dt_megaflow *mf = owner;
+    size_t slot = mf - dt->mfs;
+
+    dt->calls[slot]++;
+    if (mf->id != id) {
+        dt->bad_ids++;
+    }
+}
+
+/* Gives slot 'mf' a fresh random megaflow, not yet in the index. */
+static void
+dt_generate(struct dt *dt, struct dt_megaflow *mf)
+{
+    struct test_rng *rng = &dt->rng;
+    struct flow key;
+    struct flow_wildcards mask;
+
+    memset(&key, 0, sizeof key);
+    for (unsigned int f = 0; f < N_FIELDS; f++) {
+        field_set(&key, f, random_value(rng));
+    }
+    key.nw_tos = rng_next(rng);          /* Never masked. */
+    mask = dt->templates[rng_below(rng, dt->cfg->n_templates)];
+
+    mf->id = rng_next(rng);
+    mf->n = 1 + rng_below(rng, DT_MAX_LOOKUPS);
+    for (size_t i = 0; i < mf->n; i++) {
+        uint8_t table = i ? rng_below(rng, DT_TABLES) : 0;
+
+        if (i && rng_below(rng, 2)) {
+            /* A set_field before this lookup: the field is all-ones in this
+             * and every later mask. */
+            unsigned int f = FIRST_WRITTEN_FIELD
+                             + rng_below(rng, N_FIELDS - FIRST_WRITTEN_FIELD);
+
+            field_set(&key, f, random_value(rng));
+            field_set(&mask.masks, f, field_trim(f, UINT64_MAX));
+        }
+        mf->table[i] = table;
+        mf->key[i] = key;
+        mf->mask[i] = mask;
+        if (!rng_below(rng, 8)) {
+            /* A field this lookup is unsure of: narrowed here only. */
+            unsigned int f = rng_below(rng, N_FIELDS);
+
+            field_set(&mf->mask[i].masks, f,
+                      field_trim(f, rng_below(rng, 2) ? 0 : 0xff00));
+        }
+        mf->rule[i] = (rng_below(rng, 10) < 3
+                       ? -1
+                       : table * DT_RULES_PER_TABLE
+                         + rng_below(rng, DT_RULES_PER_TABLE));
+    }
+}
+
+/* Fills 'l' with the index's view of 'mf''s lookups. */
+static void
+dt_lookups(const struct dt *dt, const struct dt_megaflow *mf,
+           struct kairo_delta_index_lookup l[])
+{
+    for (size_t i = 0; i < mf->n; i++) {
+        int r = mf->rule[i];
+
+        l[i] = (struct kairo_delta_index_lookup) {
+            .table_id = mf->table[i],
+            .key = &mf->key[i],
+            .mask = &mf->mask[i],
+            .rule = r < 0 ? NULL : &dt->rules[r],
+            .priority = r < 0 ? 0 : dt->priorities[r],
+        };
+    }
+}
+
+/* Adds (or, if 'replace', replaces) slot 'mf' with a new random megaflow. */
+static void
+dt_put(struct dt *dt, struct dt_megaflow *mf, bool replace)
+{
+    struct kairo_delta_index_lookup l[DT_MAX_LOOKUPS];
+    int error;
+
+    dt_generate(dt, mf);
+    dt_lookups(dt, mf, l);
+    error = (replace
+             ? kairo_delta_index_replace(dt->idx, mf->id, mf, l, mf->n)
+             : kairo_delta_index_add(dt->idx, mf->id, mf, l, mf->n));
+    CU_ASSERT_EQUAL(error, 0);
+    mf->live = !error;
+    dt->n_changes++;
+}
+
+/* Checks the callback counts against 'dt->expected' and the returned count
+ * 'n', then clears the counts. */
+static void
+dt_compare(struct dt *dt, size_t n, const char *what)
+{
+    size_t n_expected = 0;
+
+    for (size_t s = 0; s < dt->cfg->n_slots; s++) {
+        if (dt->calls[s] != (dt->expected[s] ? 1 : 0)) {
+            if (dt->mismatches++ < 5) {
+                fprintf(stderr, "%s: %s: slot %"PRIuSIZE" reported %u "
+                        "times, expected %d\n", dt->cfg->name, what, s,
+                        dt->calls[s], dt->expected[s] ? 1 : 0);
+            }
+        }
+        n_expected += dt->expected[s];
+        dt->calls[s] = 0;
+    }
+    if (n != n_expected) {
+        dt->mismatches++;
+    }
+    dt->n_affected += n_expected;
+}
+
+/* Fills 'match' with a random match: either random fields and masks, or a
+ * live megaflow's lookup with every field it fixes (so the query covers its
+ * group's mask), maybe one more, and maybe one value changed. */
+static void
+dt_random_match(struct dt *dt, struct match *match, uint8_t *table)
+{
+    struct test_rng *rng = &dt->rng;
+    const struct dt_megaflow *mf = &dt->mfs[rng_below(rng,
+                                                      dt->cfg->n_slots)];
+
+    match_init_catchall(match);
+    if (mf->live && rng_below(rng, 4) < dt->cfg->derived_odds) {
+        size_t i = rng_below(rng, mf->n);
+
+        *table = mf->table[i];
+        match->flow = mf->key[i];
+        match->wc = mf->mask[i];
+        if (rng_below(rng, 2)) {
+            unsigned int f = rng_below(rng, N_FIELDS);
+
+            field_set(&match->wc.masks, f, field_trim(f, UINT64_MAX));
+        }
+        if (rng_below(rng, 2)) {
+            field_set(&match->flow, rng_below(rng, N_FIELDS),
+                      random_value(rng));
+        }
+    } else {
+        *table = rng_below(rng, DT_TABLES);
+        for (unsigned int f = 0; f < N_FIELDS; f++) {
+            if (!rng_below(rng, 3)) {
+                field_set(&match->flow, f, random_value(rng));
+                field_set(&match->wc.masks, f, random_mask(rng, f));
+            }
+        }
+    }
+}
+
+/* Runs a random insert query and checks it. */
+static void
+dt_insert_query(struct dt *dt)
+{
+    struct test_rng *rng = &dt->rng;
+    int priority = rng_below(rng, 7);
+    struct minimatch mm;
+    struct match match;
+    uint8_t table;
+    size_t n;
+
+    dt_random_match(dt, &match, &table);
+    for (size_t s = 0; s < dt->cfg->n_slots; s++) {
+        const struct dt_megaflow *mf = &dt->mfs[s];
+
+        dt->expected[s] = false;
+        for (size_t i = 0; mf->live && i < mf->n; i++) {
+            int r = mf->rule[i];
+
+            if (mf->table[i] == table
+                && (r < 0 || dt->priorities[r] <= priority)
+                && regions_intersect(&mf->key[i], &mf->mask[i],
+                                     &match.flow, &match.wc)) {
+                dt->expected[s] = true;
+                break;
+            }
+        }
+    }
+
+    if (rng_below(rng, 2)) {
+        /* The match's unmasked value bits are often nonzero here, and must
+         * not matter. */
+        n = kairo_delta_index_query_insert_match(dt->idx, table, priority,
+                                                 &match, dt_cb, dt);
+    } else {
+        minimatch_init(&mm, &match);
+        n = kairo_delta_index_query_insert(dt->idx, table, priority, &mm,
+                                           dt_cb, dt);
+        minimatch_destroy(&mm);
+    }
+    dt_compare(dt, n, "insert query");
+    dt->n_insert_queries++;
+}
+
+/* Runs a random rule query and checks it. */
+static void
+dt_rule_query(struct dt *dt)
+{
+    int rule = rng_below(&dt->rng, ARRAY_SIZE(dt->rules));
+    size_t n;
+
+    for (size_t s = 0; s < dt->cfg->n_slots; s++) {
+        const struct dt_megaflow *mf = &dt->mfs[s];
+
+        dt->expected[s] = false;
+        for (size_t i = 0; mf->live && i < mf->n; i++) {
+            dt->expected[s] = dt->expected[s] || mf->rule[i] == rule;
+        }
+    }
+    n = kairo_delta_index_query_rule(dt->idx, &dt->rules[rule], dt_cb, dt);
+    dt_compare(dt, n, "rule query");
+    dt->n_rule_queries++;
+}
+
+/* Runs the differential test under 'cfg': random adds, removes, replaces and
+ * queries, each query checked against brute force.  Every run with the same
+ * 'cfg' performs the same operations. */
+static void
+dt_run(const struct dt_config *cfg)
+{
+    struct kairo_delta_index_stats st;
+    struct dt *dt = xzalloc(sizeof *dt);
+    size_t n_live;
+
+    dt->cfg = cfg;
+    dt->rng.state = cfg->seed;
+    dt->idx = kairo_delta_index_create();
+    for (size_t r = 0; r < ARRAY_SIZE(dt->priorities); r++) {
+        dt->priorities[r] = rng_below(&dt->rng, 6);
+    }
+    for (size_t t = 0; t < cfg->n_templates; t++) {
+        memset(&dt->templates[t], 0, sizeof dt->templates[t]);
+        for (unsigned int f = 0; f < FIRST_WRITTEN_FIELD + 1; f++) {
+            if (rng_below(&dt->rng, 3)) {
+                field_set(&dt->templates[t].masks, f,
+                          random_mask(&dt->rng, f));
+            }
+        }
+    }
+    for (size_t s = 0; s < cfg->n_slots * 3 / 4; s++) {
+        dt_put(dt, &dt->mfs[s], false);
+    }
+
+    for (unsigned int op = 0; op < cfg->n_ops; op++) {
+        unsigned int kind = rng_below(&dt->rng, 20);
+        struct dt_megaflow *mf = &dt->mfs[rng_below(&dt->rng,
+                                                    cfg->n_slots)];
+
+        if (kind < 9) {
+            dt_insert_query(dt);
+        } else if (kind < 11) {
+            dt_rule_query(dt);
+        } else if (kind < 15) {
+            if (!mf->live) {
+                dt_put(dt, mf, false);
+            }
+        } else if (kind < 18) {
+            CU_ASSERT_EQUAL(kairo_delta_index_remove(dt->idx, mf), mf->live);
+            mf->live = false;
+            dt->n_changes++;
+        } else {
+            dt_put(dt, mf, true);
+        }
+    }
+
+    n_live = 0;
+    for (size_t s = 0; s < cfg->n_slots; s++) {
+        n_live += dt->mfs[s].live;
+    }
+    kairo_delta_index_get_stats(dt->idx, &st);
+    CU_ASSERT_EQUAL(st.n_megaflows, n_live);
+    CU_ASSERT_EQUAL(dt->mismatches, 0);
+    CU_ASSERT_EQUAL(dt->bad_ids, 0);
+    CU_ASSERT(dt->n_insert_queries > cfg->n_ops * 2 / 5);
+    CU_ASSERT(dt->n_affected > 0);
+
+    /* Every path ran, so every path was checked. */
+    CU_ASSERT(st.path_probe > 0);
+    CU_ASSERT(st.path_secondary > 0);
+    CU_ASSERT(st.path_secondary_new > 0);
+    CU_ASSERT(st.path_all > 0);
+    CU_ASSERT(st.path_scan_small > 0);
+    CU_ASSERT(st.path_scan_bound > 0);
+    if (getenv("KAIRO_UNIT_VERBOSE")) {
+        fprintf(stderr, "\n%s: %u changes, %u insert + %u rule queries, "
+                "%u affected; groups: probe %"PRIu64", secondary %"PRIu64
+                " (+%"PRIu64" built), all %"PRIu64", scan %"PRIu64
+                " small + %"PRIu64" bound\n", cfg->name, dt->n_changes,
+                dt->n_insert_queries, dt->n_rule_queries, dt->n_affected,
+                st.path_probe, st.path_secondary, st.path_secondary_new,
+                st.path_all, st.path_scan_small, st.path_scan_bound);
+    }
+
+    /* Emptied, the index holds no megaflow, group or rule. */
+    for (size_t s = 0; s < cfg->n_slots; s++) {
+        if (dt->mfs[s].live) {
+            CU_ASSERT(kairo_delta_index_remove(dt->idx, &dt->mfs[s]));
+        }
+    }
+    kairo_delta_index_get_stats(dt->idx, &st);
+    CU_ASSERT_EQUAL(st.n_megaflows, 0);
+    CU_ASSERT_EQUAL(st.n_lookups, 0);
+    CU_ASSERT_EQUAL(st.n_groups, 0);
+    CU_ASSERT_EQUAL(st.n_secondaries, 0);
+    CU_ASSERT_EQUAL(st.n_rules, 0);
+
+    kairo_delta_index_destroy(dt->idx);
+    free(dt);
+}
+
+/* Differential test with many small groups: mostly scans. */
+static void
+test_differential_small_groups(void)
+{
+    static const struct dt_config cfg = {
+        .name = "small groups", .seed = UINT64_C(0x4b4149524f2d3031),
+        .n_slots = 160, .n_templates = 5, .n_ops = 12000,
+        .derived_odds = 1,
+    };
+
+    dt_run(&cfg);
+}
+
+/* Differential test with fewer, larger groups and many covering queries:
+ * mostly probes and secondary hashes. */
+static void
+test_differential_large_groups(void)
+{
+    static const struct dt_config cfg = {
+        .name = "large groups", .seed = UINT64_C(0x6b6169726f2d3032),
+        .n_slots = 1000, .n_templates = 2, .n_ops = 8000,
+        .derived_odds = 2,
+    };
+
+    dt_run(&cfg);
+}
+
+/* Declared here as well, so that this file compiles before kairo-unit.h
+ * lists the suite in KAIRO_UNIT_SUITES. */
+CU_ErrorCode kairo_unit_register_delta_index(void);
+
+/* Adds the delta_index suite to the CUnit registry. */
+CU_ErrorCode
+kairo_unit_register_delta_index(void)
+{
+    CU_pSuite suite = CU_add_suite("kairo-delta-index", NULL, NULL);
+
+    if (!suite
+        || !CU_add_test(suite, "add, remove, stats", test_basic)
+        || !CU_add_test(suite, "insert query definition",
+                        test_insert_definition)
+        || !CU_add_test(suite, "dedup and rewritten fields",
+                        test_dedup_and_rewrite)
+        || !CU_add_test(suite, "errors and replace",
+                        test_errors_and_replace)
+        || !CU_add_test(suite, "query paths", test_paths)
+        || !CU_add_test(suite, "differential, small groups",
+                        test_differential_small_groups)
+        || !CU_add_test(suite, "differential, large groups",
+                        test_differential_large_groups)) {
+        return CU_get_error();
+    }
+    return CUE_SUCCESS;
+}
