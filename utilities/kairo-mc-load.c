@@ -314,6 +314,18 @@ struct worker {
 /* Set by SIGINT or SIGTERM: stop sending, drain and report. */
 static volatile sig_atomic_t stop_requested;
 
+/* Prints 'format', formatted with 'args', as an error message followed by
+ * 'hint' (which may be empty), and exits with failure. */
+static void __attribute__((format(printf, 2, 0), noreturn))
+vfatal_hint(const char *hint, const char *format, va_list args)
+{
+    fputs(PROGRAM_NAME ": ", stderr);
+    vfprintf(stderr, format, args);
+    fputc('\n', stderr);
+    fputs(hint, stderr);
+    exit(EXIT_FAILURE);
+}
+
 /* Prints 'format' as an error message and exits with failure. */
 static void __attribute__((format(printf, 1, 2), noreturn))
 fatal(const char *format, ...)
@@ -321,11 +333,7 @@ fatal(const char *format, ...)
     va_list args;
 
     va_start(args, format);
-    fputs(PROGRAM_NAME ": ", stderr);
-    vfprintf(stderr, format, args);
-    fputc('\n', stderr);
-    va_end(args);
-    exit(EXIT_FAILURE);
+    vfatal_hint("", format, args);
 }
 
 /* Like fatal(), for a bad command line: also points to '--help'. */
@@ -335,11 +343,8 @@ usage_error(const char *format, ...)
     va_list args;
 
     va_start(args, format);
-    fputs(PROGRAM_NAME ": ", stderr);
-    vfprintf(stderr, format, args);
-    fputs("\nTry '" PROGRAM_NAME " --help' for more information.\n", stderr);
-    va_end(args);
-    exit(EXIT_FAILURE);
+    vfatal_hint("Try '" PROGRAM_NAME " --help' for more information.\n",
+                format, args);
 }
 
 /* Returns a zeroed block of 'size' bytes, or exits if memory runs out. */
