@@ -15,14 +15,27 @@
  * limitations under the License.
  */
 
-/* kairo-mc-load: a load generator for memcached over UDP.
+/* kairo-mc-load: a load generator for memcached over UDP or TCP.
  *
- * It sends ASCII "get" and "set" requests, each in one datagram behind the
- * 8-byte memcached UDP frame header (request id, sequence 0, total 1,
- * reserved 0), and matches replies by request id and source address.  A
- * reply may be cut into several datagrams (numbered by sequence and total),
- * which are reassembled; a multi-key get may be answered by several such
- * messages (memcached 1.6 sends one per hit), so a get completes on "END".
+ * It sends ASCII "get" and "set" requests.  Over UDP ('--protocol=udp', the
+ * default), each request is one datagram behind the 8-byte memcached UDP
+ * frame header (request id, sequence 0, total 1, reserved 0), and replies
+ * are matched by request id and source address.  A reply may be cut into
+ * several datagrams (numbered by sequence and total), which are
+ * reassembled; a multi-key get may be answered by several such messages
+ * (memcached 1.6 sends one per hit), so a get completes on "END".
+ *
+ * Over TCP ('--protocol=tcp', for memcached or a proxy such as twemproxy),
+ * each thread keeps one connection per server and pipelines the same
+ * commands on it, without a frame header, through a bounded output buffer.
+ * Replies arrive in request order, so they are matched to the requests in
+ * flight on their connection first in, first out, and parsed from the front
+ * of the byte stream as they become complete.  A request that times out, or
+ * a reply that does not parse, leaves the rest of the stream unmatched, so
+ * the connection is then closed, every request still in flight on it counts
+ * as timed out, and it is reopened before its next request.  A server that
+ * cannot be connected to, or that closes or resets a connection, ends the
+ * program with an error.
  *
  * Open loop ('--rate=N', the default): every request has a scheduled send
  * time on a fixed grid, and its latency is measured from that time, not
@@ -32,11 +45,11 @@
  * ('--rate=0') keeps '--concurrency' requests outstanding and measures from
  * the actual send.
  *
- * Each thread owns one socket, its request ids (0 to 65535, reused in FIFO
- * order so that a late reply is unlikely to meet a reused id), its share of
- * the rate and its statistics; threads share only the read-only
- * configuration and one stop flag, and their statistics are summed after
- * they are joined.
+ * Each thread owns one UDP socket or its TCP connections, its request ids
+ * (0 to 65535, reused in FIFO order so that a late reply is unlikely to meet
+ * a reused id; over TCP an id is only a slot index), its share of the rate
+ * and its statistics; threads share only the read-only configuration and
+ * one stop flag, and their statistics are summed after they are joined.
  *
  * It is standalone on purpose: plain C with glibc and pthreads, no OVS
  * library, so that it builds anywhere with
@@ -54,6 +67,7 @@
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -101,9 +115,20 @@
  * 1400-byte datagrams, so this allows messages of about 350 kB. */
 #define MAX_REPLY_DGRAMS 256
 
-/* Datagrams read per recvmmsg() call, and calls per loop iteration. */
+/* Datagrams read per recvmmsg() call, and calls per loop iteration (over
+ * TCP, recv() calls per connection and loop iteration). */
 #define RECV_BATCH 16
 #define RECV_MAX_BATCHES 8
+
+/* TCP: bytes of requests a connection buffers while its socket is not
+ * writable.  A request that does not fit waits, like one without a free
+ * request id.  It must hold at least one request of the largest size. */
+#define TCP_OUT_BUF_SIZE (256 * 1024)
+
+/* TCP: bytes of replies a connection buffers.  One line or VALUE block must
+ * fit, so this allows a value of memcached's default 1 MB item size limit;
+ * a larger one is a protocol error. */
+#define TCP_IN_BUF_SIZE (1024 * 1024 + 1024)
 
 /* Requests sent per loop iteration at most, so that a sender that is
  * behind still reads replies between bursts. */
@@ -149,8 +174,15 @@ enum format {
     FORMAT_CSV,                 /* A header line and one line of values. */
 };
 
+/* Transport protocols. */
+enum protocol {
+    PROTOCOL_UDP,               /* Datagrams with the UDP frame header. */
+    PROTOCOL_TCP,               /* Pipelined on one connection per server. */
+};
+
 /* Everything the command line sets.  Read-only once threads start. */
 struct config {
+    enum protocol protocol;     /* Transport. */
     struct sockaddr_in servers[MAX_SERVERS]; /* Destinations. */
     const char *server_args[MAX_SERVERS];    /* Their text, as given. */
     size_t n_servers;           /* Number of 'servers'. */
@@ -199,6 +231,8 @@ enum kind {
 /* How a reply message ended a request, if it did. */
 enum reply_status {
     REPLY_INCOMPLETE,           /* More messages are needed ("END"). */
+    REPLY_TRUNCATED,            /* The bytes end inside a line or a VALUE
+                                 * data block. */
     REPLY_OK,                   /* "END" for a get, "STORED" for a set. */
     REPLY_NOT_STORED,           /* NOT_STORED, EXISTS or NOT_FOUND. */
     REPLY_ERROR,                /* ERROR, CLIENT_ERROR or SERVER_ERROR. */
@@ -230,6 +264,25 @@ struct slot {
     uint64_t sent_ns;           /* Timeout origin: actual send time. */
     uint64_t item;              /* Preload item, or UINT64_MAX. */
     struct reasm *reasm;        /* Partial multi-datagram reply, or NULL. */
+    int32_t conn_next;          /* TCP: next request in flight on the same
+                                 * connection, or -1. */
+};
+
+/* A TCP connection of a thread to one server.  The requests in flight on
+ * it, sent but not yet answered, form a FIFO of slots linked through
+ * 'conn_next', in the order the server answers them. */
+struct conn {
+    int fd;                     /* Non-blocking socket, or -1 once closed
+                                 * until it is reopened. */
+    uint32_t server;            /* Index of the server. */
+    char *outbuf;               /* TCP_OUT_BUF_SIZE bytes: requests not yet
+                                 * accepted by the kernel... */
+    size_t out_len;             /* ...this many, from the start. */
+    char *inbuf;                /* TCP_IN_BUF_SIZE bytes: received bytes
+                                 * not yet parsed... */
+    size_t in_len;              /* ...this many, from the start. */
+    int32_t fifo_head;          /* Oldest request in flight, or -1. */
+    int32_t fifo_tail;          /* Newest request in flight, or -1. */
 };
 
 /* Counters of one thread, or of all threads once summed. */
@@ -248,8 +301,11 @@ struct stats {
     uint64_t errors;            /* ERROR, CLIENT_ERROR, SERVER_ERROR. */
     uint64_t protocol_errors;   /* Replies that do not parse. */
     uint64_t late_replies;      /* Datagrams matching no request in flight
-                                 * (late after a timeout, or stray). */
+                                 * (late after a timeout, or stray); over
+                                 * TCP, bytes received with none. */
     uint64_t recv_errors;       /* Failed recvmmsg() calls. */
+    uint64_t reconnects;        /* TCP connections closed after a timeout
+                                 * or a bad reply, to be reopened. */
     uint64_t lag_sum_ns;        /* Sum of actual minus scheduled send. */
     uint64_t lag_max_ns;        /* Largest such lag. */
     uint64_t lat_count;         /* Latencies recorded. */
@@ -270,7 +326,10 @@ struct worker {
     unsigned int index;         /* 0 to n_threads - 1. */
     const struct config *cfg;   /* Shared, read-only configuration. */
     const struct zipf *zipf;    /* Shared Zipf constants, or NULL. */
-    int fd;                     /* The thread's UDP socket. */
+    int fd;                     /* The thread's UDP socket, or -1. */
+    struct conn *conns;         /* TCP: one connection per server. */
+    struct pollfd *pollfds;     /* TCP: one entry per connection. */
+    size_t max_request;         /* TCP: largest request size, in bytes. */
     pthread_t thread;           /* The thread, while it runs. */
 
     struct slot *slots;         /* MAX_INFLIGHT slots, indexed by id. */
@@ -282,9 +341,9 @@ struct worker {
 
     uint64_t rng;               /* Random state of xorshift64-star. */
     size_t next_server;         /* Round-robin server index. */
-    char *sendbuf;              /* One request datagram. */
+    char *sendbuf;              /* UDP: one request datagram. */
     char *valuebuf;             /* 'value_max' bytes of value. */
-    char *recvbufs;             /* RECV_BATCH datagram buffers. */
+    char *recvbufs;             /* UDP: RECV_BATCH datagram buffers. */
     struct mmsghdr *msgs;       /* recvmmsg() headers... */
     struct iovec *iovs;         /* ...their buffers... */
     struct sockaddr_in *addrs;  /* ...and their source addresses. */
@@ -314,11 +373,17 @@ struct worker {
 /* Set by SIGINT or SIGTERM: stop sending, drain and report. */
 static volatile sig_atomic_t stop_requested;
 
+/* Held by the first thread that reports a fatal error, until it exits. */
+static pthread_mutex_t fatal_mutex = PTHREAD_MUTEX_INITIALIZER;
+
 /* Prints 'format', formatted with 'args', as an error message followed by
- * 'hint' (which may be empty), and exits with failure. */
+ * 'hint' (which may be empty), and exits with failure.  If several threads
+ * fail at once, only the first one prints its message; the others wait for
+ * it to end the process. */
 static void __attribute__((format(printf, 2, 0), noreturn))
 vfatal_hint(const char *hint, const char *format, va_list args)
 {
+    pthread_mutex_lock(&fatal_mutex);
     fputs(PROGRAM_NAME ": ", stderr);
     vfprintf(stderr, format, args);
     fputc('\n', stderr);
@@ -600,6 +665,7 @@ stats_add(struct stats *dst, const struct stats *src)
     dst->protocol_errors += src->protocol_errors;
     dst->late_replies += src->late_replies;
     dst->recv_errors += src->recv_errors;
+    dst->reconnects += src->reconnects;
     dst->lag_sum_ns += src->lag_sum_ns;
     if (src->lag_max_ns > dst->lag_max_ns) {
         dst->lag_max_ns = src->lag_max_ns;
@@ -735,11 +801,26 @@ parse_value_line(const char *line, size_t len, uint64_t *bytes)
     return true;
 }
 
-/* Parses the complete reply message 'msg' of 'len' bytes for the request in
- * 's', adding the hits it reports to 's'.  Returns whether, and how, the
- * request is now complete. */
+/* Parses the 'len' bytes at 'msg', the reply to the request in 's' or its
+ * next part, adding the hits it reports to 's', and stores in '*consumed'
+ * how many bytes it parsed: the complete lines and VALUE blocks, up to and
+ * including the line that ends the request if there is one.  Returns
+ * whether, and how, the request is now complete:
+ *
+ *   - REPLY_INCOMPLETE if the bytes end after a complete line or VALUE
+ *     block but before the line that ends the request (all of 'len' is
+ *     consumed);
+ *
+ *   - REPLY_TRUNCATED if they end inside a line or a VALUE block (what
+ *     precedes it is consumed; the caller may parse the rest again once it
+ *     has more bytes);
+ *
+ *   - otherwise, the status that ended the request, REPLY_BAD included.
+ *
+ * A UDP message must be whole, so there truncation is an error; a TCP byte
+ * stream is parsed as it arrives. */
 static enum reply_status
-parse_message(struct slot *s, const char *msg, size_t len)
+parse_message(struct slot *s, const char *msg, size_t len, size_t *consumed)
 {
     size_t pos = 0;
 
@@ -748,13 +829,15 @@ parse_message(struct slot *s, const char *msg, size_t len)
         const char *line = msg + pos;
         const char *cr = memmem(line, len - pos, "\r\n", 2);
 
+        *consumed = pos;
         if (!cr) {
-            return REPLY_BAD;
+            return REPLY_TRUNCATED;
         }
 
         size_t n = cr - line;
 
         pos += n + 2;
+        *consumed = pos;
         if (line_starts_word(line, n, "ERROR")
             || line_starts_word(line, n, "CLIENT_ERROR")
             || line_starts_word(line, n, "SERVER_ERROR")) {
@@ -776,12 +859,19 @@ parse_message(struct slot *s, const char *msg, size_t len)
         } else if (n > 6 && !memcmp(line, "VALUE ", 6)) {
             uint64_t bytes;
 
-            if (!parse_value_line(line, n, &bytes)
-                || bytes + 2 > len - pos
-                || memcmp(msg + pos + bytes, "\r\n", 2)) {
+            if (!parse_value_line(line, n, &bytes)) {
+                return REPLY_BAD;
+            }
+            if (bytes + 2 > len - pos) {
+                /* Parse the VALUE line again with its data block. */
+                *consumed = line - msg;
+                return REPLY_TRUNCATED;
+            }
+            if (memcmp(msg + pos + bytes, "\r\n", 2)) {
                 return REPLY_BAD;
             }
             pos += bytes + 2;
+            *consumed = pos;
             if (s->hits < UINT16_MAX) {
                 s->hits++;
             }
@@ -789,7 +879,20 @@ parse_message(struct slot *s, const char *msg, size_t len)
             return REPLY_BAD;
         }
     }
+    *consumed = pos;
     return REPLY_INCOMPLETE;
+}
+
+/* Parses the whole reply message 'msg' of 'len' bytes, as received over
+ * UDP, for the request in 's'; returns as parse_message() does, except that
+ * a truncated message is bad. */
+static enum reply_status
+parse_udp_message(struct slot *s, const char *msg, size_t len)
+{
+    size_t consumed;
+    enum reply_status status = parse_message(s, msg, len, &consumed);
+
+    return status == REPLY_TRUNCATED ? REPLY_BAD : status;
 }
 
 /* Adds datagram 'seq' of 'total' with 'len' bytes of payload 'payload' to
@@ -830,10 +933,170 @@ reasm_add(struct slot *s, uint16_t seq, uint16_t total,
     }
     slot_free_reasm(s);
 
-    enum reply_status status = parse_message(s, msg, ofs);
+    enum reply_status status = parse_udp_message(s, msg, ofs);
 
     free(msg);
     return status;
+}
+
+/* TCP connections. */
+
+/* Appends slot 'id' of 'w' to the requests in flight on 'c'. */
+static void
+conn_fifo_push(struct worker *w, struct conn *c, int32_t id)
+{
+    w->slots[id].conn_next = -1;
+    if (c->fifo_tail >= 0) {
+        w->slots[c->fifo_tail].conn_next = id;
+    } else {
+        c->fifo_head = id;
+    }
+    c->fifo_tail = id;
+}
+
+/* Removes the oldest request in flight on 'c' from that list and returns
+ * its slot in 'w', or -1 if there is none. */
+static int32_t
+conn_fifo_pop(struct worker *w, struct conn *c)
+{
+    int32_t id = c->fifo_head;
+
+    if (id >= 0) {
+        c->fifo_head = w->slots[id].conn_next;
+        if (c->fifo_head < 0) {
+            c->fifo_tail = -1;
+        }
+        w->slots[id].conn_next = -1;
+    }
+    return id;
+}
+
+/* Returns the server of 'c', of 'w', as given on the command line. */
+static const char *
+conn_name(const struct worker *w, const struct conn *c)
+{
+    return w->cfg->server_args[c->server];
+}
+
+/* Connects 'c', of 'w', to its server, waiting at most the request timeout
+ * for the connection to be established.  Exits with a message naming the
+ * server if it cannot be. */
+static void
+conn_open(struct worker *w, struct conn *c)
+{
+    const struct sockaddr_in *sin = &w->cfg->servers[c->server];
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int error = 0;
+
+    if (fd < 0) {
+        fatal("socket: %s", strerror(errno));
+    }
+
+    /* Send each request as soon as it is written, instead of waiting, as
+     * Nagle's algorithm would, until the previous ones are acknowledged. */
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+    if (connect(fd, (const struct sockaddr *) sin, sizeof *sin) < 0) {
+        if (errno != EINPROGRESS) {
+            error = errno;
+        } else {
+            uint64_t deadline = now_ns() + w->timeout_ns;
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+            /* Each iteration waits until the socket is ready or
+             * 'deadline'; an interrupted wait is repeated, so time bounds
+             * the loop. */
+            for (;;) {
+                uint64_t now = now_ns();
+
+                if (now >= deadline) {
+                    error = ETIMEDOUT;
+                    break;
+                }
+
+                uint64_t delta = deadline - now;
+                struct timespec ts = {
+                    .tv_sec = delta / 1000000000ULL,
+                    .tv_nsec = delta % 1000000000ULL,
+                };
+                int n = ppoll(&pfd, 1, &ts, NULL);
+
+                if (n > 0) {
+                    socklen_t len = sizeof error;
+
+                    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error,
+                                   &len) < 0) {
+                        error = errno;
+                    }
+                    break;
+                } else if (n < 0 && errno != EINTR) {
+                    error = errno;
+                    break;
+                }
+            }
+        }
+    }
+    if (error) {
+        fatal("cannot connect to server %s over TCP: %s", conn_name(w, c),
+              strerror(error));
+    }
+    c->fd = fd;
+}
+
+/* Ends every request in flight on 'c', of 'w', as timed out, because the
+ * replies on 'c' can no longer be matched to them; drops the bytes that 'c'
+ * buffers in both directions and closes it.  worker_send() reopens it
+ * before its next request. */
+static void
+conn_reset(struct worker *w, struct conn *c)
+{
+    int32_t id;
+
+    /* Each iteration ends one request, so at most MAX_INFLIGHT run. */
+    while ((id = conn_fifo_pop(w, c)) >= 0) {
+        w->stats.timeouts++;
+        slot_release(w, id);
+    }
+    c->out_len = 0;
+    c->in_len = 0;
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    w->stats.reconnects++;
+}
+
+/* Writes as much of the output buffer of 'c', of 'w', as its socket takes
+ * now, and keeps the rest.  Exits with a message naming the server if the
+ * connection failed. */
+static void
+conn_flush(struct worker *w, struct conn *c)
+{
+    size_t ofs = 0;
+
+    /* Each iteration sends at least one byte or stops, so at most
+     * 'out_len' run. */
+    while (ofs < c->out_len) {
+        ssize_t n = send(c->fd, c->outbuf + ofs, c->out_len - ofs,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK
+            && errno != EINTR) {
+            fatal("server %s: TCP send failed: %s", conn_name(w, c),
+                  strerror(errno));
+        }
+        if (n <= 0) {
+            /* Not writable now: worker_wait() polls for it. */
+            break;
+        }
+        ofs += n;
+    }
+    if (ofs) {
+        memmove(c->outbuf, c->outbuf + ofs, c->out_len - ofs);
+        c->out_len -= ofs;
+    }
 }
 
 /* Sending. */
@@ -886,13 +1149,12 @@ pick_value_size(struct worker *w)
            + rng_below(&w->rng, cfg->value_max - cfg->value_min + 1);
 }
 
-/* Writes into 'buf', after the frame header, a set of key 'key'; returns
- * the datagram's total size. */
+/* Writes to 'dst' a set of key 'key' by 'w'; returns its size. */
 static size_t
-build_set(struct worker *w, char *buf, uint64_t key)
+build_set(struct worker *w, char *dst, uint64_t key)
 {
     unsigned int size = pick_value_size(w);
-    char *p = buf + FRAME_HEADER_SIZE;
+    char *p = dst;
 
     memcpy(p, "set ", 4);
     p += 4;
@@ -906,15 +1168,14 @@ build_set(struct worker *w, char *buf, uint64_t key)
     p += size;
     memcpy(p, "\r\n", 2);
     p += 2;
-    return p - buf;
+    return p - dst;
 }
 
-/* Writes into 'buf', after the frame header, a get of 'n_keys' keys drawn
- * by 'w'; returns the datagram's total size. */
+/* Writes to 'dst' a get of 'n_keys' keys drawn by 'w'; returns its size. */
 static size_t
-build_get(struct worker *w, char *buf, unsigned int n_keys)
+build_get(struct worker *w, char *dst, unsigned int n_keys)
 {
-    char *p = buf + FRAME_HEADER_SIZE;
+    char *p = dst;
 
     memcpy(p, "get", 3);
     p += 3;
@@ -924,35 +1185,75 @@ build_get(struct worker *w, char *buf, unsigned int n_keys)
     }
     memcpy(p, "\r\n", 2);
     p += 2;
-    return p - buf;
+    return p - dst;
+}
+
+/* Returns the size of the largest request that 'cfg' may build. */
+static size_t
+max_request_size(const struct config *cfg)
+{
+    size_t key = cfg->prefix_len + 20;
+    size_t set = 4 + key + 5 + 10 + 2 + cfg->value_max + 2;
+    size_t get = 3 + cfg->multiget * (1 + key) + 2;
+
+    return set > get ? set : get;
+}
+
+/* Returns whether 'w' has a free request id and, over TCP, room for one
+ * more request in the output buffer of its connection to 'server'. */
+static bool
+worker_can_send(const struct worker *w, size_t server)
+{
+    if (w->free_head < 0) {
+        return false;
+    }
+    if (w->cfg->protocol == PROTOCOL_TCP) {
+        return w->conns[server].out_len + w->max_request <= TCP_OUT_BUF_SIZE;
+    }
+    return true;
 }
 
 /* Sends one request from 'w', scheduled at 'sched_ns': a set of preload
  * item 'item', or, if 'item' is UINT64_MAX, a get or set drawn from the
- * configured mix.  Returns false if no request id is free. */
+ * configured mix.  Over TCP, the request is queued on the connection to its
+ * server, reopened first if it was closed, and written as far as the socket
+ * takes it.  Returns false if no request id is free or, over TCP, if that
+ * connection's output buffer is full. */
 static bool
 worker_send(struct worker *w, uint64_t sched_ns, uint64_t item)
 {
     const struct config *cfg = w->cfg;
     int32_t id = w->free_head;
+    uint32_t server = (item != UINT64_MAX ? item % cfg->n_servers
+                       : w->next_server);
 
-    if (id < 0) {
+    if (!worker_can_send(w, server)) {
         return false;
     }
 
     struct slot *s = &w->slots[id];
-    char *buf = w->sendbuf;
+    struct conn *c = NULL;
+    char *buf;
     size_t len;
+
+    if (cfg->protocol == PROTOCOL_TCP) {
+        c = &w->conns[server];
+        if (c->fd < 0) {
+            conn_open(w, c);
+        }
+        buf = c->outbuf + c->out_len;
+    } else {
+        buf = w->sendbuf + FRAME_HEADER_SIZE;
+    }
 
     s->item = item;
     s->hits = 0;
+    s->server = server;
     if (item != UINT64_MAX) {
-        s->server = item % cfg->n_servers;
         s->kind = KIND_SET;
         s->n_keys = 1;
         len = build_set(w, buf, item / cfg->n_servers);
     } else {
-        s->server = w->next_server;
         if (++w->next_server >= cfg->n_servers) {
             w->next_server = 0;
         }
@@ -969,21 +1270,32 @@ worker_send(struct worker *w, uint64_t sched_ns, uint64_t item)
         }
     }
 
-    /* Frame header: request id, sequence 0, total 1, reserved 0. */
-    buf[0] = id >> 8;
-    buf[1] = id & 0xff;
-    buf[2] = buf[3] = buf[4] = buf[6] = buf[7] = 0;
-    buf[5] = 1;
+    uint64_t now;
 
-    const struct sockaddr_in *dst = &cfg->servers[s->server];
-    ssize_t n = sendto(w->fd, buf, len, 0, (const struct sockaddr *) dst,
-                       sizeof *dst);
-    uint64_t now = now_ns();
+    if (c) {
+        c->out_len += len;
+        conn_fifo_push(w, c, id);
+        conn_flush(w, c);
+        now = now_ns();
+    } else {
+        /* Frame header: request id, sequence 0, total 1, reserved 0. */
+        char *frame = w->sendbuf;
 
-    if (n < 0) {
-        /* The request is lost, but its id stays free. */
-        w->stats.send_errors++;
-        return true;
+        frame[0] = id >> 8;
+        frame[1] = id & 0xff;
+        frame[2] = frame[3] = frame[4] = frame[6] = frame[7] = 0;
+        frame[5] = 1;
+
+        const struct sockaddr_in *dst = &cfg->servers[s->server];
+        ssize_t n = sendto(w->fd, frame, FRAME_HEADER_SIZE + len, 0,
+                           (const struct sockaddr *) dst, sizeof *dst);
+
+        now = now_ns();
+        if (n < 0) {
+            /* The request is lost, but its id stays free. */
+            w->stats.send_errors++;
+            return true;
+        }
     }
 
     slot_unlink(w, id, &w->free_head, &w->free_tail);
@@ -1045,6 +1357,7 @@ worker_complete(struct worker *w, int32_t id, enum reply_status status,
         break;
     case REPLY_BAD:
     case REPLY_INCOMPLETE:
+    case REPLY_TRUNCATED:
     default:
         st->protocol_errors++;
         break;
@@ -1088,7 +1401,7 @@ worker_handle_datagram(struct worker *w, const char *buf, size_t len,
     if (!total || seq >= total || total > MAX_REPLY_DGRAMS) {
         status = REPLY_BAD;
     } else if (total == 1) {
-        status = parse_message(s, payload, plen);
+        status = parse_udp_message(s, payload, plen);
     } else {
         status = reasm_add(s, seq, total, payload, plen);
     }
@@ -1097,10 +1410,10 @@ worker_handle_datagram(struct worker *w, const char *buf, size_t len,
     }
 }
 
-/* Reads and handles the datagrams waiting on the socket of 'w', at most
- * RECV_BATCH * RECV_MAX_BATCHES of them. */
+/* Reads and handles the datagrams waiting on the UDP socket of 'w', at
+ * most RECV_BATCH * RECV_MAX_BATCHES of them. */
 static void
-worker_receive(struct worker *w)
+worker_receive_udp(struct worker *w)
 {
     for (int batch = 0; batch < RECV_MAX_BATCHES; batch++) {
         for (size_t i = 0; i < RECV_BATCH; i++) {
@@ -1134,21 +1447,133 @@ worker_receive(struct worker *w)
     }
 }
 
+/* Parses the replies at the front of the input buffer of 'c', of 'w',
+ * received at 'now', and ends the requests they answer, oldest first; keeps
+ * the bytes of a reply not yet complete for later.  Returns false if it
+ * reset the connection because the stream is out of step: bytes that
+ * answer no request, a reply that does not parse, or a line or VALUE block
+ * larger than the buffer. */
+static bool
+conn_parse(struct worker *w, struct conn *c, uint64_t now)
+{
+    size_t ofs = 0;
+
+    /* Each iteration ends one request or stops, so at most MAX_INFLIGHT
+     * run. */
+    while (ofs < c->in_len) {
+        int32_t id = c->fifo_head;
+
+        if (id < 0) {
+            w->stats.late_replies++;
+            conn_reset(w, c);
+            return false;
+        }
+
+        size_t consumed;
+        enum reply_status status = parse_message(&w->slots[id],
+                                                 c->inbuf + ofs,
+                                                 c->in_len - ofs, &consumed);
+
+        ofs += consumed;
+        if (status == REPLY_INCOMPLETE || status == REPLY_TRUNCATED) {
+            if (ofs || c->in_len < TCP_IN_BUF_SIZE) {
+                break;
+            }
+            /* The buffer is full and holds not one whole line or block. */
+            status = REPLY_BAD;
+        }
+        conn_fifo_pop(w, c);
+        worker_complete(w, id, status, now);
+        if (status == REPLY_BAD) {
+            conn_reset(w, c);
+            return false;
+        }
+    }
+    if (ofs) {
+        memmove(c->inbuf, c->inbuf + ofs, c->in_len - ofs);
+        c->in_len -= ofs;
+    }
+    return true;
+}
+
+/* Reads what the socket of 'c', of 'w', holds, in at most RECV_MAX_BATCHES
+ * calls, and parses the replies.  Exits with a message naming the server if
+ * it closed or reset the connection. */
+static void
+conn_receive(struct worker *w, struct conn *c)
+{
+    for (int i = 0; i < RECV_MAX_BATCHES; i++) {
+        size_t room = TCP_IN_BUF_SIZE - c->in_len;
+
+        if (!room) {
+            /* conn_parse() never leaves the buffer full. */
+            return;
+        }
+
+        ssize_t n = recv(c->fd, c->inbuf + c->in_len, room, MSG_DONTWAIT);
+
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                return;
+            }
+            fatal("server %s: TCP receive failed: %s", conn_name(w, c),
+                  strerror(errno));
+        } else if (!n) {
+            fatal("server %s closed the TCP connection", conn_name(w, c));
+        }
+        c->in_len += n;
+        if (!conn_parse(w, c, now_ns()) || (size_t) n < room) {
+            return;
+        }
+    }
+}
+
+/* Handles what the sockets of 'w' hold: the datagrams on its UDP socket,
+ * or, over TCP, the replies on each open connection, after writing what
+ * the connection's output buffer holds. */
+static void
+worker_receive(struct worker *w)
+{
+    if (w->cfg->protocol == PROTOCOL_UDP) {
+        worker_receive_udp(w);
+        return;
+    }
+    for (size_t i = 0; i < w->cfg->n_servers; i++) {
+        struct conn *c = &w->conns[i];
+
+        if (c->fd >= 0 && c->out_len) {
+            conn_flush(w, c);
+        }
+        if (c->fd >= 0) {
+            conn_receive(w, c);
+        }
+    }
+}
+
 /* Counts as timed out every request of 'w' sent at or before 'now' minus
- * the timeout, or every request in flight if 'all' is true. */
+ * the timeout, or every request in flight if 'all' is true.  Over TCP, the
+ * replies after a lost one can no longer be matched, so this resets the
+ * connection of each such request, and every request in flight on it times
+ * out too. */
 static void
 worker_expire(struct worker *w, uint64_t now, bool all)
 {
     /* The busy list is in send order, so expired requests are at its head;
-     * each iteration removes one, so at most MAX_INFLIGHT run. */
+     * each iteration removes at least one, so at most MAX_INFLIGHT run. */
     while (w->busy_head >= 0) {
         int32_t id = w->busy_head;
 
         if (!all && w->slots[id].sent_ns + w->timeout_ns > now) {
             break;
         }
-        w->stats.timeouts++;
-        slot_release(w, id);
+        if (w->cfg->protocol == PROTOCOL_TCP) {
+            /* 'id' is the oldest request on its connection, so this ends
+             * it. */
+            conn_reset(w, &w->conns[w->slots[id].server]);
+        } else {
+            w->stats.timeouts++;
+            slot_release(w, id);
+        }
     }
 }
 
@@ -1163,7 +1588,9 @@ worker_next_deadline(const struct worker *w)
 }
 
 /* Sleeps until 'wake_ns' (at most MAX_SLEEP_NS), or until a datagram
- * arrives on the socket of 'w', whichever is first. */
+ * arrives on the UDP socket of 'w', or, over TCP, until a connection has
+ * bytes to read or, if it has bytes to write, room for them, whichever is
+ * first. */
 static void
 worker_wait(struct worker *w, uint64_t wake_ns)
 {
@@ -1183,6 +1610,22 @@ worker_wait(struct worker *w, uint64_t wake_ns)
         .tv_sec = delta / 1000000000ULL,
         .tv_nsec = delta % 1000000000ULL,
     };
+
+    if (w->cfg->protocol == PROTOCOL_TCP) {
+        size_t n = w->cfg->n_servers;
+
+        /* ppoll() ignores the closed connections, whose 'fd' is -1. */
+        for (size_t i = 0; i < n; i++) {
+            const struct conn *c = &w->conns[i];
+
+            w->pollfds[i].fd = c->fd;
+            w->pollfds[i].events = POLLIN | (c->out_len ? POLLOUT : 0);
+            w->pollfds[i].revents = 0;
+        }
+        ppoll(w->pollfds, n, &ts, NULL);
+        return;
+    }
+
     struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
 
     ppoll(&pfd, 1, &ts, NULL);
@@ -1245,9 +1688,15 @@ worker_run_open(struct worker *w)
         now = now_ns();
         worker_expire(w, now, false);
 
-        /* Sleep until shortly before the next send, then spin. */
+        /* Sleep until shortly before the next send, then spin.  If a send
+         * is due but cannot be made (no free request id, or a full TCP
+         * output buffer), wait for a reply, for room or for a timeout
+         * instead of spinning. */
         uint64_t wake = next > spin_ns ? next - spin_ns : 0;
 
+        if (next <= now && !worker_can_send(w, w->next_server)) {
+            wake = UINT64_MAX;
+        }
         wake = min_u64(wake, worker_next_deadline(w));
         wake = min_u64(wake, w->end_ns);
         if (wake > now) {
@@ -1310,6 +1759,10 @@ worker_run_closed(struct worker *w)
         } else if (w->stats.send_errors != send_errors) {
             /* Sends fail: back off instead of spinning on them. */
             worker_wait(w, min_u64(now + MAX_SLEEP_NS / 10, w->end_ns));
+        } else if (!worker_can_send(w, w->next_server)) {
+            /* The TCP output buffer is full: wait for room, a reply or a
+             * timeout. */
+            worker_wait(w, min_u64(worker_next_deadline(w), w->end_ns));
         }
     }
     w->stop_ns = min_u64(now_ns(), w->end_ns);
@@ -1374,7 +1827,8 @@ worker_run_preload(struct worker *w)
             if (w->pl_cursor >= w->pl_hi && !w->n_busy) {
                 break;
             }
-            if (w->n_busy >= w->concurrency || w->pl_cursor >= w->pl_hi) {
+            if (w->n_busy >= w->concurrency || w->pl_cursor >= w->pl_hi
+                || !worker_can_send(w, w->pl_cursor % w->cfg->n_servers)) {
                 worker_wait(w, min_u64(worker_next_deadline(w), deadline));
             }
         }
@@ -1413,8 +1867,9 @@ worker_main(void *arg)
     return NULL;
 }
 
-/* Initializes 'w' as thread 'index' for 'cfg' and 'zipf', with its socket
- * and buffers.  Exits on failure. */
+/* Initializes 'w' as thread 'index' for 'cfg' and 'zipf', with its UDP
+ * socket or its TCP connections, and its buffers.  Exits on failure,
+ * naming the server if a TCP connection cannot be established. */
 static void
 worker_init(struct worker *w, unsigned int index, const struct config *cfg,
             const struct zipf *zipf)
@@ -1424,26 +1879,52 @@ worker_init(struct worker *w, unsigned int index, const struct config *cfg,
     w->cfg = cfg;
     w->zipf = zipf;
     w->timeout_ns = (uint64_t) cfg->timeout_ms * 1000000ULL;
-
-    w->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (w->fd < 0) {
-        fatal("socket: %s", strerror(errno));
-    }
-
-    /* Large buffers absorb bursts of replies; the kernel may cap them at
-     * net.core.rmem_max and wmem_max, which is fine. */
-    int rcvbuf = 4 * 1024 * 1024;
-    int sndbuf = 1024 * 1024;
-
-    setsockopt(w->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    setsockopt(w->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    w->fd = -1;
 
     w->slots = xcalloc(MAX_INFLIGHT, sizeof *w->slots);
     w->free_head = w->free_tail = -1;
     w->busy_head = w->busy_tail = -1;
     for (int32_t i = 0; i < MAX_INFLIGHT; i++) {
         w->slots[i].prev = w->slots[i].next = -1;
+        w->slots[i].conn_next = -1;
         slot_append(w, i, &w->free_head, &w->free_tail);
+    }
+
+    if (cfg->protocol == PROTOCOL_TCP) {
+        /* At most 65 kB, within TCP_OUT_BUF_SIZE. */
+        w->max_request = max_request_size(cfg);
+        w->conns = xcalloc(cfg->n_servers, sizeof *w->conns);
+        w->pollfds = xcalloc(cfg->n_servers, sizeof *w->pollfds);
+        for (size_t i = 0; i < cfg->n_servers; i++) {
+            struct conn *c = &w->conns[i];
+
+            c->fd = -1;
+            c->server = i;
+            c->outbuf = xcalloc(1, TCP_OUT_BUF_SIZE);
+            c->inbuf = xcalloc(1, TCP_IN_BUF_SIZE);
+            c->fifo_head = c->fifo_tail = -1;
+            conn_open(w, c);
+        }
+    } else {
+        w->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                       0);
+        if (w->fd < 0) {
+            fatal("socket: %s", strerror(errno));
+        }
+
+        /* Large buffers absorb bursts of replies; the kernel may cap them
+         * at net.core.rmem_max and wmem_max, which is fine. */
+        int rcvbuf = 4 * 1024 * 1024;
+        int sndbuf = 1024 * 1024;
+
+        setsockopt(w->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+        setsockopt(w->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+
+        w->sendbuf = xcalloc(1, MAX_DATAGRAM + 1);
+        w->recvbufs = xcalloc(RECV_BATCH, MAX_DATAGRAM + 1);
+        w->msgs = xcalloc(RECV_BATCH, sizeof *w->msgs);
+        w->iovs = xcalloc(RECV_BATCH, sizeof *w->iovs);
+        w->addrs = xcalloc(RECV_BATCH, sizeof *w->addrs);
     }
 
     uint64_t seed = cfg->seed ^ ((uint64_t) index * 0x9e3779b97f4a7c15ULL);
@@ -1451,21 +1932,29 @@ worker_init(struct worker *w, unsigned int index, const struct config *cfg,
     w->rng = splitmix64(&seed) | 1;
     w->next_server = index % cfg->n_servers;
 
-    w->sendbuf = xcalloc(1, MAX_DATAGRAM + 1);
     w->valuebuf = xcalloc(1, cfg->value_max + 1);
     for (unsigned int i = 0; i < cfg->value_max; i++) {
         w->valuebuf[i] = 'a' + (i + index) % 26;
     }
-    w->recvbufs = xcalloc(RECV_BATCH, MAX_DATAGRAM + 1);
-    w->msgs = xcalloc(RECV_BATCH, sizeof *w->msgs);
-    w->iovs = xcalloc(RECV_BATCH, sizeof *w->iovs);
-    w->addrs = xcalloc(RECV_BATCH, sizeof *w->addrs);
 }
 
-/* Frees what worker_init() allocated for 'w' and closes its socket. */
+/* Frees what worker_init() allocated for 'w' and closes its sockets. */
 static void
 worker_destroy(struct worker *w)
 {
+    if (w->conns) {
+        for (size_t i = 0; i < w->cfg->n_servers; i++) {
+            struct conn *c = &w->conns[i];
+
+            if (c->fd >= 0) {
+                close(c->fd);
+            }
+            free(c->outbuf);
+            free(c->inbuf);
+        }
+        free(w->conns);
+        free(w->pollfds);
+    }
     for (size_t i = 0; i < MAX_INFLIGHT; i++) {
         slot_free_reasm(&w->slots[i]);
     }
@@ -1515,12 +2004,17 @@ usage(void)
 {
     printf("\
 Usage: %s --server=IP:PORT [OPTION]...\n\
-Send memcached ASCII gets and sets over UDP at a target rate and report\n\
-latency percentiles, throughput, hits, misses, timeouts and errors.\n\
+Send memcached ASCII gets and sets over UDP or TCP at a target rate and\n\
+report latency percentiles, throughput, hits, misses, timeouts and errors.\n\
 \n\
 Targets:\n\
-  --server=IP:PORT       memcached UDP address (IPv4).  Repeat for several\n\
-                         servers: requests go to them in turn.\n\
+  --server=IP:PORT       memcached address (IPv4), UDP or TCP as\n\
+                         --protocol says.  Repeat for several servers:\n\
+                         requests go to them in turn.\n\
+  --protocol=udp|tcp     udp (default): one datagram per request behind\n\
+                         the memcached UDP frame header; tcp: requests\n\
+                         pipelined on one connection per server and\n\
+                         thread (memcached, twemproxy and other proxies)\n\
   --allow-nonlocal       allow destinations outside 127.0.0.0/8 (e.g.\n\
                          private addresses in test network namespaces);\n\
                          without it they are refused.  Multicast and\n\
@@ -1532,7 +2026,7 @@ Load:\n\
                          send time; 0 selects closed loop\n\
   --concurrency=N        requests outstanding in closed loop and during\n\
                          --preload, in total (default 32)\n\
-  --threads=N            sender threads, each with its own socket and an\n\
+  --threads=N            sender threads, each with its own sockets and an\n\
                          equal share of rate and concurrency (default 1)\n\
   --duration=SECONDS     length of the measured run, at most 600 (default\n\
                          10 unless --requests is given); 0 with --preload\n\
@@ -1563,6 +2057,11 @@ Output:\n\
 \n\
 Timeouts count requests without a full reply in time (dropped requests or\n\
 replies); errors count ERROR, CLIENT_ERROR and SERVER_ERROR replies.\n\
+Over TCP, replies come back in request order: a timeout or a reply that\n\
+does not parse closes the connection, counts every request still in flight\n\
+on it as a timeout, and reopens it for the next request (\"reconnects\").\n\
+A server that refuses a connection or does not accept it within\n\
+--timeout-ms, or that closes or resets one, is a fatal error.\n\
 Latencies are recorded for every full reply, errors included, in a\n\
 log-linear histogram with 1 us resolution below 128 us and 1.6%% above.\n\
 Exit status: 0 after a run, 1 on a usage error, a system error or a\n\
@@ -1709,6 +2208,7 @@ parse_options(int argc, char *argv[], struct config *cfg)
 {
     enum {
         OPT_SERVER = UCHAR_MAX + 1,
+        OPT_PROTOCOL,
         OPT_RATE,
         OPT_CONCURRENCY,
         OPT_THREADS,
@@ -1729,6 +2229,7 @@ parse_options(int argc, char *argv[], struct config *cfg)
     };
     static const struct option long_options[] = {
         {"server", required_argument, NULL, OPT_SERVER},
+        {"protocol", required_argument, NULL, OPT_PROTOCOL},
         {"rate", required_argument, NULL, OPT_RATE},
         {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
         {"threads", required_argument, NULL, OPT_THREADS},
@@ -1753,6 +2254,7 @@ parse_options(int argc, char *argv[], struct config *cfg)
     bool concurrency_set = false;
 
     memset(cfg, 0, sizeof *cfg);
+    cfg->protocol = PROTOCOL_UDP;
     cfg->rate = 10000;
     cfg->concurrency = 32;
     cfg->n_threads = 1;
@@ -1779,6 +2281,15 @@ parse_options(int argc, char *argv[], struct config *cfg)
             }
             parse_server(optarg, &cfg->servers[cfg->n_servers]);
             cfg->server_args[cfg->n_servers++] = optarg;
+            break;
+        case OPT_PROTOCOL:
+            if (!strcmp(optarg, "udp")) {
+                cfg->protocol = PROTOCOL_UDP;
+            } else if (!strcmp(optarg, "tcp")) {
+                cfg->protocol = PROTOCOL_TCP;
+            } else {
+                usage_error("--protocol: \"%s\" is not udp or tcp", optarg);
+            }
             break;
         case OPT_RATE:
             parse_u64_option("rate", optarg, 0, MAX_RATE, &cfg->rate);
@@ -1982,6 +2493,19 @@ field_string(struct field *fields, size_t *n, const char *name,
                                       .s = s };
 }
 
+/* Returns the name of 'protocol', as --protocol takes it. */
+static const char *
+protocol_name(enum protocol protocol)
+{
+    switch (protocol) {
+    case PROTOCOL_UDP:
+        return "udp";
+    case PROTOCOL_TCP:
+        return "tcp";
+    }
+    return "?";
+}
+
 /* Returns 'a' / 'b', or 0 if 'b' is 0. */
 static double
 ratio(double a, double b)
@@ -2012,6 +2536,7 @@ report_fields(const struct report *r, struct field *fields,
     size_t n = 0;
 
     field_string(fields, &n, "servers", servers);
+    field_string(fields, &n, "protocol", protocol_name(cfg->protocol));
     field_uint(fields, &n, "threads", cfg->n_threads);
     field_string(fields, &n, "mode", cfg->rate ? "open" : "closed");
     field_uint(fields, &n, "target_rate", cfg->rate);
@@ -2048,6 +2573,7 @@ report_fields(const struct report *r, struct field *fields,
     field_uint(fields, &n, "protocol_errors", st->protocol_errors);
     field_uint(fields, &n, "late_replies", st->late_replies);
     field_uint(fields, &n, "recv_errors", st->recv_errors);
+    field_uint(fields, &n, "reconnects", st->reconnects);
     field_uint(fields, &n, "p50_us", stats_percentile(st, 50));
     field_uint(fields, &n, "p90_us", stats_percentile(st, 90));
     field_uint(fields, &n, "p99_us", stats_percentile(st, 99));
@@ -2115,7 +2641,8 @@ print_report(const struct report *r)
         return;
     }
 
-    printf("servers      %s (%u thread%s)\n", servers, cfg->n_threads,
+    printf("servers      %s (%s, %u thread%s)\n", servers,
+           protocol_name(cfg->protocol), cfg->n_threads,
            cfg->n_threads == 1 ? "" : "s");
     if (cfg->rate) {
         printf("mode         open loop, %" PRIu64 " req/s", cfg->rate);
@@ -2155,8 +2682,12 @@ print_report(const struct report *r)
     printf("sets         %" PRIu64 ": %" PRIu64 " stored, %" PRIu64
            " not stored\n", st->sets, st->stored, st->not_stored);
     printf("failures     %" PRIu64 " timeouts, %" PRIu64 " errors, %"
-           PRIu64 " protocol errors, %" PRIu64 " late replies\n",
-           st->timeouts, st->errors, st->protocol_errors, st->late_replies);
+           PRIu64 " protocol errors, %" PRIu64 " late replies", st->timeouts,
+           st->errors, st->protocol_errors, st->late_replies);
+    if (cfg->protocol == PROTOCOL_TCP) {
+        printf(", %" PRIu64 " reconnects", st->reconnects);
+    }
+    putchar('\n');
     printf("latency us   p50 %" PRIu64 ", p90 %" PRIu64 ", p99 %" PRIu64
            ", p99.9 %" PRIu64 ", max %" PRIu64 ", mean %.1f\n",
            stats_percentile(st, 50), stats_percentile(st, 90),
