@@ -5,7 +5,8 @@
 
 """kairo-mc-udp.py: send one memcached request over UDP and print the reply.
 
-Usage: kairo-mc-udp.py [--id N] [--timeout SEC] HOST PORT COMMAND [DATA]
+Usage: kairo-mc-udp.py [--id N] [--timeout SEC] [--replies N] HOST PORT
+                       COMMAND [DATA]
 
 COMMAND is one command line without its "\\r\\n" (for example "get a b" or
 "set k 0 0 5"); DATA, if given, is sent as the data block after it.  The
@@ -14,6 +15,10 @@ request carries the 8-byte memcached UDP frame header with request id N
 same request id; their payloads are joined in sequence order and printed
 with "\\r\\n" shown as newlines.  Reading stops at a final line (END, STORED,
 DELETED, ...) or when the timeout expires; a timeout exits with status 1.
+
+With --replies N, N reply messages are awaited, each ending with its own
+final line (a multi-key get that a switch split over N servers gets N
+replies with the same request id); they are printed in arrival order.
 """
 
 import argparse
@@ -42,6 +47,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--id", type=int, default=1)
     p.add_argument("--timeout", type=float, default=2.0)
+    p.add_argument("--replies", type=int, default=1)
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("command")
@@ -77,7 +83,8 @@ def main():
             return 2
         parts.append((len(parts), data[8:]))
         text = b"".join(p for _, p in parts)
-        if complete(text):
+        if complete(text) and (args.replies == 1 or sum(
+                1 for _, p in parts if complete(p)) >= args.replies):
             sys.stdout.write(text.decode(errors="replace")
                              .replace("\r\n", "\n"))
             return 0
