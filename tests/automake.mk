@@ -22,6 +22,13 @@ tests_kairo_delta_index_bench_SOURCES = tests/kairo-delta-index-bench.c
 tests_kairo_delta_index_bench_LDADD = lib/libkairo.la $(OVS_LIBOPENVSWITCH) \
 	$(OVS_LIBS)
 
+# Microbenchmark of the memcached module's cost per request (not a test:
+# it prints nanoseconds per request).
+noinst_PROGRAMS += tests/kairo-mc-microbench
+tests_kairo_mc_microbench_SOURCES = tests/kairo-mc-microbench.c
+tests_kairo_mc_microbench_LDADD = datapath-kairo/libkairo-datapath.la \
+	lib/libkairo.la $(OVS_LIBOPENVSWITCH) $(OVS_LIBS)
+
 # Kairo's autotest suite.  It includes ovs-macros.at, ovsdb-macros.at and
 # ofproto-macros.at from the OVS source tree in place.
 KAIRO_TESTSUITE_AT = \

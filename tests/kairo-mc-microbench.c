@@ -1,0 +1,471 @@
+/*
+ * Copyright (c) 2026 The Kairo developers.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/* kairo-mc-microbench: the memcached module's cost per request, in
+ * nanoseconds, on one core.
+ *
+ * Usage: kairo-mc-microbench [--requests=N] [--runs=N] [--keys=N]
+ *                            [--backends=N] [--cpu=N] [--format=text|csv]
+ *
+ * It builds N_PACKETS Ethernet/IPv4/UDP memcached "get" requests (keys
+ * "key:0".. drawn uniformly from --keys, valid IPv4 and UDP checksums) and
+ * times, over --requests requests per run:
+ *
+ *   restore     copying each packet's 64 header bytes back from a template,
+ *               which the module stages below also do (their rewrites must
+ *               be undone before a packet is used again): the baseline;
+ *   parse       kairo_mc_parse_request() on the payload;
+ *   route       parse plus kairo_ketama_lookup() (ketama, fnv1a_64);
+ *   module-mac  a kairo-memcached netdev, rewrite=mac: netdev_send() of
+ *               batches of 32 packets and netdev_rxq_recv() of them back,
+ *               i.e. header checks, parse, route, rewrite, counters and the
+ *               receive queue, as in the datapath;
+ *   module-ip   the same with rewrite=ip (destination IP, port and both
+ *               checksums rewritten).
+ *
+ * Each stage is run --runs times; the median, minimum and maximum of the
+ * per-run nanoseconds per request are printed, and for the module stages
+ * also the median minus the restore baseline ("net"). */
+
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "csum.h"
+#include "dp-packet.h"
+#include "kairo-ketama.h"
+#include "kairo-mc-hash.h"
+#include "kairo-mc-proto.h"
+#include "netdev-kairo-memcached.h"
+#include "netdev.h"
+#include "openvswitch/vlog.h"
+#include "ovs-rcu.h"
+#include "packets.h"
+#include "smap.h"
+#include "util.h"
+
+#define N_PACKETS 4096          /* Distinct request packets, a power of 2. */
+#define HEADER_COPY 64          /* Bytes restored from the template. */
+#define MAX_BACKENDS 64
+
+struct options {
+    unsigned long long requests;
+    unsigned int runs;
+    unsigned int keys;
+    unsigned int backends;
+    int cpu;
+    bool csv;
+};
+
+struct bench {
+    struct dp_packet *pkts[N_PACKETS];      /* Packets the stages use. */
+    uint8_t templates[N_PACKETS][HEADER_COPY]; /* Their original headers. */
+    struct kairo_ketama *ring;              /* For the route stage. */
+};
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int
+compare_doubles(const void *a_, const void *b_)
+{
+    double a = *(const double *) a_, b = *(const double *) b_;
+
+    return a < b ? -1 : a > b;
+}
+
+/* Builds request packet 'i' for key 'key' into 'b'. */
+static void
+build_packet(struct bench *b, size_t i, unsigned int key)
+{
+    char payload[64];
+    int n = snprintf(payload, sizeof payload,
+                     "%c%c%c%c%c%c%c%cget key:%u\r\n",
+                     (char) (i >> 8), (char) i, 0, 0, 0, 1, 0, 0, key);
+    size_t udp_len = UDP_HEADER_LEN + n;
+    size_t ip_len = IP_HEADER_LEN + udp_len;
+    struct dp_packet *pkt = dp_packet_new(ETH_HEADER_LEN + ip_len);
+    struct eth_header *eth = dp_packet_put_zeros(pkt, ETH_HEADER_LEN);
+    struct ip_header *ip = dp_packet_put_zeros(pkt, IP_HEADER_LEN);
+    struct udp_header *udp = dp_packet_put_zeros(pkt, UDP_HEADER_LEN);
+
+    dp_packet_put(pkt, payload, n);
+    eth->eth_dst = (struct eth_addr) ETH_ADDR_C(02, 6b, 00, 00, 00, 64);
+    eth->eth_src = (struct eth_addr) ETH_ADDR_C(02, 00, 00, 00, 00, 0a);
+    eth->eth_type = htons(ETH_TYPE_IP);
+    ip->ip_ihl_ver = IP_IHL_VER(5, 4);
+    ip->ip_tot_len = htons(ip_len);
+    ip->ip_ttl = 64;
+    ip->ip_proto = IPPROTO_UDP;
+    put_16aligned_be32(&ip->ip_src, htonl(0x0a000a0a));
+    put_16aligned_be32(&ip->ip_dst, htonl(0x0a000064));
+    ip->ip_csum = csum(ip, IP_HEADER_LEN);
+    udp->udp_src = htons(40000 + i % 1000);
+    udp->udp_dst = htons(11211);
+    udp->udp_len = htons(udp_len);
+    udp->udp_csum = csum_finish(csum_continue(packet_csum_pseudoheader(ip),
+                                              udp, udp_len));
+    if (!udp->udp_csum) {
+        udp->udp_csum = htons(0xffff);
+    }
+    b->pkts[i] = pkt;
+    memcpy(b->templates[i], dp_packet_data(pkt),
+           MIN(HEADER_COPY, dp_packet_size(pkt)));
+}
+
+/* Copies the template headers back into packet 'i'. */
+static inline void
+restore(struct bench *b, size_t i)
+{
+    memcpy(dp_packet_data(b->pkts[i]), b->templates[i],
+           MIN(HEADER_COPY, dp_packet_size(b->pkts[i])));
+}
+
+static uint64_t
+run_restore(struct bench *b, unsigned long long requests)
+{
+    uint64_t start = now_ns();
+
+    for (unsigned long long r = 0; r < requests; r++) {
+        restore(b, r % N_PACKETS);
+    }
+    return now_ns() - start;
+}
+
+/* Returns the UDP payload of packet 'i' and its size. */
+static inline const uint8_t *
+payload_of(struct bench *b, size_t i, size_t *size)
+{
+    size_t ofs = ETH_HEADER_LEN + IP_HEADER_LEN + UDP_HEADER_LEN;
+
+    *size = dp_packet_size(b->pkts[i]) - ofs;
+    return (const uint8_t *) dp_packet_data(b->pkts[i]) + ofs;
+}
+
+static uint64_t
+run_parse(struct bench *b, unsigned long long requests, bool route)
+{
+    unsigned long long sum = 0;
+    uint64_t start = now_ns();
+
+    for (unsigned long long r = 0; r < requests; r++) {
+        struct kairo_mc_request req;
+        const uint8_t *payload;
+        size_t size;
+
+        payload = payload_of(b, r % N_PACKETS, &size);
+        if (kairo_mc_parse_request(payload, size, &req) || !req.n_keys) {
+            ovs_fatal(0, "a benchmark request does not parse");
+        }
+        sum += route ? kairo_ketama_lookup(b->ring, req.keys[0].data,
+                                           req.keys[0].len)
+                     : req.keys[0].len;
+    }
+    uint64_t elapsed = now_ns() - start;
+
+    ovs_assert(sum);            /* Uses the results, so they are computed. */
+    return elapsed;
+}
+
+/* Returns the "backends" option for 'n' backends. */
+static char *
+backends_option(unsigned int n)
+{
+    struct ds s = DS_EMPTY_INITIALIZER;
+
+    for (unsigned int i = 0; i < n; i++) {
+        ds_put_format(&s, "%s10.0.1.%u=02:00:00:00:01:%02x",
+                      i ? "," : "", i + 1, i + 1);
+    }
+    return ds_steal_cstr(&s);
+}
+
+/* Opens a kairo-memcached netdev named 'name' for 'n_backends' backends
+ * with 'rewrite', and its receive queue. */
+static struct netdev *
+open_module(const char *name, unsigned int n_backends, const char *rewrite,
+            struct netdev_rxq **rxqp)
+{
+    struct smap args = SMAP_INITIALIZER(&args);
+    struct netdev *netdev;
+    char *err = NULL;
+    int error;
+
+    error = netdev_open(name, "kairo-memcached", &netdev);
+    if (error) {
+        ovs_fatal(error, "%s: cannot open kairo-memcached netdev", name);
+    }
+    smap_add_nocopy(&args, xstrdup("backends"), backends_option(n_backends));
+    smap_add(&args, "rewrite", rewrite);
+    smap_add(&args, "vip", "10.0.0.100");
+    smap_add(&args, "vmac", "02:6b:00:00:00:64");
+    smap_add(&args, "queue_len", "4096");
+    error = netdev_set_config(netdev, &args, &err);
+    if (error) {
+        ovs_fatal(error, "%s: %s", name, err ? err : "bad configuration");
+    }
+    smap_destroy(&args);
+    error = netdev_rxq_open(netdev, rxqp, 0);
+    if (error) {
+        ovs_fatal(error, "%s: cannot open receive queue", name);
+    }
+    return netdev;
+}
+
+static uint64_t
+run_module(struct bench *b, struct netdev *netdev, struct netdev_rxq *rxq,
+           unsigned long long requests)
+{
+    unsigned long long n = 0;
+    uint64_t start = now_ns();
+
+    while (n < requests) {
+        struct dp_packet_batch batch;
+        size_t first = n % N_PACKETS;
+
+        dp_packet_batch_init(&batch);
+        for (size_t i = 0; i < NETDEV_MAX_BURST; i++) {
+            restore(b, first + i);
+            dp_packet_batch_add(&batch, b->pkts[first + i]);
+        }
+        netdev_send(netdev, 0, &batch, false);
+
+        /* The module queues the same packets, rewritten; take them back. */
+        size_t got = 0;
+        while (got < NETDEV_MAX_BURST) {
+            dp_packet_batch_init(&batch);
+            if (netdev_rxq_recv(rxq, &batch, NULL)) {
+                ovs_fatal(0, "the module lost packets");
+            }
+            got += dp_packet_batch_size(&batch);
+        }
+        n += NETDEV_MAX_BURST;
+    }
+    return now_ns() - start;
+}
+
+static void
+parse_options(int argc, char *argv[], struct options *o)
+{
+    static const struct option long_options[] = {
+        {"requests", required_argument, NULL, 'n'},
+        {"runs", required_argument, NULL, 'r'},
+        {"keys", required_argument, NULL, 'k'},
+        {"backends", required_argument, NULL, 'b'},
+        {"cpu", required_argument, NULL, 'c'},
+        {"format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+
+    *o = (struct options) {
+        .requests = 10000000, .runs = 7, .keys = 100000, .backends = 8,
+        .cpu = -1,
+    };
+    for (;;) {
+        int c = getopt_long(argc, argv, "h", long_options, NULL);
+
+        if (c == -1) {
+            break;
+        }
+        switch (c) {
+        case 'n':
+            o->requests = strtoull(optarg, NULL, 10);
+            break;
+        case 'r':
+            o->runs = atoi(optarg);
+            break;
+        case 'k':
+            o->keys = atoi(optarg);
+            break;
+        case 'b':
+            o->backends = atoi(optarg);
+            break;
+        case 'c':
+            o->cpu = atoi(optarg);
+            break;
+        case 'f':
+            if (!strcmp(optarg, "csv")) {
+                o->csv = true;
+            } else if (strcmp(optarg, "text")) {
+                ovs_fatal(0, "--format must be text or csv");
+            }
+            break;
+        case 'h':
+            printf("usage: %s [--requests=N] [--runs=N] [--keys=N] "
+                   "[--backends=N] [--cpu=N] [--format=text|csv]\n",
+                   argv[0]);
+            exit(EXIT_SUCCESS);
+        default:
+            exit(EXIT_FAILURE);
+        }
+    }
+    if (o->requests < N_PACKETS || o->requests > 1000000000ULL
+        || o->runs < 1 || o->runs > 101 || o->keys < 1
+        || o->backends < 1 || o->backends > MAX_BACKENDS) {
+        ovs_fatal(0, "--requests must be %d..1e9, --runs 1..101, --keys at "
+                  "least 1 and --backends 1..%d", N_PACKETS, MAX_BACKENDS);
+    }
+    o->requests -= o->requests % N_PACKETS;
+}
+
+enum stage { RESTORE, PARSE, ROUTE, MODULE_MAC, MODULE_IP, N_STAGES };
+
+static const char *stage_names[N_STAGES] = {
+    "restore", "parse", "route", "module-mac", "module-ip",
+};
+
+int
+main(int argc, char *argv[])
+{
+    struct netdev_rxq *rxq_mac, *rxq_ip;
+    struct netdev *mac, *ip;
+    struct options o;
+    struct bench *b;
+
+    set_program_name(argv[0]);
+    vlog_set_levels(NULL, VLF_ANY_DESTINATION, VLL_OFF);
+    parse_options(argc, argv, &o);
+    if (o.cpu >= 0) {
+        cpu_set_t set;
+
+        CPU_ZERO(&set);
+        CPU_SET(o.cpu, &set);
+        if (sched_setaffinity(0, sizeof set, &set)) {
+            ovs_fatal(errno, "cannot pin to CPU %d", o.cpu);
+        }
+    }
+
+    b = xzalloc(sizeof *b);
+    uint64_t rng = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < N_PACKETS; i++) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        build_packet(b, i, rng % o.keys);
+    }
+
+    struct kairo_ketama_server servers[MAX_BACKENDS];
+    char hosts[MAX_BACKENDS][16];
+    struct kairo_ketama_config kcfg = {
+        .distribution = KAIRO_KETAMA_KETAMA,
+        .hash = KAIRO_MC_HASH_FNV1A_64,
+    };
+
+    for (size_t i = 0; i < o.backends; i++) {
+        snprintf(hosts[i], sizeof hosts[i], "10.0.1.%"PRIuSIZE, i + 1);
+        servers[i] = (struct kairo_ketama_server) {
+            .host = hosts[i], .port = 11211, .weight = 1, .alive = true,
+        };
+    }
+    if (kairo_ketama_create(&kcfg, servers, o.backends, &b->ring)) {
+        ovs_fatal(0, "cannot build the ring");
+    }
+
+    netdev_kairo_mc_register();
+    mac = open_module("mcbench-mac", o.backends, "mac", &rxq_mac);
+    ip = open_module("mcbench-ip", o.backends, "ip", &rxq_ip);
+
+    double *ns[N_STAGES];
+    for (size_t s = 0; s < N_STAGES; s++) {
+        ns[s] = xcalloc(o.runs, sizeof *ns[s]);
+    }
+
+    /* One warm-up request pass per stage, then interleaved runs, so that
+     * drifts in machine speed affect every stage alike. */
+    for (int run = -1; run < (int) o.runs; run++) {
+        unsigned long long n = run < 0 ? N_PACKETS : o.requests;
+
+        for (size_t s = 0; s < N_STAGES; s++) {
+            uint64_t t;
+
+            switch ((enum stage) s) {
+            case RESTORE:
+                t = run_restore(b, n);
+                break;
+            case PARSE:
+                t = run_parse(b, n, false);
+                break;
+            case ROUTE:
+                t = run_parse(b, n, true);
+                break;
+            case MODULE_MAC:
+                t = run_module(b, mac, rxq_mac, n);
+                break;
+            case MODULE_IP:
+                t = run_module(b, ip, rxq_ip, n);
+                break;
+            case N_STAGES:
+            default:
+                OVS_NOT_REACHED();
+            }
+            if (run >= 0) {
+                ns[s][run] = (double) t / n;
+            }
+        }
+    }
+
+    double median[N_STAGES];
+    if (o.csv) {
+        printf("stage,requests,runs,median_ns,min_ns,max_ns,net_ns\n");
+    } else {
+        printf("%llu requests per run, %u runs, %u keys, %u backends"
+               "%s\n", o.requests, o.runs, o.keys, o.backends,
+               o.cpu >= 0 ? ", pinned" : "");
+        printf("%-12s %9s %9s %9s %9s %12s\n", "stage", "median", "min",
+               "max", "net", "Mrequests/s");
+    }
+    for (size_t s = 0; s < N_STAGES; s++) {
+        qsort(ns[s], o.runs, sizeof *ns[s], compare_doubles);
+        median[s] = ns[s][o.runs / 2];
+
+        double net = (s >= MODULE_MAC ? median[s] - median[RESTORE]
+                      : median[s]);
+        if (o.csv) {
+            printf("%s,%llu,%u,%.2f,%.2f,%.2f,%.2f\n", stage_names[s],
+                   o.requests, o.runs, median[s], ns[s][0],
+                   ns[s][o.runs - 1], net);
+        } else {
+            printf("%-12s %9.2f %9.2f %9.2f %9.2f %12.1f\n", stage_names[s],
+                   median[s], ns[s][0], ns[s][o.runs - 1], net,
+                   net > 0 ? 1e3 / net : 0.0);
+        }
+        free(ns[s]);
+    }
+
+    netdev_rxq_close(rxq_mac);
+    netdev_rxq_close(rxq_ip);
+    netdev_close(mac);
+    netdev_close(ip);
+    kairo_ketama_destroy(b->ring);
+    for (size_t i = 0; i < N_PACKETS; i++) {
+        dp_packet_delete(b->pkts[i]);
+    }
+    free(b);
+    return 0;
+}
