@@ -73,6 +73,13 @@ struct kairo_ketama {
 
     struct ketama_point *points; /* Sorted continuum (KETAMA flavours). */
     size_t n_points;            /* Number of 'points'. */
+    uint32_t *buckets;          /* Index into 'points' by the top bits of a
+                                 * hash: 'buckets[b]' is the first point
+                                 * whose value is at least b << shift, so a
+                                 * lookup scans about one point instead of
+                                 * binary searching them all. */
+    unsigned int bucket_shift;  /* 32 minus the bits 'buckets' is indexed
+                                 * by. */
 
     uint64_t *cum_weights;      /* Modula: running weight sum per 'live'. */
     uint64_t total_weight;      /* Total weight of the live servers. */
@@ -148,6 +155,27 @@ get_le32(const uint8_t *p)
            | ((uint32_t) p[2] << 16) | ((uint32_t) p[3] << 24);
 }
 
+/* Builds 'k->buckets' for the sorted 'k->points': about two buckets per
+ * point, at most 2^16 of them. */
+static void
+ketama_build_buckets(struct kairo_ketama *k)
+{
+    unsigned int bits = MIN(16, log_2_ceil(MAX(k->n_points, 1)) + 1);
+    size_t n_buckets = (size_t) 1 << bits;
+    size_t p = 0;
+
+    k->bucket_shift = 32 - bits;
+    k->buckets = xmalloc(n_buckets * sizeof *k->buckets);
+    for (size_t b = 0; b < n_buckets; b++) {
+        uint64_t floor = (uint64_t) b << k->bucket_shift;
+
+        while (p < k->n_points && k->points[p].value < floor) {
+            p++;
+        }
+        k->buckets[b] = p;
+    }
+}
+
 /* Fills in the liveness, point counts and lookup structures of 'k', whose
  * configuration and 'servers' are set. */
 static void
@@ -208,6 +236,7 @@ ketama_build(struct kairo_ketama *k)
             }
         }
         qsort(k->points, k->n_points, sizeof *k->points, compare_points);
+        ketama_build_buckets(k);
         break;
     }
 
@@ -401,6 +430,7 @@ kairo_ketama_destroy(struct kairo_ketama *k)
     free(k->servers);
     free(k->live);
     free(k->points);
+    free(k->buckets);
     free(k->cum_weights);
     free(k);
 }
@@ -447,20 +477,18 @@ kairo_ketama_lookup_hash(const struct kairo_ketama *k, uint32_t hash)
     switch (k->distribution) {
     case KAIRO_KETAMA_KETAMA:
     case KAIRO_KETAMA_LIBMEMCACHED: {
-        size_t lo = 0;
-        size_t hi = k->n_points;
+        /* Find the first point whose value is at least 'hash': it is in
+         * the bucket of 'hash', or it is the first point of a later one,
+         * which is where the bucket's scan stops. */
+        size_t b = hash >> k->bucket_shift;
+        size_t i = k->buckets[b];
+        size_t end = (b + 1 < ((size_t) 1 << (32 - k->bucket_shift))
+                      ? k->buckets[b + 1] : k->n_points);
 
-        /* Find the first point whose value is at least 'hash'. */
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-
-            if (k->points[mid].value < hash) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
+        while (i < end && k->points[i].value < hash) {
+            i++;
         }
-        return k->points[lo < k->n_points ? lo : 0].server;
+        return k->points[i < k->n_points ? i : 0].server;
     }
 
     case KAIRO_KETAMA_MODULA: {
