@@ -47,6 +47,8 @@ struct parser {
 struct token {
     const uint8_t *data;        /* First byte, inside the payload. */
     size_t len;                 /* Length, never 0 for a real token. */
+    bool has_ctl;               /* Whether a byte is a control character
+                                 * or DEL, which a key may not contain. */
 };
 
 /* Reads the big-endian 16-bit value at 'p'. */
@@ -123,7 +125,10 @@ next_token(struct parser *ps, struct token *tok)
     }
 
     tok->data = p;
+    tok->has_ctl = false;
     while (p < ps->line_end && *p != ' ') {
+        /* Space ends the token, so "< 0x21" here means a control byte. */
+        tok->has_ctl |= *p < 0x21 || *p == 0x7f;
         p++;
     }
     tok->len = p - tok->data;
@@ -220,10 +225,8 @@ add_text_key(struct parser *ps, const struct token *tok)
     if (tok->len > KAIRO_MC_MAX_KEY_LEN) {
         return KAIRO_MC_ERR_KEY_TOO_LONG;
     }
-    for (size_t i = 0; i < tok->len; i++) {
-        if (tok->data[i] < 0x21 || tok->data[i] == 0x7f) {
-            return KAIRO_MC_ERR_BAD_KEY;
-        }
+    if (tok->has_ctl) {
+        return KAIRO_MC_ERR_BAD_KEY;
     }
     if (req->n_keys >= KAIRO_MC_MAX_KEYS) {
         return KAIRO_MC_ERR_TOO_MANY_KEYS;
@@ -477,7 +480,7 @@ parse_meta(struct parser *ps)
 {
     struct kairo_mc_request *req = ps->req;
     enum kairo_mc_error error;
-    struct token key, datalen = { NULL, 0 };
+    struct token key, datalen = { NULL, 0, false };
     uint64_t len = 0;
 
     if (req->op == KAIRO_MC_OP_MN) {
@@ -760,7 +763,15 @@ parse_binary(struct parser *ps, const uint8_t *start)
 static void
 reset_request(struct kairo_mc_request *req)
 {
-    memset(req, 0, offsetof(struct kairo_mc_request, keys));
+    /* In pieces of at most 64 bytes, which the compiler turns into a few
+     * vector stores: one memset of the whole size becomes "rep stos", whose
+     * start-up cost was a third of the time of parsing a short get. */
+    enum { HEAD = offsetof(struct kairo_mc_request, keys) };
+    uint8_t *p = (uint8_t *) req;
+
+    for (size_t ofs = 0; ofs < HEAD; ofs += 64) {
+        memset(p + ofs, 0, MIN(64, HEAD - ofs));
+    }
 }
 
 /* Decodes the frame header of 'payload' into 'frame'. */
