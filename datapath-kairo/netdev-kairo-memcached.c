@@ -129,6 +129,9 @@ struct mc_pool {
     struct kairo_mc_pool_config cfg; /* The parsed options. */
     struct hmap addrs;          /* Contains struct mc_addr_node. */
     struct mc_backend_stats *stats; /* One per backend. */
+    uint16_t reply_port;        /* The UDP port of every backend, if they
+                                 * share one, else 0: a datagram from
+                                 * another port is not a reply. */
 };
 
 /* What the packet path reads, published by RCU: a pool and a ring built
@@ -222,6 +225,16 @@ mc_add(atomic_ullong *c, unsigned long long n)
     unsigned long long orig;
 
     atomic_add_relaxed(c, n, &orig);
+}
+
+/* Adds 'n' to the counter 'c' unless 'n' is 0, which saves an atomic
+ * operation on the packet path. */
+static inline void
+mc_add_nonzero(atomic_ullong *c, unsigned long long n)
+{
+    if (n) {
+        mc_add(c, n);
+    }
 }
 
 /* Returns the value of the counter 'c'. */
@@ -322,6 +335,8 @@ mc_pool_create(struct kairo_mc_pool_config *cfg, const struct mc_pool *old)
             hmap_insert(&pool->addrs, &node->node,
                         mc_addr_hash(b->ip, b->port));
         }
+        pool->reply_port = (!i || b->port == pool->reply_port
+                            ? b->port : 0);
         for (size_t j = 0; old && j < old->cfg.n_backends; j++) {
             if (mc_backend_same(b, &old->cfg.backends[j])) {
                 const struct mc_backend_stats *o = &old->stats[j];
@@ -389,37 +404,40 @@ mc_state_publish(struct netdev_kairo_mc *dev, struct mc_state *state)
 
 /* Receive queues. */
 
-/* Appends 'pkt' to queue 'qid' of 'dev', or drops it if the queue is
- * full.  Any thread. */
+/* Appends the 'n' packets in 'pkts' to queue 'qid' of 'dev', in order,
+ * dropping those that do not fit.  Any thread. */
 static void
-mc_enqueue(struct netdev_kairo_mc *dev, unsigned int qid,
-           struct dp_packet *pkt)
+mc_queue_push(struct netdev_kairo_mc *dev, unsigned int qid,
+              struct dp_packet **pkts, size_t n)
 {
     struct mc_queue *q = &dev->queues[qid];
     unsigned int limit;
-    bool added = false;
+    size_t added = 0;
 
     atomic_read_relaxed(&dev->queue_len, &limit);
     ovs_mutex_lock(&q->mutex);
-    if (q->count < limit) {
+    for (; added < n && q->count < limit; added++) {
         size_t tail = (q->head + q->count) % KAIRO_MC_POOL_MAX_QUEUE_LEN;
 
-        q->pkts[tail] = pkt;
+        q->pkts[tail] = pkts[added];
         q->count++;
-        added = true;
     }
     ovs_mutex_unlock(&q->mutex);
 
     if (added) {
         seq_change(q->seq);
-    } else {
+    }
+    if (added < n) {
         static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
 
-        COVERAGE_INC(kairo_mc_queue_full);
-        mc_inc(&dev->counters.queue_full);
+        COVERAGE_ADD(kairo_mc_queue_full, n - added);
+        mc_add(&dev->counters.queue_full, n - added);
         VLOG_INFO_RL(&rl, "%s: receive queue %u full (%u packets), "
-                     "dropping", netdev_get_name(&dev->up), qid, limit);
-        dp_packet_delete(pkt);
+                     "dropping %"PRIuSIZE, netdev_get_name(&dev->up), qid,
+                     limit, n - added);
+        for (size_t i = added; i < n; i++) {
+            dp_packet_delete(pkts[i]);
+        }
     }
 }
 
@@ -448,6 +466,129 @@ mc_queue_for(struct netdev_kairo_mc *dev, int idx)
 }
 
 /* The packet path. */
+
+/* The work of one send() call: the packets it queues, per receive queue,
+ * and the counts it adds to the port's hottest counters.  Both are handed
+ * over once per call (mc_tx_flush()), so the path takes each queue's mutex
+ * once per batch and touches shared counters once per batch, not per
+ * packet. */
+#define MC_TX_BACKENDS 64
+
+struct mc_tx {
+    struct netdev_kairo_mc *dev;        /* The port. */
+    const struct mc_state *state;       /* Its state, or NULL. */
+    struct dp_packet *pkts[KAIRO_MC_POOL_MAX_RXQ][NETDEV_MAX_BURST];
+    size_t n_pkts[KAIRO_MC_POOL_MAX_RXQ]; /* Packets in 'pkts' per queue. */
+    unsigned long long steered;         /* For 'counters.steered'. */
+    unsigned long long reads;           /* For 'counters.reads'. */
+    unsigned long long writes;          /* For 'counters.writes'. */
+    unsigned long long replies;         /* For 'counters.replies_rewritten'. */
+
+    /* Per-backend counts for backends below MC_TX_BACKENDS ('touched' has
+     * bit i set if backend i has any); others count directly. */
+    uint64_t touched;
+    struct mc_tx_backend {
+        uint32_t requests, reads, writes, replies;
+    } backends[MC_TX_BACKENDS];
+};
+
+/* Returns the per-backend counts of 'tx' for backend 'idx', or NULL if
+ * 'idx' is counted directly in the pool. */
+static inline struct mc_tx_backend *
+mc_tx_backend(struct mc_tx *tx, int idx)
+{
+    uint64_t bit;
+
+    if (idx >= MC_TX_BACKENDS) {
+        return NULL;
+    }
+    bit = UINT64_C(1) << idx;
+    if (!(tx->touched & bit)) {
+        tx->touched |= bit;
+        memset(&tx->backends[idx], 0, sizeof tx->backends[idx]);
+    }
+    return &tx->backends[idx];
+}
+
+/* Adds 'requests', 'reads', 'writes' and 'replies' to the counters of
+ * backend 'idx' for 'tx'. */
+static inline void
+mc_tx_count_backend(struct mc_tx *tx, int idx, uint32_t requests,
+                    uint32_t reads, uint32_t writes, uint32_t replies)
+{
+    struct mc_tx_backend *b = mc_tx_backend(tx, idx);
+
+    if (b) {
+        b->requests += requests;
+        b->reads += reads;
+        b->writes += writes;
+        b->replies += replies;
+    } else {
+        struct mc_backend_stats *s = &tx->state->pool->stats[idx];
+
+        mc_add_nonzero(&s->requests, requests);
+        mc_add_nonzero(&s->reads, reads);
+        mc_add_nonzero(&s->writes, writes);
+        mc_add_nonzero(&s->replies, replies);
+    }
+}
+
+/* Initializes 'tx' for a send() call on 'dev'.  The packet and backend
+ * arrays are left alone: they are big, and only their used parts are read. */
+static void
+mc_tx_init(struct mc_tx *tx, struct netdev_kairo_mc *dev)
+{
+    tx->dev = dev;
+    tx->state = ovsrcu_get(struct mc_state *, &dev->state);
+    memset(tx->n_pkts, 0, sizeof tx->n_pkts);
+    tx->steered = tx->reads = tx->writes = tx->replies = 0;
+    tx->touched = 0;
+}
+
+/* Queues 'pkt' on receive queue 'qid' for 'tx'. */
+static void
+mc_tx_queue(struct mc_tx *tx, unsigned int qid, struct dp_packet *pkt)
+{
+    if (tx->n_pkts[qid] == NETDEV_MAX_BURST) {
+        /* A split can yield more packets than a batch holds. */
+        mc_queue_push(tx->dev, qid, tx->pkts[qid], tx->n_pkts[qid]);
+        tx->n_pkts[qid] = 0;
+    }
+    tx->pkts[qid][tx->n_pkts[qid]++] = pkt;
+}
+
+/* Hands what 'tx' gathered to the port's queues and counters. */
+static void
+mc_tx_flush(struct mc_tx *tx)
+{
+    struct mc_counters *c = &tx->dev->counters;
+
+    for (size_t qid = 0; qid < KAIRO_MC_POOL_MAX_RXQ; qid++) {
+        if (tx->n_pkts[qid]) {
+            mc_queue_push(tx->dev, qid, tx->pkts[qid], tx->n_pkts[qid]);
+        }
+    }
+    if (tx->steered) {
+        COVERAGE_ADD(kairo_mc_steered, tx->steered);
+        mc_add(&c->steered, tx->steered);
+        mc_add(&c->reads, tx->reads);
+        mc_add(&c->writes, tx->writes);
+    }
+    if (tx->replies) {
+        COVERAGE_ADD(kairo_mc_reply_rewritten, tx->replies);
+        mc_add(&c->replies_rewritten, tx->replies);
+    }
+    for (uint64_t t = tx->touched; t; t = zero_rightmost_1bit(t)) {
+        int idx = raw_ctz(t);
+        const struct mc_tx_backend *b = &tx->backends[idx];
+        struct mc_backend_stats *s = &tx->state->pool->stats[idx];
+
+        mc_add_nonzero(&s->requests, b->requests);
+        mc_add_nonzero(&s->reads, b->reads);
+        mc_add_nonzero(&s->writes, b->writes);
+        mc_add_nonzero(&s->replies, b->replies);
+    }
+}
 
 /* The headers of an Ethernet/IPv4/UDP packet, pointing into its data. */
 struct mc_headers {
@@ -548,13 +689,11 @@ mc_set_port(struct mc_headers *h, ovs_be16 *field, ovs_be16 port)
  * counts it and queues it.  'n_reads' and 'n_writes' count the read and
  * write commands it carries. */
 static void
-mc_steer(struct netdev_kairo_mc *dev, const struct mc_state *state,
-         struct dp_packet *pkt, struct mc_headers *h, int idx,
-         unsigned int n_reads, unsigned int n_writes)
+mc_steer(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h,
+         int idx, unsigned int n_reads, unsigned int n_writes)
 {
-    const struct mc_pool *pool = state->pool;
+    const struct mc_pool *pool = tx->state->pool;
     const struct kairo_mc_backend *b = &pool->cfg.backends[idx];
-    struct mc_backend_stats *s = &pool->stats[idx];
 
     h->eth->eth_dst = b->mac;
     if (pool->cfg.rewrite == KAIRO_MC_REWRITE_IP) {
@@ -563,26 +702,20 @@ mc_steer(struct netdev_kairo_mc *dev, const struct mc_state *state,
     }
     dp_packet_reset_offload(pkt);
 
-    COVERAGE_INC(kairo_mc_steered);
-    mc_inc(&dev->counters.steered);
-    mc_inc(&s->requests);
-    if (n_reads) {
-        mc_add(&dev->counters.reads, n_reads);
-        mc_add(&s->reads, n_reads);
-    }
-    if (n_writes) {
-        mc_add(&dev->counters.writes, n_writes);
-        mc_add(&s->writes, n_writes);
-    }
-    mc_enqueue(dev, mc_queue_for(dev, idx), pkt);
+    tx->steered++;
+    tx->reads += n_reads;
+    tx->writes += n_writes;
+    mc_tx_count_backend(tx, idx, 1, n_reads, n_writes, 0);
+    mc_tx_queue(tx, mc_queue_for(tx->dev, idx), pkt);
 }
 
 /* Handles 'pkt', which cannot be steered for 'reason', under the policy of
  * 'state' (pass if 'state' is NULL). */
 static void
-mc_unsteered(struct netdev_kairo_mc *dev, const struct mc_state *state,
-             struct dp_packet *pkt, enum mc_reason reason)
+mc_unsteered(struct mc_tx *tx, struct dp_packet *pkt, enum mc_reason reason)
 {
+    struct netdev_kairo_mc *dev = tx->dev;
+    const struct mc_state *state = tx->state;
     static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
     bool drop = (state
                  && state->pool->cfg.bad_request == KAIRO_MC_POLICY_DROP);
@@ -606,7 +739,7 @@ mc_unsteered(struct netdev_kairo_mc *dev, const struct mc_state *state,
     } else {
         COVERAGE_INC(kairo_mc_unsteered_passed);
         mc_inc(&dev->counters.passed);
-        mc_enqueue(dev, 0, pkt);
+        mc_tx_queue(tx, 0, pkt);
     }
 }
 
@@ -673,10 +806,10 @@ mc_build_part(const struct dp_packet *pkt, const struct mc_headers *h,
  * backends in 'idx' (at least two distinct ones): one request per backend,
  * or the policy if that fails. */
 static void
-mc_split(struct netdev_kairo_mc *dev, const struct mc_state *state,
-         struct dp_packet *pkt, const struct mc_headers *h,
+mc_split(struct mc_tx *tx, struct dp_packet *pkt, const struct mc_headers *h,
          const struct kairo_mc_request *req, const int *idx)
 {
+    struct netdev_kairo_mc *dev = tx->dev;
     struct dp_packet *parts[KAIRO_MC_MAX_KEYS];
     int part_idx[KAIRO_MC_MAX_KEYS];
     uint64_t done = 0;
@@ -700,7 +833,7 @@ mc_split(struct netdev_kairo_mc *dev, const struct mc_state *state,
             for (size_t k = 0; k < n_parts; k++) {
                 dp_packet_delete(parts[k]);
             }
-            mc_unsteered(dev, state, pkt, MC_R_SPLIT_FAILED);
+            mc_unsteered(tx, pkt, MC_R_SPLIT_FAILED);
             return;
         }
         part_idx[n_parts++] = idx[i];
@@ -713,7 +846,7 @@ mc_split(struct netdev_kairo_mc *dev, const struct mc_state *state,
         struct mc_headers ph;
 
         ovs_assert(!mc_parse_headers(parts[k], &ph));
-        mc_steer(dev, state, parts[k], &ph, part_idx[k],
+        mc_steer(tx, parts[k], &ph, part_idx[k],
                  req->is_read, req->is_write);
     }
     dp_packet_delete(pkt);
@@ -722,10 +855,10 @@ mc_split(struct netdev_kairo_mc *dev, const struct mc_state *state,
 /* Handles the pipelined datagram in 'pkt', whose first command is 'first'.
  * Steers it whole if every key maps to one backend. */
 static void
-mc_pipeline(struct netdev_kairo_mc *dev, const struct mc_state *state,
-            struct dp_packet *pkt, struct mc_headers *h,
+mc_pipeline(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h,
             const struct kairo_mc_request *first)
 {
+    const struct mc_state *state = tx->state;
     struct kairo_mc_request next;
     const struct kairo_mc_request *req = first;
     unsigned int n_reads = 0, n_writes = 0;
@@ -734,19 +867,19 @@ mc_pipeline(struct netdev_kairo_mc *dev, const struct mc_state *state,
     for (;;) {
         if (!req->n_keys && req->op != KAIRO_MC_OP_MN
             && req->op != KAIRO_MC_OP_NOOP) {
-            mc_unsteered(dev, state, pkt, MC_R_PIPELINE_MIXED);
+            mc_unsteered(tx, pkt, MC_R_PIPELINE_MIXED);
             return;
         }
         for (size_t i = 0; i < req->n_keys; i++) {
             int idx = mc_route(state, &req->keys[i]);
 
             if (idx < 0) {
-                mc_unsteered(dev, state, pkt, MC_R_NO_BACKEND);
+                mc_unsteered(tx, pkt, MC_R_NO_BACKEND);
                 return;
             } else if (backend < 0) {
                 backend = idx;
             } else if (backend != idx) {
-                mc_unsteered(dev, state, pkt, MC_R_PIPELINE_MIXED);
+                mc_unsteered(tx, pkt, MC_R_PIPELINE_MIXED);
                 return;
             }
         }
@@ -760,26 +893,26 @@ mc_pipeline(struct netdev_kairo_mc *dev, const struct mc_state *state,
                                                         h->payload_len,
                                                         req->cmd_end, &next);
         if (error) {
-            mc_unsteered(dev, state, pkt, (enum mc_reason) error);
+            mc_unsteered(tx, pkt, (enum mc_reason) error);
             return;
         }
         req = &next;
     }
 
     if (backend < 0) {
-        mc_unsteered(dev, state, pkt, MC_R_NO_KEY);
+        mc_unsteered(tx, pkt, MC_R_NO_KEY);
         return;
     }
     COVERAGE_INC(kairo_mc_pipelined);
-    mc_inc(&dev->counters.pipelined);
-    mc_steer(dev, state, pkt, h, backend, n_reads, n_writes);
+    mc_inc(&tx->dev->counters.pipelined);
+    mc_steer(tx, pkt, h, backend, n_reads, n_writes);
 }
 
 /* Handles the request in 'pkt' (headers 'h'). */
 static void
-mc_request(struct netdev_kairo_mc *dev, const struct mc_state *state,
-           struct dp_packet *pkt, struct mc_headers *h)
+mc_request(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h)
 {
+    const struct mc_state *state = tx->state;
     struct kairo_mc_request req;
     enum kairo_mc_error error;
     int idx[KAIRO_MC_MAX_KEYS];
@@ -790,28 +923,28 @@ mc_request(struct netdev_kairo_mc *dev, const struct mc_state *state,
         static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
 
         VLOG_INFO_RL(&rl, "%s: malformed memcached request (%s)",
-                     netdev_get_name(&dev->up),
+                     netdev_get_name(&tx->dev->up),
                      kairo_mc_error_to_string(error));
-        mc_unsteered(dev, state, pkt, (enum mc_reason) error);
+        mc_unsteered(tx, pkt, (enum mc_reason) error);
         return;
     }
     if (!state->ring) {
-        mc_unsteered(dev, state, pkt, MC_R_NO_BACKEND);
+        mc_unsteered(tx, pkt, MC_R_NO_BACKEND);
         return;
     }
     if (error == KAIRO_MC_ERR_PIPELINED) {
-        mc_pipeline(dev, state, pkt, h, &req);
+        mc_pipeline(tx, pkt, h, &req);
         return;
     }
     if (!req.n_keys) {
-        mc_unsteered(dev, state, pkt, MC_R_NO_KEY);
+        mc_unsteered(tx, pkt, MC_R_NO_KEY);
         return;
     }
 
     for (size_t i = 0; i < req.n_keys; i++) {
         idx[i] = mc_route(state, &req.keys[i]);
         if (idx[i] < 0) {
-            mc_unsteered(dev, state, pkt, MC_R_NO_BACKEND);
+            mc_unsteered(tx, pkt, MC_R_NO_BACKEND);
             return;
         }
         same = same && idx[i] == idx[0];
@@ -822,63 +955,66 @@ mc_request(struct netdev_kairo_mc *dev, const struct mc_state *state,
         }
     }
     if (same) {
-        mc_steer(dev, state, pkt, h, idx[0], req.is_read, req.is_write);
+        mc_steer(tx, pkt, h, idx[0], req.is_read, req.is_write);
     } else {
-        mc_split(dev, state, pkt, h, &req, idx);
+        mc_split(tx, pkt, h, &req, idx);
     }
 }
 
 /* Handles one packet sent to 'dev' under 'state' (may be NULL). */
 static void
-mc_process(struct netdev_kairo_mc *dev, const struct mc_state *state,
-           struct dp_packet *pkt)
+mc_process(struct mc_tx *tx, struct dp_packet *pkt)
 {
+    struct netdev_kairo_mc *dev = tx->dev;
+    const struct mc_state *state = tx->state;
     const struct kairo_mc_pool_config *cfg;
     enum mc_reason reason;
     struct mc_headers h;
 
     reason = mc_parse_headers(pkt, &h);
     if (reason) {
-        mc_unsteered(dev, state, pkt, reason);
+        mc_unsteered(tx, pkt, reason);
         return;
     }
     if (!state) {
-        mc_unsteered(dev, state, pkt, MC_R_NO_BACKEND);
+        mc_unsteered(tx, pkt, MC_R_NO_BACKEND);
         return;
     }
     cfg = &state->pool->cfg;
 
     /* Replies. */
     if (cfg->rewrite == KAIRO_MC_REWRITE_IP) {
-        int idx = mc_pool_find_addr(state->pool,
-                                    get_16aligned_be32(&h.ip->ip_src),
-                                    ntohs(h.udp->udp_src));
+        uint16_t sport = ntohs(h.udp->udp_src);
+        int idx = (state->pool->reply_port && sport != state->pool->reply_port
+                   ? -1
+                   : mc_pool_find_addr(state->pool,
+                                       get_16aligned_be32(&h.ip->ip_src),
+                                       sport));
         if (idx >= 0) {
             h.eth->eth_src = cfg->vmac;
             mc_set_ip(&h, &h.ip->ip_src, cfg->vip);
             mc_set_port(&h, &h.udp->udp_src, htons(cfg->vport));
             dp_packet_reset_offload(pkt);
-            COVERAGE_INC(kairo_mc_reply_rewritten);
-            mc_inc(&dev->counters.replies_rewritten);
-            mc_inc(&state->pool->stats[idx].replies);
-            mc_enqueue(dev, mc_queue_for(dev, idx), pkt);
+            tx->replies++;
+            mc_tx_count_backend(tx, idx, 0, 0, 0, 1);
+            mc_tx_queue(tx, mc_queue_for(dev, idx), pkt);
             return;
         }
     } else if (h.udp->udp_src == htons(cfg->vport)
                && h.udp->udp_dst != htons(cfg->vport)) {
         COVERAGE_INC(kairo_mc_reply_passed);
         mc_inc(&dev->counters.replies_passed);
-        mc_enqueue(dev, 0, pkt);
+        mc_tx_queue(tx, 0, pkt);
         return;
     }
 
     /* Requests. */
     if (h.udp->udp_dst != htons(cfg->vport)
         || (cfg->has_vip && get_16aligned_be32(&h.ip->ip_dst) != cfg->vip)) {
-        mc_unsteered(dev, state, pkt, MC_R_NOT_MEMCACHED);
+        mc_unsteered(tx, pkt, MC_R_NOT_MEMCACHED);
         return;
     }
-    mc_request(dev, state, pkt, &h);
+    mc_request(tx, pkt, &h);
 }
 
 /* netdev provider functions. */
@@ -1069,15 +1205,19 @@ netdev_kairo_mc_send(struct netdev *netdev, int qid OVS_UNUSED,
                      bool concurrent_txq OVS_UNUSED)
 {
     struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
-    const struct mc_state *state = ovsrcu_get(struct mc_state *,
-                                              &dev->state);
+    unsigned long long bytes = 0;
     struct dp_packet *pkt;
+    struct mc_tx tx;
 
-    mc_add(&dev->counters.tx_packets, dp_packet_batch_size(batch));
+    mc_tx_init(&tx, dev);
+
     DP_PACKET_BATCH_FOR_EACH (i, pkt, batch) {
-        mc_add(&dev->counters.tx_bytes, dp_packet_size(pkt));
-        mc_process(dev, state, pkt);
+        bytes += dp_packet_size(pkt);
+        mc_process(&tx, pkt);
     }
+    mc_tx_flush(&tx);
+    mc_add(&dev->counters.tx_packets, dp_packet_batch_size(batch));
+    mc_add(&dev->counters.tx_bytes, bytes);
     dp_packet_batch_init(batch);
     return 0;
 }
