@@ -2,6 +2,7 @@
 # series and the sandbox.
 EXTRA_DIST += \
 	utilities/kairo-dev \
+	utilities/kairo-mc-bench \
 	utilities/kairo-prepare-ovs \
 	utilities/kairo-sandbox \
 	utilities/ovs-patches/series
