@@ -201,11 +201,13 @@ static struct ovs_list mc_devs OVS_GUARDED_BY(mc_devs_mutex)
     = OVS_LIST_INITIALIZER(&mc_devs);
 
 static const struct netdev_class netdev_kairo_mc_class;
+static const struct netdev_class netdev_kairo_mc_pmd_class;
 
 static struct netdev_kairo_mc *
 netdev_kairo_mc_cast(const struct netdev *netdev)
 {
-    ovs_assert(netdev->netdev_class == &netdev_kairo_mc_class);
+    ovs_assert(netdev->netdev_class == &netdev_kairo_mc_class
+               || netdev->netdev_class == &netdev_kairo_mc_pmd_class);
     return CONTAINER_OF(netdev, struct netdev_kairo_mc, up);
 }
 
@@ -1368,29 +1370,39 @@ netdev_kairo_mc_rxq_drain(struct netdev_rxq *rxq)
     return 0;
 }
 
-static const struct netdev_class netdev_kairo_mc_class = {
-    .type = "kairo-memcached",
-    .is_pmd = false,
-    .alloc = netdev_kairo_mc_alloc,
-    .construct = netdev_kairo_mc_construct,
-    .destruct = netdev_kairo_mc_destruct,
-    .dealloc = netdev_kairo_mc_dealloc,
-    .get_config = netdev_kairo_mc_get_config,
-    .set_config = netdev_kairo_mc_set_config,
-    .reconfigure = netdev_kairo_mc_reconfigure,
-    .send = netdev_kairo_mc_send,
-    .set_etheraddr = netdev_kairo_mc_set_etheraddr,
-    .get_etheraddr = netdev_kairo_mc_get_etheraddr,
-    .get_stats = netdev_kairo_mc_get_stats,
-    .update_flags = netdev_kairo_mc_update_flags,
-    .rxq_alloc = netdev_kairo_mc_rxq_alloc,
-    .rxq_construct = netdev_kairo_mc_rxq_construct,
-    .rxq_destruct = netdev_kairo_mc_rxq_destruct,
-    .rxq_dealloc = netdev_kairo_mc_rxq_dealloc,
-    .rxq_recv = netdev_kairo_mc_rxq_recv,
-    .rxq_wait = netdev_kairo_mc_rxq_wait,
-    .rxq_drain = netdev_kairo_mc_rxq_drain,
-};
+/* The class of a kairo-memcached netdev of type 'TYPE': "kairo-memcached",
+ * whose receive queues the datapath's main thread polls (woken by
+ * rxq_wait()), or "kairo-memcached-pmd", whose receive queues PMD threads
+ * busy-poll, for datapaths whose other ports are PMD ports (DPDK). */
+#define NETDEV_KAIRO_MC_CLASS(TYPE, IS_PMD)                  \
+    {                                                        \
+        .type = TYPE,                                        \
+        .is_pmd = IS_PMD,                                    \
+        .alloc = netdev_kairo_mc_alloc,                      \
+        .construct = netdev_kairo_mc_construct,              \
+        .destruct = netdev_kairo_mc_destruct,                \
+        .dealloc = netdev_kairo_mc_dealloc,                  \
+        .get_config = netdev_kairo_mc_get_config,            \
+        .set_config = netdev_kairo_mc_set_config,            \
+        .reconfigure = netdev_kairo_mc_reconfigure,          \
+        .send = netdev_kairo_mc_send,                        \
+        .set_etheraddr = netdev_kairo_mc_set_etheraddr,      \
+        .get_etheraddr = netdev_kairo_mc_get_etheraddr,      \
+        .get_stats = netdev_kairo_mc_get_stats,              \
+        .update_flags = netdev_kairo_mc_update_flags,        \
+        .rxq_alloc = netdev_kairo_mc_rxq_alloc,              \
+        .rxq_construct = netdev_kairo_mc_rxq_construct,      \
+        .rxq_destruct = netdev_kairo_mc_rxq_destruct,        \
+        .rxq_dealloc = netdev_kairo_mc_rxq_dealloc,          \
+        .rxq_recv = netdev_kairo_mc_rxq_recv,                \
+        .rxq_wait = netdev_kairo_mc_rxq_wait,                \
+        .rxq_drain = netdev_kairo_mc_rxq_drain,              \
+    }
+
+static const struct netdev_class netdev_kairo_mc_class =
+    NETDEV_KAIRO_MC_CLASS("kairo-memcached", false);
+static const struct netdev_class netdev_kairo_mc_pmd_class =
+    NETDEV_KAIRO_MC_CLASS("kairo-memcached-pmd", true);
 
 /* Commands (main thread). */
 
@@ -1780,6 +1792,7 @@ netdev_kairo_mc_register(void)
 
     if (ovsthread_once_start(&once)) {
         netdev_register_provider(&netdev_kairo_mc_class);
+        netdev_register_provider(&netdev_kairo_mc_pmd_class);
         unixctl_command_register("kairo/mc-show", "[PORT]", 0, 1,
                                  mc_unixctl_show, NULL);
         unixctl_command_register("kairo/mc-route", "PORT KEY", 2, 2,

@@ -19,6 +19,10 @@
 
 /* The "kairo-memcached" port type: memcached UDP steering by key.
  *
+ * "kairo-memcached-pmd" is the same port with PMD receive queues: PMD
+ * threads busy-poll them instead of the main thread polling them when
+ * woken, for datapaths with PMD threads (DPDK).
+ *
  * A kairo-memcached port is a loop-back device for the userspace (netdev)
  * datapath, the dummy datapath of the tests included.  Packets the datapath
  * outputs to the port (netdev send()) are examined, steered and queued;
