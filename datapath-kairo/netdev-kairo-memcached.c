@@ -469,13 +469,14 @@ mc_queue_for(struct netdev_kairo_mc *dev, int idx)
 
 /* The packet path. */
 
+/* Backends whose counts struct mc_tx gathers; others count directly. */
+#define MC_TX_BACKENDS 64
+
 /* The work of one send() call: the packets it queues, per receive queue,
  * and the counts it adds to the port's hottest counters.  Both are handed
  * over once per call (mc_tx_flush()), so the path takes each queue's mutex
  * once per batch and touches shared counters once per batch, not per
  * packet. */
-#define MC_TX_BACKENDS 64
-
 struct mc_tx {
     struct netdev_kairo_mc *dev;        /* The port. */
     const struct mc_state *state;       /* Its state, or NULL. */

@@ -75,8 +75,9 @@
  *     packet threads by RCU; the packet path takes no lock to read them.
  *
  *   - send() may run concurrently on any datapath thread (PMD, handler,
- *     main).  It updates relaxed atomic counters and appends to the receive
- *     queue of its choice under that queue's mutex.  Each queue is bounded
+ *     main).  It gathers a batch's packets per receive queue and its
+ *     counts, then appends each queue's share under that queue's mutex and
+ *     adds the counts to relaxed atomic counters, once per batch.  Each queue is bounded
  *     (options:queue_len); a packet that finds it full is dropped and
  *     counted.  Requests for one backend always use the same queue, so
  *     their order is kept.
