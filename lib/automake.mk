@@ -5,12 +5,16 @@ lib_libkairo_la_SOURCES = \
 	lib/kairo-delta-index.h \
 	lib/kairo-ketama.c \
 	lib/kairo-ketama.h \
+	lib/kairo-mc-cache.c \
+	lib/kairo-mc-cache.h \
 	lib/kairo-mc-hash.c \
 	lib/kairo-mc-hash.h \
 	lib/kairo-mc-pool.c \
 	lib/kairo-mc-pool.h \
 	lib/kairo-mc-proto.c \
 	lib/kairo-mc-proto.h \
+	lib/kairo-mc-sketch.c \
+	lib/kairo-mc-sketch.h \
 	lib/kairo-md5.c \
 	lib/kairo-md5.h \
 	lib/kairo-show.c \

@@ -928,6 +928,141 @@ kairo_mc_build_get(const struct kairo_mc_request *req, uint64_t key_mask,
     return needed;
 }
 
+/* Replies. */
+
+/* Returns the '\r' of the first "\r\n" in the 'n' bytes at 'p', or NULL. */
+static const uint8_t *
+find_crlf(const uint8_t *p, size_t n)
+{
+    const uint8_t *cr = n >= 2 ? memchr(p, '\r', n - 1) : NULL;
+
+    return cr && cr[1] == '\n' ? cr : NULL;
+}
+
+/* Splits the 'n' bytes at 'p' into at most 'max' space-separated tokens in
+ * 'toks', which must be separated by exactly one space.  Returns the number
+ * of tokens, or SIZE_MAX if there are more than 'max' or a token is
+ * empty. */
+static size_t
+split_reply_line(const uint8_t *p, size_t n, struct token toks[], size_t max)
+{
+    size_t n_toks = 0;
+    size_t start = 0;
+
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || p[i] == ' ') {
+            if (i == start || n_toks >= max) {
+                return SIZE_MAX;
+            }
+            toks[n_toks].data = p + start;
+            toks[n_toks].len = i - start;
+            toks[n_toks].has_ctl = false;
+            for (size_t j = start; j < i; j++) {
+                if (p[j] < 0x21 || p[j] == 0x7f) {
+                    toks[n_toks].has_ctl = true;
+                }
+            }
+            n_toks++;
+            start = i + 1;
+        }
+    }
+    return n_toks;
+}
+
+/* Parses the reply item at 'ofs' of 'payload'. */
+enum kairo_mc_reply_item
+kairo_mc_parse_reply_item(const void *payload_, size_t size, size_t ofs,
+                          struct kairo_mc_value *value, size_t *next)
+{
+    const uint8_t *payload = payload_;
+    const uint8_t *line, *cr, *data;
+    struct token toks[5];
+    uint64_t flags, len, cas = 0;
+    size_t n, avail;
+
+    if (size > KAIRO_MC_MAX_DATAGRAM || ofs < KAIRO_MC_FRAME_HEADER_LEN
+        || ofs >= size) {
+        return KAIRO_MC_REPLY_OTHER;
+    }
+    line = payload + ofs;
+    cr = find_crlf(line, size - ofs);
+    if (!cr) {
+        return KAIRO_MC_REPLY_OTHER;
+    }
+    if (cr - line == 3 && !memcmp(line, "END", 3)) {
+        *next = cr + 2 - payload;
+        return KAIRO_MC_REPLY_END;
+    }
+
+    n = split_reply_line(line, cr - line, toks, ARRAY_SIZE(toks));
+    if ((n != 4 && n != 5) || !token_is(&toks[0], "VALUE")
+        || toks[1].len > KAIRO_MC_MAX_KEY_LEN || toks[1].has_ctl
+        || !parse_u64(toks[2].data, toks[2].len, UINT32_MAX, &flags)
+        || !parse_u64(toks[3].data, toks[3].len, MAX_DATA_LEN, &len)
+        || (n == 5 && !parse_u64(toks[4].data, toks[4].len, UINT64_MAX,
+                                 &cas))) {
+        return KAIRO_MC_REPLY_OTHER;
+    }
+    data = cr + 2;
+    avail = payload + size - data;
+    if (avail < 2 || len > avail - 2
+        || data[len] != '\r' || data[len + 1] != '\n') {
+        return KAIRO_MC_REPLY_OTHER;
+    }
+
+    value->key = make_span(payload, toks[1].data, toks[1].len);
+    value->flags = flags;
+    value->has_cas = n == 5;
+    value->cas = cas;
+    value->data = make_span(payload, data, len);
+    *next = data + len + 2 - payload;
+    return KAIRO_MC_REPLY_VALUE;
+}
+
+/* Writes the decimal digits of 'x' to '*p' and advances it. */
+static void
+append_u64(uint8_t **p, uint64_t x)
+{
+    char digits[20];
+    size_t n = 0;
+
+    do {
+        digits[n++] = '0' + x % 10;
+        x /= 10;
+    } while (x);
+    while (n) {
+        *(*p)++ = digits[--n];
+    }
+}
+
+/* Writes a VALUE item to 'buf'. */
+size_t
+kairo_mc_put_value(void *buf, size_t size, const void *key, size_t key_len,
+                   uint32_t flags, bool with_cas, uint64_t cas,
+                   const void *data, size_t data_len)
+{
+    uint8_t *p = buf;
+
+    if (size < KAIRO_MC_VALUE_OVERHEAD
+        || key_len + data_len > size - KAIRO_MC_VALUE_OVERHEAD) {
+        return 0;
+    }
+    append(&p, "VALUE ", 6);
+    append(&p, key, key_len);
+    append(&p, " ", 1);
+    append_u64(&p, flags);
+    append(&p, " ", 1);
+    append_u64(&p, data_len);
+    if (with_cas) {
+        append(&p, " ", 1);
+        append_u64(&p, cas);
+    }
+    append(&p, "\r\n", 2);
+    append(&p, data, data_len);
+    append(&p, "\r\n", 2);
+    return p - (uint8_t *) buf;
+}
+
 /* The name of each error, indexed by error. */
 static const char *const error_names[KAIRO_MC_N_ERRORS] = {
     [KAIRO_MC_OK] = "ok",

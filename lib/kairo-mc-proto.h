@@ -264,6 +264,54 @@ enum kairo_mc_error kairo_mc_parse_next(const void *payload, size_t size,
 size_t kairo_mc_build_get(const struct kairo_mc_request *req,
                           uint64_t key_mask, void *buf, size_t size);
 
+/* Replies.
+ *
+ * A switch that caches values reads the replies to the gets it steered and
+ * writes replies of its own.  Only what a cache needs is parsed: the items of
+ * an ASCII get or gets reply, "VALUE <key> <flags> <bytes> [<cas>]\r\n"
+ * followed by a data block of exactly <bytes> bytes and "\r\n", and the
+ * "END\r\n" that closes it.  Any other line (an error, a meta reply, a
+ * storage result) is KAIRO_MC_REPLY_OTHER, which a cache takes to mean "do
+ * not fill from this datagram".  The same strictness as for requests holds:
+ * lines end in "\r\n", numbers are plain decimal, keys are 1 to 250 bytes
+ * with no control character. */
+
+/* What kairo_mc_parse_reply_item() found. */
+enum kairo_mc_reply_item {
+    KAIRO_MC_REPLY_VALUE,       /* One VALUE item, described in the value. */
+    KAIRO_MC_REPLY_END,         /* "END\r\n". */
+    KAIRO_MC_REPLY_OTHER,       /* Anything else, or a malformed item. */
+};
+
+/* One VALUE item of a get or gets reply. */
+struct kairo_mc_value {
+    struct kairo_mc_span key;   /* The key. */
+    uint32_t flags;             /* The item's client flags. */
+    bool has_cas;               /* Whether the line carried a cas unique. */
+    uint64_t cas;               /* The cas unique, if 'has_cas'. */
+    struct kairo_mc_span data;  /* The data block, without its "\r\n". */
+};
+
+/* Parses the reply item at offset 'ofs' of the 'size'-byte UDP 'payload'
+ * (frame header included, 'ofs' at least 8).  For KAIRO_MC_REPLY_VALUE
+ * fills '*value' and for VALUE and END stores in '*next' the offset just
+ * past the item; for KAIRO_MC_REPLY_OTHER leaves both alone.  Spans point
+ * into 'payload'.  Pure and reentrant. */
+enum kairo_mc_reply_item kairo_mc_parse_reply_item(
+    const void *payload, size_t size, size_t ofs,
+    struct kairo_mc_value *value, size_t *next);
+
+/* Writes "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n" for the
+ * 'key_len'-byte 'key' and 'data_len'-byte 'data' to 'buf', which has room
+ * for 'size' bytes; the cas unique is written if 'with_cas'.  Returns the
+ * bytes written, or 0 (writing nothing useful) if they do not fit. */
+size_t kairo_mc_put_value(void *buf, size_t size, const void *key,
+                          size_t key_len, uint32_t flags, bool with_cas,
+                          uint64_t cas, const void *data, size_t data_len);
+
+/* Most bytes kairo_mc_put_value() adds around the key and the data. */
+#define KAIRO_MC_VALUE_OVERHEAD (sizeof "VALUE   \r\n\r\n" - 1 + 10 + 10 + 20)
+
 /* Writes 'frame' to the 8 bytes at 'buf' in wire format. */
 void kairo_mc_put_frame(void *buf, const struct kairo_mc_frame *frame);
 

@@ -9,6 +9,7 @@ tests_kairo_unit_SOURCES = \
 	tests/kairo-unit-main.c \
 	tests/test-kairo-delta-index.c \
 	tests/test-kairo-ketama.c \
+	tests/test-kairo-mc-cache.c \
 	tests/test-kairo-mc-hash.c \
 	tests/test-kairo-mc-pool.c \
 	tests/test-kairo-mc-proto.c \

@@ -31,6 +31,7 @@
     KAIRO_UNIT_SUITE(version)                   \
     KAIRO_UNIT_SUITE(delta_index)               \
     KAIRO_UNIT_SUITE(mc_proto)                  \
+    KAIRO_UNIT_SUITE(mc_cache)                  \
     KAIRO_UNIT_SUITE(mc_hash)                   \
     KAIRO_UNIT_SUITE(mc_pool)                   \
     KAIRO_UNIT_SUITE(ketama)

@@ -1071,6 +1071,85 @@ test_robustness(void)
     }
 }
 
+/* Replies: VALUE items, END, and everything a cache must not fill from. */
+static void
+test_reply(void)
+{
+    static const char reply[] = "VALUE k1 5 3\r\nabc\r\n"
+                                "VALUE k2 0 0 77\r\n\r\nEND\r\n";
+    struct kairo_mc_value v;
+    size_t size = make(reply, strlen(reply));
+    size_t next = 0;
+
+    CU_ASSERT_EQUAL(kairo_mc_parse_reply_item(dgram, size, 8, &v, &next),
+                    KAIRO_MC_REPLY_VALUE);
+    CU_ASSERT(span_is(&v.key, "k1"));
+    CU_ASSERT_EQUAL(v.flags, 5);
+    CU_ASSERT(!v.has_cas);
+    CU_ASSERT(span_is(&v.data, "abc"));
+    CU_ASSERT_EQUAL(kairo_mc_parse_reply_item(dgram, size, next, &v, &next),
+                    KAIRO_MC_REPLY_VALUE);
+    CU_ASSERT(span_is(&v.key, "k2"));
+    CU_ASSERT(v.has_cas);
+    CU_ASSERT_EQUAL(v.cas, 77);
+    CU_ASSERT_EQUAL(v.data.len, 0);
+    CU_ASSERT_EQUAL(kairo_mc_parse_reply_item(dgram, size, next, &v, &next),
+                    KAIRO_MC_REPLY_END);
+    CU_ASSERT_EQUAL(next, size);
+    CU_ASSERT_EQUAL(kairo_mc_parse_reply_item(dgram, size, next, &v, &next),
+                    KAIRO_MC_REPLY_OTHER);
+
+    static const char *const others[] = {
+        "STORED\r\n", "END\n", "VALUE k 1 3\r\nabcd\r\n",
+        "VALUE k 1 3\r\nab", "VALUE k 1\r\n", "VALUE k 1 3 4 5\r\nabc\r\n",
+        "VALUE  k 1 3\r\nabc\r\n", "VALUE k 4294967296 3\r\nabc\r\n",
+        "VALUE k 1 -3\r\nabc\r\n", "VALUE k\x01 1 3\r\nabc\r\n",
+        "VA 3\r\nabc\r\n", "SERVER_ERROR out of memory\r\n", "",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(others); i++) {
+        size = make(others[i], strlen(others[i]));
+        next = 12345;
+        CU_ASSERT_EQUAL(kairo_mc_parse_reply_item(dgram, size, 8, &v, &next),
+                        KAIRO_MC_REPLY_OTHER);
+        CU_ASSERT_EQUAL(next, 12345);
+    }
+    /* An offset inside the frame header is refused. */
+    size = make(reply, strlen(reply));
+    CU_ASSERT_EQUAL(kairo_mc_parse_reply_item(dgram, size, 4, &v, &next),
+                    KAIRO_MC_REPLY_OTHER);
+}
+
+/* kairo_mc_put_value() writes what kairo_mc_parse_reply_item() reads. */
+static void
+test_put_value(void)
+{
+    uint8_t buf[128];
+    struct kairo_mc_value v;
+    size_t n, next;
+
+    memset(dgram, 0, 8);
+    n = kairo_mc_put_value(dgram + 8, 200, "key", 3, 4294967295u, true,
+                           UINT64_MAX, "da\r\nta", 6);
+    CU_ASSERT_EQUAL(n, strlen("VALUE key 4294967295 6 18446744073709551615"
+                              "\r\nda\r\nta\r\n"));
+    CU_ASSERT(!memcmp(dgram + 8, "VALUE key 4294967295 6 "
+                      "18446744073709551615\r\nda\r\nta\r\n", n));
+    CU_ASSERT_EQUAL(kairo_mc_parse_reply_item(dgram, 8 + n, 8, &v, &next),
+                    KAIRO_MC_REPLY_VALUE);
+    CU_ASSERT_EQUAL(v.cas, UINT64_MAX);
+    CU_ASSERT(span_is(&v.data, "da\r\nta"));
+
+    n = kairo_mc_put_value(buf, sizeof buf, "k", 1, 0, false, 0, "", 0);
+    CU_ASSERT_EQUAL(n, strlen("VALUE k 0 0\r\n\r\n"));
+    CU_ASSERT(!memcmp(buf, "VALUE k 0 0\r\n\r\n", n));
+
+    /* Too small a buffer writes nothing. */
+    CU_ASSERT_EQUAL(kairo_mc_put_value(buf, 20, "k", 1, 0, false, 0, "", 0),
+                    0);
+    CU_ASSERT_EQUAL(kairo_mc_put_value(buf, sizeof buf, "k", 1, 0, false, 0,
+                                       dgram, sizeof buf), 0);
+}
+
 /* Adds the mc_proto suite to the CUnit registry. */
 CU_ErrorCode
 kairo_unit_register_mc_proto(void)
@@ -1091,6 +1170,8 @@ kairo_unit_register_mc_proto(void)
         || !CU_add_test(suite, "binary", test_binary)
         || !CU_add_test(suite, "binary errors", test_binary_errors)
         || !CU_add_test(suite, "build get", test_build_get)
+        || !CU_add_test(suite, "reply", test_reply)
+        || !CU_add_test(suite, "put value", test_put_value)
         || !CU_add_test(suite, "every error", test_every_error)
         || !CU_add_test(suite, "names", test_names)
         || !CU_add_test(suite, "robustness", test_robustness)) {
