@@ -27,6 +27,7 @@
 #include "dpif-netdev.h"
 #include "hash.h"
 #include "kairo-ketama.h"
+#include "kairo-mc-cache.h"
 #include "kairo-mc-hash.h"
 #include "kairo-mc-pool.h"
 #include "kairo-mc-proto.h"
@@ -43,6 +44,7 @@
 #include "packets.h"
 #include "seq.h"
 #include "smap.h"
+#include "timeval.h"
 #include "unixctl.h"
 #include "util.h"
 
@@ -60,6 +62,15 @@ COVERAGE_DEFINE(kairo_mc_unsteered_passed);
 COVERAGE_DEFINE(kairo_mc_unsteered_dropped);
 COVERAGE_DEFINE(kairo_mc_queue_full);
 COVERAGE_DEFINE(kairo_mc_ring_built);
+COVERAGE_DEFINE(kairo_mc_cache_hit);
+COVERAGE_DEFINE(kairo_mc_cache_miss);
+COVERAGE_DEFINE(kairo_mc_cache_answered);
+COVERAGE_DEFINE(kairo_mc_cache_partial);
+COVERAGE_DEFINE(kairo_mc_cache_refused);
+COVERAGE_DEFINE(kairo_mc_cache_fill);
+COVERAGE_DEFINE(kairo_mc_cache_fill_refused);
+COVERAGE_DEFINE(kairo_mc_cache_invalidate);
+COVERAGE_DEFINE(kairo_mc_cache_flush);
 
 /* Why a packet was not steered.  The first KAIRO_MC_N_ERRORS values are
  * the parser's own reasons (enum kairo_mc_error); KAIRO_MC_OK is never
@@ -122,8 +133,41 @@ struct mc_addr_node {
     size_t idx;                 /* Backend index. */
 };
 
+/* Why the cache did not answer a get it saw (MC_CR_*). */
+enum mc_cache_refusal {
+    MC_CR_CLIENT,               /* The client is not in cache_clients. */
+    MC_CR_REQUEST,              /* A request the cache does not answer:
+                                 * binary, gat, mg with other flags, ... */
+    MC_CR_SIZE,                 /* The reply would exceed cache_max_reply. */
+    MC_N_CACHE_REFUSALS
+};
+
+/* Returns the counter name of 'refusal'. */
+static const char *
+mc_cache_refusal_to_string(enum mc_cache_refusal refusal)
+{
+    switch (refusal) {
+    case MC_CR_CLIENT:
+        return "not-client";
+    case MC_CR_REQUEST:
+        return "request";
+    case MC_CR_SIZE:
+        return "reply-size";
+    case MC_N_CACHE_REFUSALS:
+        break;
+    }
+    return "unknown";
+}
+
+/* The hot-key cache of a pool, shared by the packet threads. */
+struct mc_cache {
+    struct ovs_mutex mutex;     /* Serializes every use of 'cache'. */
+    struct kairo_mc_cache *cache OVS_GUARDED; /* The cache. */
+};
+
 /* A configured pool.  Immutable once published, apart from the atomic
- * counters in 'stats'.  Shared by the states built from it. */
+ * counters in 'stats' and the internally locked 'cache'.  Shared by the
+ * states built from it. */
 struct mc_pool {
     struct ovs_refcount ref;    /* Held by each struct mc_state. */
     struct kairo_mc_pool_config cfg; /* The parsed options. */
@@ -132,6 +176,7 @@ struct mc_pool {
     uint16_t reply_port;        /* The UDP port of every backend, if they
                                  * share one, else 0: a datagram from
                                  * another port is not a reply. */
+    struct mc_cache *cache;     /* NULL if the pool has no cache. */
 };
 
 /* What the packet path reads, published by RCU: a pool and a ring built
@@ -165,6 +210,10 @@ struct mc_counters {
     atomic_ullong dropped;      /* Unsteered packets dropped. */
     atomic_ullong queue_full;   /* Packets dropped on a full queue. */
     atomic_ullong reasons[MC_N_REASONS]; /* Unsteered, per reason. */
+    atomic_ullong cache_answered; /* Gets answered whole by the cache. */
+    atomic_ullong cache_partial; /* Multi-gets answered in part. */
+    atomic_ullong cache_refused[MC_N_CACHE_REFUSALS]; /* Not answered. */
+    atomic_ullong cache_flush_unsteered; /* Flushes for passed requests. */
     atomic_ullong rx_packets, rx_bytes; /* Handed to the datapath. */
     atomic_ullong tx_packets, tx_bytes; /* Sent to the port. */
 };
@@ -262,6 +311,11 @@ mc_pool_unref(struct mc_pool *pool)
             free(node);
         }
         hmap_destroy(&pool->addrs);
+        if (pool->cache) {
+            ovs_mutex_destroy(&pool->cache->mutex);
+            kairo_mc_cache_destroy(pool->cache->cache);
+            free(pool->cache);
+        }
         free(pool->stats);
         kairo_mc_pool_config_destroy(&pool->cfg);
         free(pool);
@@ -325,6 +379,22 @@ mc_pool_create(struct kairo_mc_pool_config *cfg, const struct mc_pool *old)
     hmap_init(&pool->addrs);
     pool->stats = xcalloc(MAX(pool->cfg.n_backends, 1),
                           sizeof *pool->stats);
+    if (pool->cfg.cache_size) {
+        const struct kairo_mc_pool_config *c = &pool->cfg;
+        struct kairo_mc_cache_config ccfg = {
+            .max_bytes = MIN(c->cache_size, SIZE_MAX),
+            .max_value = c->cache_max_reply,
+            .threshold = c->cache_threshold,
+            /* About 8 gets per sketch counter between decays. */
+            .decay_period = MIN(c->cache_size / 8, UINT32_MAX),
+            .max_ttl_ms = c->cache_max_ttl * 1000LL,
+            .settle_ms = c->cache_settle,
+        };
+
+        pool->cache = xmalloc(sizeof *pool->cache);
+        ovs_mutex_init(&pool->cache->mutex);
+        pool->cache->cache = kairo_mc_cache_create(&ccfg);
+    }
     for (size_t i = 0; i < pool->cfg.n_backends; i++) {
         const struct kairo_mc_backend *b = &pool->cfg.backends[i];
 
@@ -480,6 +550,7 @@ mc_queue_for(struct netdev_kairo_mc *dev, int idx)
 struct mc_tx {
     struct netdev_kairo_mc *dev;        /* The port. */
     const struct mc_state *state;       /* Its state, or NULL. */
+    long long now;                      /* time_msec() at the start. */
     struct dp_packet *pkts[KAIRO_MC_POOL_MAX_RXQ][NETDEV_MAX_BURST];
     size_t n_pkts[KAIRO_MC_POOL_MAX_RXQ]; /* Packets in 'pkts' per queue. */
     unsigned long long steered;         /* For 'counters.steered'. */
@@ -543,6 +614,7 @@ mc_tx_init(struct mc_tx *tx, struct netdev_kairo_mc *dev)
 {
     tx->dev = dev;
     tx->state = ovsrcu_get(struct mc_state *, &dev->state);
+    tx->now = tx->state && tx->state->pool->cache ? time_msec() : 0;
     memset(tx->n_pkts, 0, sizeof tx->n_pkts);
     tx->steered = tx->reads = tx->writes = tx->replies = 0;
     tx->touched = 0;
@@ -712,6 +784,483 @@ mc_steer(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h,
     mc_tx_queue(tx, mc_queue_for(tx->dev, idx), pkt);
 }
 
+/* The hot-key cache: snooping writes, answering gets, filling from
+ * replies. */
+
+static struct dp_packet *mc_build_part(const struct dp_packet *,
+                                       const struct mc_headers *,
+                                       const struct kairo_mc_request *,
+                                       uint64_t mask);
+
+/* Returns true if a request passed unsteered for 'reason' may hold a write
+ * the cache did not see. */
+static bool
+mc_reason_may_write(enum mc_reason reason)
+{
+    return ((int) reason < (int) KAIRO_MC_N_ERRORS
+            || reason == MC_R_BAD_HEADERS || reason == MC_R_FRAGMENT
+            || reason == MC_R_PIPELINE_MIXED || reason == MC_R_NO_BACKEND
+            || reason == MC_R_SPLIT_FAILED);
+}
+
+/* Empties the cache of 'tx''s pool, which must have one, for a flush that
+ * takes effect 'delay_ms' from now. */
+static void
+mc_cache_flush(struct mc_tx *tx, long long delay_ms)
+{
+    struct mc_cache *cache = tx->state->pool->cache;
+
+    COVERAGE_INC(kairo_mc_cache_flush);
+    ovs_mutex_lock(&cache->mutex);
+    kairo_mc_cache_flush(cache->cache, tx->now, delay_ms);
+    ovs_mutex_unlock(&cache->mutex);
+}
+
+/* Returns true if the meta request 'req' has flag 'flag'. */
+static bool
+mc_meta_has_flag(const struct kairo_mc_request *req, char flag)
+{
+    const uint8_t *p = req->meta_flags.data;
+    const uint8_t *end = p + req->meta_flags.len;
+
+    /* Each flag starts the text or follows a space. */
+    for (; p < end; p++) {
+        if (*p == flag && (p == req->meta_flags.data || p[-1] == ' ')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Returns what the write 'req' does to its keys' expiry, and in '*expires'
+ * the time it sets, for kairo_mc_cache_write(). */
+static enum kairo_mc_cache_expiry
+mc_cache_write_expiry(const struct mc_tx *tx,
+                      const struct kairo_mc_request *req, long long *expires)
+{
+    bool conditional = false;
+
+    *expires = (req->has_exptime
+                ? kairo_mc_exptime_to_ms(req->exptime, tx->now,
+                                         time_wall())
+                : LLONG_MAX);
+    switch (req->op) {
+    case KAIRO_MC_OP_SET:
+        /* A binary SET with a cas value may fail. */
+        conditional = req->protocol == KAIRO_MC_BINARY && req->cas;
+        return conditional ? KAIRO_MC_EXPIRY_AT_MOST : KAIRO_MC_EXPIRY_SET;
+    case KAIRO_MC_OP_TOUCH:
+    case KAIRO_MC_OP_GAT:
+    case KAIRO_MC_OP_GATS:
+        return KAIRO_MC_EXPIRY_SET;
+    case KAIRO_MC_OP_ADD:
+    case KAIRO_MC_OP_REPLACE:
+    case KAIRO_MC_OP_CAS:
+    case KAIRO_MC_OP_MS:
+        /* ms without 'T' stores with no expiry, unless its mode keeps the
+         * old one: either way no sooner than "never". */
+        return KAIRO_MC_EXPIRY_AT_MOST;
+    case KAIRO_MC_OP_APPEND:
+    case KAIRO_MC_OP_PREPEND:
+    case KAIRO_MC_OP_INCR:
+    case KAIRO_MC_OP_DECR:
+        return KAIRO_MC_EXPIRY_KEEP;
+    case KAIRO_MC_OP_MG:
+        /* mg with 'T' touches; with 'N' it may create the item. */
+        return (req->has_exptime && !mc_meta_has_flag(req, 'N')
+                ? KAIRO_MC_EXPIRY_SET : KAIRO_MC_EXPIRY_FORGET);
+    case KAIRO_MC_OP_GET:
+    case KAIRO_MC_OP_GETS:
+    case KAIRO_MC_OP_DELETE:
+    case KAIRO_MC_OP_FLUSH_ALL:
+    case KAIRO_MC_OP_MD:
+    case KAIRO_MC_OP_MA:
+    case KAIRO_MC_OP_MN:
+    case KAIRO_MC_OP_NOOP:
+    case KAIRO_MC_N_OPS:
+    default:
+        return KAIRO_MC_EXPIRY_FORGET;
+    }
+}
+
+/* Reports the write 'req', about to be forwarded, to the cache of 'tx''s
+ * pool, which must have one.  Does nothing for other requests. */
+static void
+mc_cache_snoop(struct mc_tx *tx, const struct kairo_mc_request *req)
+{
+    struct mc_cache *cache = tx->state->pool->cache;
+    enum kairo_mc_cache_expiry expiry;
+    long long expires;
+
+    if (!req->is_write) {
+        return;
+    }
+    if (req->op == KAIRO_MC_OP_FLUSH_ALL) {
+        mc_cache_flush(tx, (req->exptime > 0
+                            ? kairo_mc_exptime_to_ms(req->exptime, tx->now,
+                                                     time_wall()) - tx->now
+                            : 0));
+        return;
+    }
+    if (req->key_base64) {
+        /* The key memcached stores is not the text we have. */
+        mc_cache_flush(tx, 0);
+        return;
+    }
+
+    expiry = mc_cache_write_expiry(tx, req, &expires);
+    COVERAGE_ADD(kairo_mc_cache_invalidate, req->n_keys);
+    ovs_mutex_lock(&cache->mutex);
+    for (size_t i = 0; i < req->n_keys; i++) {
+        const struct kairo_mc_span *key = &req->keys[i];
+
+        kairo_mc_cache_write(cache->cache, key->data, key->len,
+                             kairo_mc_cache_hash(key->data, key->len),
+                             expiry, expires, tx->now);
+    }
+    ovs_mutex_unlock(&cache->mutex);
+}
+
+/* Returns true if the cache may answer the meta get 'req': flags among v,
+ * f, c, k, s and O only (others, such as q, t or b, change the reply in
+ * ways the cache does not reproduce). */
+static bool
+mc_mg_answerable(const struct kairo_mc_request *req)
+{
+    const uint8_t *p = req->meta_flags.data;
+    const uint8_t *end = p + req->meta_flags.len;
+
+    for (; p < end; p++) {
+        if (p == req->meta_flags.data || p[-1] == ' ') {
+            if (!strchr("vfcksO", *p) || !*p) {
+                return false;
+            }
+        }
+    }
+    return !req->is_write && !req->key_base64;
+}
+
+/* Appends to '*p' (with 'end' the end of the buffer) the answer of the
+ * meta get 'req' from 'item'.  Returns false if it does not fit or needs
+ * what the item lacks. */
+static bool
+mc_put_mg_answer(uint8_t **p, const uint8_t *end,
+                 const struct kairo_mc_request *req,
+                 const struct kairo_mc_cache_item *item)
+{
+    const uint8_t *f = req->meta_flags.data;
+    const uint8_t *f_end = f + req->meta_flags.len;
+    bool with_value = mc_meta_has_flag(req, 'v');
+    struct ds line = DS_EMPTY_INITIALIZER;
+    bool ok = true;
+
+    if (with_value) {
+        ds_put_format(&line, "VA %"PRIuSIZE, item->data_len);
+    } else {
+        ds_put_cstr(&line, "HD");
+    }
+    while (f < f_end && ok) {
+        const uint8_t *tok_end = memchr(f, ' ', f_end - f);
+
+        tok_end = tok_end ? tok_end : f_end;
+        switch (*f) {
+        case 'f':
+            ds_put_format(&line, " f%"PRIu32, item->flags);
+            break;
+        case 'c':
+            ok = item->has_cas;
+            ds_put_format(&line, " c%"PRIu64, item->cas);
+            break;
+        case 'k':
+            ds_put_cstr(&line, " k");
+            ds_put_buffer(&line, (const char *) item->key, item->key_len);
+            break;
+        case 's':
+            ds_put_format(&line, " s%"PRIuSIZE, item->data_len);
+            break;
+        case 'O':
+            ds_put_char(&line, ' ');
+            ds_put_buffer(&line, (const char *) f, tok_end - f);
+            break;
+        }
+        f = tok_end + (tok_end < f_end);
+    }
+    ds_put_cstr(&line, "\r\n");
+
+    size_t need = line.length + (with_value ? item->data_len + 2 : 0);
+    if (ok && need <= end - *p) {
+        memcpy(*p, line.string, line.length);
+        *p += line.length;
+        if (with_value) {
+            memcpy(*p, item->data, item->data_len);
+            memcpy(*p + item->data_len, "\r\n", 2);
+            *p += item->data_len + 2;
+        }
+    } else {
+        ok = false;
+    }
+    ds_destroy(&line);
+    return ok;
+}
+
+/* Returns a new packet that answers the request whose headers are 'h',
+ * with room for a 'size'-byte UDP payload, and stores the payload's start in
+ * '*payload'.  mc_reply_finish() completes it. */
+static struct dp_packet *
+mc_reply_start(const struct mc_headers *h, size_t size, uint8_t **payload)
+{
+    size_t headers = ETH_HEADER_LEN + IP_HEADER_LEN + UDP_HEADER_LEN;
+    struct dp_packet *reply;
+    struct eth_header *eth;
+    struct ip_header *ip;
+    struct udp_header *udp;
+
+    reply = dp_packet_new_with_headroom(headers + size, DP_NETDEV_HEADROOM);
+    eth = dp_packet_put_zeros(reply, headers);
+    eth->eth_dst = h->eth->eth_src;
+    eth->eth_src = h->eth->eth_dst;
+    eth->eth_type = htons(ETH_TYPE_IP);
+
+    ip = (struct ip_header *) (eth + 1);
+    ip->ip_ihl_ver = IP_IHL_VER(5, 4);
+    ip->ip_tos = h->ip->ip_tos;
+    ip->ip_ttl = 64;
+    ip->ip_proto = IPPROTO_UDP;
+    put_16aligned_be32(&ip->ip_src, get_16aligned_be32(&h->ip->ip_dst));
+    put_16aligned_be32(&ip->ip_dst, get_16aligned_be32(&h->ip->ip_src));
+
+    udp = (struct udp_header *) (ip + 1);
+    udp->udp_src = h->udp->udp_dst;
+    udp->udp_dst = h->udp->udp_src;
+
+    *payload = (uint8_t *) (udp + 1);
+    return reply;
+}
+
+/* Completes 'reply', from mc_reply_start(), whose payload is 'size' bytes:
+ * lengths and checksums. */
+static void
+mc_reply_finish(struct dp_packet *reply, size_t size)
+{
+    struct ip_header *ip;
+    struct udp_header *udp;
+    uint32_t partial;
+
+    dp_packet_put_uninit(reply, size);
+    ip = (struct ip_header *) ((struct eth_header *) dp_packet_data(reply)
+                               + 1);
+    udp = (struct udp_header *) (ip + 1);
+    ip->ip_tot_len = htons(IP_HEADER_LEN + UDP_HEADER_LEN + size);
+    ip->ip_csum = csum(ip, IP_HEADER_LEN);
+    udp->udp_len = htons(UDP_HEADER_LEN + size);
+    partial = packet_csum_pseudoheader(ip);
+    partial = csum_continue(partial, udp, UDP_HEADER_LEN + size);
+    udp->udp_csum = csum_finish(partial);
+    if (!udp->udp_csum) {
+        udp->udp_csum = htons(0xffff);
+    }
+}
+
+/* Returns the identity of the client of a request from 'ip':'port' (both
+ * in network byte order), for expectations. */
+static uint64_t
+mc_client_id(ovs_be32 ip, ovs_be16 port)
+{
+    return ((uint64_t) ntohl(ip) << 16) | ntohs(port);
+}
+
+/* What mc_cache_answer() did with a get. */
+enum mc_answer {
+    MC_ANSWER_NONE,             /* Nothing: forward the request as is. */
+    MC_ANSWER_PART,             /* Answered some keys: the request now asks
+                                 * for the others. */
+    MC_ANSWER_ALL,              /* Answered: the request is gone. */
+};
+
+/* Answers what it can of the get 'req' in '*pktp' (headers 'h') from the
+ * cache of 'tx''s pool, which must have one.  For MC_ANSWER_PART, replaces
+ * '*pktp', '*h' and '*req' with a request for the keys that missed.  Sets
+ * '*expect' if a key that missed is hot, so that the reply to the forwarded
+ * request may fill the cache. */
+static enum mc_answer
+mc_cache_answer(struct mc_tx *tx, struct dp_packet **pktp,
+                struct mc_headers *h, struct kairo_mc_request *req,
+                bool *expect)
+{
+    const struct kairo_mc_pool_config *cfg = &tx->state->pool->cfg;
+    struct mc_cache *cache = tx->state->pool->cache;
+    struct mc_counters *c = &tx->dev->counters;
+    bool gets = req->op == KAIRO_MC_OP_GETS;
+    bool mg = req->op == KAIRO_MC_OP_MG;
+    struct dp_packet *reply;
+    uint8_t *payload, *p, *end;
+    uint64_t missed = 0;
+    size_t n_hits = 0;
+    bool too_big = false;
+
+    *expect = false;
+    if (!(req->protocol == KAIRO_MC_ASCII
+          && (req->op == KAIRO_MC_OP_GET || gets))
+        && !(req->protocol == KAIRO_MC_META && mg && mc_mg_answerable(req))) {
+        if (req->is_read) {
+            COVERAGE_INC(kairo_mc_cache_refused);
+            mc_inc(&c->cache_refused[MC_CR_REQUEST]);
+        }
+        return MC_ANSWER_NONE;
+    }
+    if (!kairo_mc_pool_is_cache_client(cfg,
+                                       get_16aligned_be32(&h->ip->ip_src))) {
+        COVERAGE_INC(kairo_mc_cache_refused);
+        mc_inc(&c->cache_refused[MC_CR_CLIENT]);
+        return MC_ANSWER_NONE;
+    }
+
+    reply = mc_reply_start(h, cfg->cache_max_reply, &payload);
+    p = payload + KAIRO_MC_FRAME_HEADER_LEN;
+    end = payload + cfg->cache_max_reply - (mg ? 0 : 5); /* "END\r\n". */
+
+    ovs_mutex_lock(&cache->mutex);
+    for (size_t i = 0; i < req->n_keys; i++) {
+        const struct kairo_mc_span *key = &req->keys[i];
+        uint32_t hash = kairo_mc_cache_hash(key->data, key->len);
+        struct kairo_mc_cache_item item;
+        bool hit = false;
+
+        if (kairo_mc_cache_lookup(cache->cache, key->data, key->len, hash,
+                                  tx->now, &item)
+            && (!gets || item.has_cas)) {
+            if (mg) {
+                hit = mc_put_mg_answer(&p, end, req, &item);
+            } else {
+                size_t n = kairo_mc_put_value(p, end - p, key->data,
+                                              key->len, item.flags, gets,
+                                              item.cas, item.data,
+                                              item.data_len);
+                hit = n > 0;
+                p += n;
+            }
+            too_big = too_big || !hit;
+        }
+        if (hit) {
+            n_hits++;
+        } else {
+            missed |= UINT64_C(1) << i;
+            *expect = (kairo_mc_cache_count_miss(cache->cache, hash)
+                       || *expect);
+        }
+    }
+    ovs_mutex_unlock(&cache->mutex);
+
+    COVERAGE_ADD(kairo_mc_cache_hit, n_hits);
+    COVERAGE_ADD(kairo_mc_cache_miss, req->n_keys - n_hits);
+    if (too_big) {
+        COVERAGE_INC(kairo_mc_cache_refused);
+        mc_inc(&c->cache_refused[MC_CR_SIZE]);
+    }
+    if (!n_hits) {
+        dp_packet_delete(reply);
+        return MC_ANSWER_NONE;
+    }
+
+    struct kairo_mc_frame frame = {
+        .request_id = req->frame.request_id,
+        .total = 1,
+    };
+    kairo_mc_put_frame(payload, &frame);
+    if (!missed && !mg) {
+        memcpy(p, "END\r\n", 5);
+        p += 5;
+    }
+
+    if (missed) {
+        /* The keys that missed go on, without the ones answered. */
+        struct dp_packet *rest = mc_build_part(*pktp, h, req, missed);
+
+        if (!rest) {
+            /* Forward the whole request rather than answer in part. */
+            dp_packet_delete(reply);
+            return MC_ANSWER_NONE;
+        }
+        mc_reply_finish(reply, p - payload);
+        mc_tx_queue(tx, 0, reply);
+        dp_packet_delete(*pktp);
+        *pktp = rest;
+        ovs_assert(!mc_parse_headers(rest, h));
+        ovs_assert(!kairo_mc_parse_request(h->payload, h->payload_len,
+                                           req));
+        COVERAGE_INC(kairo_mc_cache_partial);
+        mc_inc(&c->cache_partial);
+        return MC_ANSWER_PART;
+    }
+
+    mc_reply_finish(reply, p - payload);
+    mc_tx_queue(tx, 0, reply);
+    dp_packet_delete(*pktp);
+    COVERAGE_INC(kairo_mc_cache_answered);
+    mc_inc(&c->cache_answered);
+    return MC_ANSWER_ALL;
+}
+
+/* Remembers that the get 'req' (headers 'h') is forwarded now in
+ * 'n_replies' datagrams, so that mc_cache_fill() may fill the cache of
+ * 'tx''s pool from its replies. */
+static void
+mc_cache_expect(struct mc_tx *tx, const struct mc_headers *h,
+                const struct kairo_mc_request *req, unsigned int n_replies)
+{
+    struct mc_cache *cache = tx->state->pool->cache;
+
+    ovs_mutex_lock(&cache->mutex);
+    kairo_mc_cache_expect(cache->cache,
+                          mc_client_id(get_16aligned_be32(&h->ip->ip_src),
+                                       h->udp->udp_src),
+                          req->frame.request_id, n_replies, tx->now);
+    ovs_mutex_unlock(&cache->mutex);
+}
+
+/* Fills the cache of 'tx''s pool, which must have one, from the reply
+ * whose headers are 'h', if it answers a get the cache expects. */
+static void
+mc_cache_fill(struct mc_tx *tx, const struct mc_headers *h)
+{
+    struct mc_cache *cache = tx->state->pool->cache;
+    struct kairo_mc_cache_ticket ticket;
+    struct kairo_mc_frame frame;
+    unsigned int n_filled = 0, n_refused = 0;
+    size_t ofs = KAIRO_MC_FRAME_HEADER_LEN;
+
+    if (kairo_mc_parse_frame(h->payload, h->payload_len, &frame)
+        || frame.seq || frame.total != 1) {
+        return;
+    }
+
+    ovs_mutex_lock(&cache->mutex);
+    if (kairo_mc_cache_take(cache->cache,
+                            mc_client_id(get_16aligned_be32(&h->ip->ip_dst),
+                                         h->udp->udp_dst),
+                            frame.request_id, tx->now, &ticket)) {
+        struct kairo_mc_value v;
+
+        while (kairo_mc_parse_reply_item(h->payload, h->payload_len, ofs,
+                                         &v, &ofs) == KAIRO_MC_REPLY_VALUE) {
+            enum kairo_mc_cache_fill result;
+
+            result = kairo_mc_cache_fill(
+                cache->cache, &ticket, v.key.data, v.key.len,
+                kairo_mc_cache_hash(v.key.data, v.key.len), v.flags,
+                v.has_cas, v.cas, v.data.data, v.data.len, tx->now);
+            if (result == KAIRO_MC_FILL_OK) {
+                n_filled++;
+            } else {
+                n_refused++;
+            }
+        }
+    }
+    ovs_mutex_unlock(&cache->mutex);
+    COVERAGE_ADD(kairo_mc_cache_fill, n_filled);
+    COVERAGE_ADD(kairo_mc_cache_fill_refused, n_refused);
+}
+
 /* Handles 'pkt', which cannot be steered for 'reason', under the policy of
  * 'state' (pass if 'state' is NULL). */
 static void
@@ -735,6 +1284,11 @@ mc_unsteered(struct mc_tx *tx, struct dp_packet *pkt, enum mc_reason reason)
     VLOG_DBG_RL(&rl, "%s: %s packet that cannot be steered (%s)",
                 netdev_get_name(&dev->up), drop ? "dropping" : "passing",
                 mc_reason_to_string(reason));
+    if (!drop && state && state->pool->cache && mc_reason_may_write(reason)) {
+        /* The request reaches a server unread: it may be a write. */
+        mc_cache_flush(tx, 0);
+        mc_inc(&dev->counters.cache_flush_unsteered);
+    }
     if (drop) {
         COVERAGE_INC(kairo_mc_unsteered_dropped);
         mc_inc(&dev->counters.dropped);
@@ -888,6 +1442,9 @@ mc_pipeline(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h,
         }
         n_reads += req->is_read;
         n_writes += req->is_write;
+        if (state->pool->cache) {
+            mc_cache_snoop(tx, req);
+        }
 
         if (req->cmd_end >= h->payload_len) {
             break;
@@ -919,6 +1476,7 @@ mc_request(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h)
     struct kairo_mc_request req;
     enum kairo_mc_error error;
     int idx[KAIRO_MC_MAX_KEYS];
+    bool expect = false;
     bool same = true;
 
     error = kairo_mc_parse_request(h->payload, h->payload_len, &req);
@@ -939,6 +1497,13 @@ mc_request(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h)
         mc_pipeline(tx, pkt, h, &req);
         return;
     }
+    if (state->pool->cache) {
+        mc_cache_snoop(tx, &req);
+        if (req.is_read && !req.is_write
+            && mc_cache_answer(tx, &pkt, h, &req, &expect) == MC_ANSWER_ALL) {
+            return;
+        }
+    }
     if (!req.n_keys) {
         mc_unsteered(tx, pkt, MC_R_NO_KEY);
         return;
@@ -956,6 +1521,19 @@ mc_request(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h)
             same = true;
             break;
         }
+    }
+    if (expect) {
+        /* One reply per backend the get goes to. */
+        uint64_t backends = 0;
+        unsigned int n_replies = 1;
+
+        if (!same) {
+            for (size_t i = 0; i < req.n_keys && idx[i] < 64; i++) {
+                backends |= UINT64_C(1) << idx[i];
+            }
+            n_replies = count_1bits(backends);
+        }
+        mc_cache_expect(tx, h, &req, n_replies);
     }
     if (same) {
         mc_steer(tx, pkt, h, idx[0], req.is_read, req.is_write);
@@ -994,6 +1572,9 @@ mc_process(struct mc_tx *tx, struct dp_packet *pkt)
                                        get_16aligned_be32(&h.ip->ip_src),
                                        sport));
         if (idx >= 0) {
+            if (state->pool->cache) {
+                mc_cache_fill(tx, &h);
+            }
             h.eth->eth_src = cfg->vmac;
             mc_set_ip(&h, &h.ip->ip_src, cfg->vip);
             mc_set_port(&h, &h.udp->udp_src, htons(cfg->vport));
@@ -1005,6 +1586,9 @@ mc_process(struct mc_tx *tx, struct dp_packet *pkt)
         }
     } else if (h.udp->udp_src == htons(cfg->vport)
                && h.udp->udp_dst != htons(cfg->vport)) {
+        if (state->pool->cache) {
+            mc_cache_fill(tx, &h);
+        }
         COVERAGE_INC(kairo_mc_reply_passed);
         mc_inc(&dev->counters.replies_passed);
         mc_tx_queue(tx, 0, pkt);
@@ -1446,6 +2030,139 @@ mc_put_backend_label(struct ds *out, const struct mc_state *state,
     }
 }
 
+/* One value of a cache, for the hottest keys and kairo/mc-cache-dump. */
+struct mc_cache_row {
+    char *key;                  /* Printable key (malloc()ed). */
+    uint64_t hits;              /* Lookups it answered. */
+    size_t bytes;               /* Value length. */
+    uint32_t flags;             /* Client flags. */
+    long long ttl_ms;           /* Time left. */
+};
+
+/* Gathers rows for kairo_mc_cache_for_each(). */
+struct mc_cache_rows {
+    struct mc_cache_row *rows;  /* The rows. */
+    size_t n, allocated;        /* Used and allocated rows. */
+    long long now;              /* For 'ttl_ms'. */
+};
+
+static void
+mc_cache_collect(const struct kairo_mc_cache_item *item, void *rows_)
+{
+    struct mc_cache_rows *rows = rows_;
+    struct mc_cache_row *row;
+
+    if (rows->n >= rows->allocated) {
+        rows->rows = x2nrealloc(rows->rows, &rows->allocated,
+                                sizeof *rows->rows);
+    }
+    row = &rows->rows[rows->n++];
+    row->key = xmemdup0((const char *) item->key, item->key_len);
+    for (char *p = row->key; *p; p++) {
+        if ((unsigned char) *p < 0x21 || (unsigned char) *p >= 0x7f) {
+            *p = '?';
+        }
+    }
+    row->hits = item->hits;
+    row->bytes = item->data_len;
+    row->flags = item->flags;
+    row->ttl_ms = item->expires_ms - rows->now;
+}
+
+/* Orders rows by hits, most first, then by key. */
+static int
+mc_cache_row_cmp(const void *a_, const void *b_)
+{
+    const struct mc_cache_row *a = a_, *b = b_;
+
+    if (a->hits != b->hits) {
+        return a->hits > b->hits ? -1 : 1;
+    }
+    return strcmp(a->key, b->key);
+}
+
+/* Collects the values in the cache of 'pool', which must have one, sorted
+ * by hits, into '*rows' and the cache's counters into '*stats'. */
+static void
+mc_cache_snapshot(const struct mc_pool *pool, struct mc_cache_rows *rows,
+                  struct kairo_mc_cache_stats *stats)
+{
+    memset(rows, 0, sizeof *rows);
+    rows->now = time_msec();
+    ovs_mutex_lock(&pool->cache->mutex);
+    kairo_mc_cache_for_each(pool->cache->cache, mc_cache_collect, rows);
+    kairo_mc_cache_get_stats(pool->cache->cache, stats);
+    ovs_mutex_unlock(&pool->cache->mutex);
+    if (rows->n) {
+        qsort(rows->rows, rows->n, sizeof *rows->rows, mc_cache_row_cmp);
+    }
+}
+
+static void
+mc_cache_rows_destroy(struct mc_cache_rows *rows)
+{
+    for (size_t i = 0; i < rows->n; i++) {
+        free(rows->rows[i].key);
+    }
+    free(rows->rows);
+}
+
+/* Number of hottest keys kairo/mc-show lists. */
+#define MC_SHOW_HOTTEST 5
+
+/* Appends the cache part of kairo/mc-show for 'state', whose pool has a
+ * cache, and the port counters 'c', to 'out'. */
+static void
+mc_show_cache(struct ds *out, const struct mc_state *state,
+              const struct mc_counters *c)
+{
+    const struct kairo_mc_pool_config *cfg = &state->pool->cfg;
+    struct kairo_mc_cache_stats st;
+    struct mc_cache_rows rows;
+
+    mc_cache_snapshot(state->pool, &rows, &st);
+    ds_put_format(out, "  cache: %"PRIuSIZE" values, %"PRIuSIZE" hints, "
+                  "%"PRIuSIZE" of %"PRIu64" bytes, threshold %u, max_ttl "
+                  "%us, settle %ums, max_reply %u, clients",
+                  st.n_values, st.n_hints, st.bytes, cfg->cache_size,
+                  cfg->cache_threshold, cfg->cache_max_ttl,
+                  cfg->cache_settle, cfg->cache_max_reply);
+    for (size_t i = 0; i < cfg->n_cache_clients; i++) {
+        const struct kairo_mc_subnet *sn = &cfg->cache_clients[i];
+
+        ds_put_format(out, "%s"IP_FMT"/%d", i ? "," : " ", IP_ARGS(sn->ip),
+                      ip_count_cidr_bits(sn->mask));
+    }
+    ds_put_char(out, '\n');
+    ds_put_format(out, "  cache counters: hits %"PRIu64" misses %"PRIu64
+                  " answered %llu partial %llu fills %"PRIu64
+                  " invalidations %"PRIu64" evictions %"PRIu64
+                  " expirations %"PRIu64" flushes %"PRIu64"\n",
+                  st.hits, st.misses, mc_read(&c->cache_answered),
+                  mc_read(&c->cache_partial), st.fills[KAIRO_MC_FILL_OK],
+                  st.invalidations, st.evictions, st.expirations,
+                  st.flushes);
+    ds_put_cstr(out, "  cache refused:");
+    for (int r = 0; r < MC_N_CACHE_REFUSALS; r++) {
+        unsigned long long n = mc_read(&c->cache_refused[r]);
+
+        ds_put_format(out, " %s %llu", mc_cache_refusal_to_string(r), n);
+    }
+    for (int f = 1; f < KAIRO_MC_N_FILLS; f++) {
+        ds_put_format(out, " fill-%s %"PRIu64,
+                      kairo_mc_cache_fill_to_string(f), st.fills[f]);
+    }
+    ds_put_format(out, " flush-unsteered %llu ambiguous-id %"PRIu64"\n",
+                  mc_read(&c->cache_flush_unsteered), st.expect_ambiguous);
+    ds_put_cstr(out, "  cache hottest:");
+    for (size_t i = 0; i < rows.n && i < MC_SHOW_HOTTEST; i++) {
+        ds_put_format(out, " %s (%"PRIu64")", rows.rows[i].key,
+                      rows.rows[i].hits);
+    }
+    ds_put_cstr(out, rows.n ? "\n" : " none\n");
+    mc_cache_rows_destroy(&rows);
+}
+
 /* Appends the kairo/mc-show text of 'dev' to 'out'. */
 static void
 mc_show_dev(struct ds *out, const struct netdev_kairo_mc *dev)
@@ -1514,6 +2231,9 @@ mc_show_dev(struct ds *out, const struct netdev_kairo_mc *dev)
                   mc_read(&c->replies_rewritten), mc_read(&c->replies_passed),
                   mc_read(&c->passed), mc_read(&c->dropped),
                   mc_read(&c->queue_full));
+    if (state && state->pool->cache) {
+        mc_show_cache(out, state, c);
+    }
     ds_put_cstr(out, "  unsteered:");
     for (int r = 1; r < MC_N_REASONS; r++) {
         unsigned long long n = mc_read(&c->reasons[r]);
@@ -1733,6 +2453,12 @@ mc_unixctl_backend(struct unixctl_conn *conn, int argc OVS_UNUSED,
         ovs_refcount_ref(&state->pool->ref);
         new_state->pool = state->pool;
         mc_state_publish(dev, new_state);
+        if (state->pool->cache) {
+            /* Keys move: start again from what the new owners answer. */
+            ovs_mutex_lock(&state->pool->cache->mutex);
+            kairo_mc_cache_flush(state->pool->cache->cache, time_msec(), 0);
+            ovs_mutex_unlock(&state->pool->cache->mutex);
+        }
         state = new_state;
     }
 
@@ -1746,6 +2472,120 @@ mc_unixctl_backend(struct unixctl_conn *conn, int argc OVS_UNUSED,
                   kairo_ketama_n_live(state->ring),
                   state->pool->cfg.n_backends);
     VLOG_INFO("%s", ds_cstr(&out));
+    unixctl_command_reply(conn, ds_cstr(&out));
+    ds_destroy(&out);
+}
+
+/* Finds the ports kairo/mc-cache-dump and kairo/mc-cache-flush act on:
+ * the one named 'argv[1]' if 'argc' > 1, else all those with a cache.
+ * Returns a malloc()ed array of '*n' ports, or NULL after replying with an
+ * error on 'conn'. */
+static struct netdev_kairo_mc **
+mc_cache_devs(struct unixctl_conn *conn, int argc, const char *argv[],
+              size_t *n)
+{
+    struct netdev_kairo_mc **devs;
+
+    if (argc > 1) {
+        struct netdev_kairo_mc *dev = mc_find_dev(argv[1]);
+        const struct mc_state *state = dev ? mc_get_state(dev) : NULL;
+
+        if (!dev) {
+            unixctl_command_reply_error(conn, "no such kairo-memcached port");
+            return NULL;
+        }
+        if (!state || !state->pool->cache) {
+            unixctl_command_reply_error(conn, "port has no cache (set "
+                                        "options:cache_size)");
+            return NULL;
+        }
+        devs = xmalloc(sizeof *devs);
+        devs[0] = dev;
+        *n = 1;
+        return devs;
+    }
+
+    size_t n_all, j = 0;
+    devs = mc_sorted_devs(&n_all);
+    for (size_t i = 0; i < n_all; i++) {
+        const struct mc_state *state = mc_get_state(devs[i]);
+
+        if (state && state->pool->cache) {
+            devs[j++] = devs[i];
+        }
+    }
+    *n = j;
+    return devs;
+}
+
+static void
+mc_unixctl_cache_dump(struct unixctl_conn *conn, int argc,
+                      const char *argv[], void *aux OVS_UNUSED)
+{
+    struct ds out = DS_EMPTY_INITIALIZER;
+    struct netdev_kairo_mc **devs;
+    size_t n;
+
+    devs = mc_cache_devs(conn, argc, argv, &n);
+    if (!devs) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct mc_state *state = mc_get_state(devs[i]);
+        struct kairo_mc_cache_stats st;
+        struct mc_cache_rows rows;
+
+        mc_cache_snapshot(state->pool, &rows, &st);
+        ds_put_format(&out, "%s: %"PRIuSIZE" values, %"PRIuSIZE" bytes\n",
+                      netdev_get_name(&devs[i]->up), st.n_values, st.bytes);
+        for (size_t j = 0; j < rows.n; j++) {
+            const struct mc_cache_row *r = &rows.rows[j];
+
+            ds_put_format(&out, "  %s flags %"PRIu32" bytes %"PRIuSIZE
+                          " hits %"PRIu64" ttl %lld.%03llds\n", r->key,
+                          r->flags, r->bytes, r->hits, r->ttl_ms / 1000,
+                          r->ttl_ms % 1000);
+        }
+        mc_cache_rows_destroy(&rows);
+    }
+    if (!n) {
+        ds_put_cstr(&out, "no kairo-memcached port has a cache\n");
+    }
+    free(devs);
+    unixctl_command_reply(conn, ds_cstr(&out));
+    ds_destroy(&out);
+}
+
+static void
+mc_unixctl_cache_flush(struct unixctl_conn *conn, int argc,
+                       const char *argv[], void *aux OVS_UNUSED)
+{
+    struct ds out = DS_EMPTY_INITIALIZER;
+    struct netdev_kairo_mc **devs;
+    size_t n;
+
+    devs = mc_cache_devs(conn, argc, argv, &n);
+    if (!devs) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct mc_state *state = mc_get_state(devs[i]);
+        struct mc_cache *cache = state->pool->cache;
+        struct kairo_mc_cache_stats st;
+
+        COVERAGE_INC(kairo_mc_cache_flush);
+        ovs_mutex_lock(&cache->mutex);
+        kairo_mc_cache_get_stats(cache->cache, &st);
+        kairo_mc_cache_flush(cache->cache, time_msec(), 0);
+        ovs_mutex_unlock(&cache->mutex);
+        ds_put_format(&out, "%s: flushed %"PRIuSIZE" values\n",
+                      netdev_get_name(&devs[i]->up), st.n_values);
+    }
+    if (!n) {
+        ds_put_cstr(&out, "no kairo-memcached port has a cache\n");
+    }
+    free(devs);
+    VLOG_INFO("kairo/mc-cache-flush: %s", ds_cstr(&out));
     unixctl_command_reply(conn, ds_cstr(&out));
     ds_destroy(&out);
 }
@@ -1800,6 +2640,10 @@ netdev_kairo_mc_register(void)
                                  mc_unixctl_route, NULL);
         unixctl_command_register("kairo/mc-backend", "PORT BACKEND up|down",
                                  3, 3, mc_unixctl_backend, NULL);
+        unixctl_command_register("kairo/mc-cache-dump", "[PORT]", 0, 1,
+                                 mc_unixctl_cache_dump, NULL);
+        unixctl_command_register("kairo/mc-cache-flush", "[PORT]", 0, 1,
+                                 mc_unixctl_cache_flush, NULL);
         kairo_show_register_section("memcached", mc_show_section, NULL);
         ovsthread_once_done(&once);
     }

@@ -33,6 +33,8 @@
 static const char *const kairo_mc_pool_options[] = {
     "backends", "hash", "distribution", "hash_tag", "auto_eject", "rewrite",
     "vip", "vport", "vmac", "bad-request", "n_rxq", "queue_len",
+    "cache_size", "cache_clients", "cache_threshold", "cache_max_ttl",
+    "cache_settle", "cache_max_reply",
 };
 
 void
@@ -46,6 +48,10 @@ kairo_mc_pool_config_init(struct kairo_mc_pool_config *cfg)
     cfg->vport = KAIRO_MC_POOL_DEFAULT_PORT;
     cfg->n_rxq = 1;
     cfg->queue_len = KAIRO_MC_POOL_DEFAULT_QUEUE_LEN;
+    cfg->cache_threshold = 2;
+    cfg->cache_max_ttl = 10;
+    cfg->cache_settle = 10;
+    cfg->cache_max_reply = 1400;
 }
 
 void
@@ -64,6 +70,9 @@ kairo_mc_pool_config_destroy(struct kairo_mc_pool_config *cfg)
     if (cfg) {
         kairo_mc_pool_backends_free(cfg->backends, cfg->n_backends);
         free(cfg->hash_tag);
+        free(cfg->cache_clients);
+        cfg->cache_clients = NULL;
+        cfg->n_cache_clients = 0;
         cfg->backends = NULL;
         cfg->n_backends = 0;
         cfg->hash_tag = NULL;
@@ -305,6 +314,73 @@ kairo_mc_pool_parse_backends(const char *s,
     return 0;
 }
 
+/* Parses 's', a byte count with an optional K, M or G suffix, into
+ * '*valuep'.  Returns true on success. */
+static bool
+kairo_mc_pool_parse_size(const char *s, uint64_t *valuep)
+{
+    static const char suffixes[] = "KMG";
+    size_t len = strlen(s);
+    unsigned long long n;
+    int shift = 0;
+
+    if (len && strchr(suffixes, s[len - 1])) {
+        shift = 10 * (strchr(suffixes, s[len - 1]) - suffixes + 1);
+        len--;
+    }
+    if (!len || len > 12 || strspn(s, "0123456789") != len) {
+        return false;
+    }
+    n = strtoull(s, NULL, 10);
+    *valuep = (uint64_t) n << shift;
+    return true;
+}
+
+/* Parses the cache_clients value 's' into 'cfg'.  Returns NULL or a
+ * malloc()ed message. */
+static char *
+kairo_mc_pool_parse_clients(struct kairo_mc_pool_config *cfg, const char *s)
+{
+    char *copy = xstrdup(s), *save_ptr = NULL, *error = NULL;
+    size_t allocated = 0;
+
+    free(cfg->cache_clients);
+    cfg->cache_clients = NULL;
+    cfg->n_cache_clients = 0;
+    for (char *tok = strtok_r(copy, ", ", &save_ptr); tok && !error;
+         tok = strtok_r(NULL, ", ", &save_ptr)) {
+        struct kairo_mc_subnet subnet;
+        char *problem = ip_parse_masked(tok, &subnet.ip, &subnet.mask);
+
+        if (problem) {
+            error = xasprintf("cache_clients: bad subnet \"%s\" (%s)", tok,
+                              problem);
+            free(problem);
+            break;
+        }
+        subnet.ip &= subnet.mask;
+        if (cfg->n_cache_clients >= allocated) {
+            cfg->cache_clients = x2nrealloc(cfg->cache_clients, &allocated,
+                                            sizeof *cfg->cache_clients);
+        }
+        cfg->cache_clients[cfg->n_cache_clients++] = subnet;
+    }
+    free(copy);
+    return error;
+}
+
+bool
+kairo_mc_pool_is_cache_client(const struct kairo_mc_pool_config *cfg,
+                              ovs_be32 ip)
+{
+    for (size_t i = 0; i < cfg->n_cache_clients; i++) {
+        if ((ip & cfg->cache_clients[i].mask) == cfg->cache_clients[i].ip) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Parses the boolean option 'key' with value 's' into '*valuep'.  Returns
  * NULL or a malloc()ed message. */
 static char *
@@ -417,6 +493,41 @@ kairo_mc_pool_parse_option(struct kairo_mc_pool_config *cfg,
                              value, KAIRO_MC_POOL_MAX_QUEUE_LEN);
         }
         cfg->queue_len = n;
+    } else if (!strcmp(key, "cache_size")) {
+        uint64_t max = UINT64_C(64) << 30;
+
+        if (!kairo_mc_pool_parse_size(value, &cfg->cache_size)
+            || (cfg->cache_size
+                && (cfg->cache_size < 4096 || cfg->cache_size > max))) {
+            return xasprintf("cache_size: bad size \"%s\" (0, or 4K to 64G)",
+                             value);
+        }
+    } else if (!strcmp(key, "cache_clients")) {
+        return kairo_mc_pool_parse_clients(cfg, value);
+    } else if (!strcmp(key, "cache_threshold")) {
+        if (!kairo_mc_pool_parse_uint(value, 1, 255, &n)) {
+            return xasprintf("cache_threshold: bad threshold \"%s\" (1 to "
+                             "255)", value);
+        }
+        cfg->cache_threshold = n;
+    } else if (!strcmp(key, "cache_max_ttl")) {
+        if (!kairo_mc_pool_parse_uint(value, 1, 86400, &n)) {
+            return xasprintf("cache_max_ttl: bad time \"%s\" (1 to 86400 "
+                             "seconds)", value);
+        }
+        cfg->cache_max_ttl = n;
+    } else if (!strcmp(key, "cache_settle")) {
+        if (!kairo_mc_pool_parse_uint(value, 0, 10000, &n)) {
+            return xasprintf("cache_settle: bad time \"%s\" (0 to 10000 "
+                             "ms)", value);
+        }
+        cfg->cache_settle = n;
+    } else if (!strcmp(key, "cache_max_reply")) {
+        if (!kairo_mc_pool_parse_uint(value, 64, 65507, &n)) {
+            return xasprintf("cache_max_reply: bad size \"%s\" (64 to "
+                             "65507 bytes)", value);
+        }
+        cfg->cache_max_reply = n;
     } else {
         struct ds s = DS_EMPTY_INITIALIZER;
 
@@ -456,6 +567,10 @@ kairo_mc_pool_parse(const struct smap *options,
         } else if (!cfg->has_vmac) {
             error = xstrdup("rewrite=ip needs options:vmac");
         }
+    }
+    if (!error && cfg->cache_size && !cfg->n_cache_clients) {
+        error = xstrdup("cache_size needs options:cache_clients (the "
+                        "subnets whose gets the cache may answer)");
     }
     if (!error && cfg->n_backends) {
         /* Let the ring builder check what it checks (name lengths, ...), so

@@ -56,6 +56,26 @@
  *   queue_len     Packets each receive queue holds before it drops, 1 to
  *                 KAIRO_MC_POOL_MAX_QUEUE_LEN; 1024.
  *
+ * The hot-key cache (off unless cache_size is set; see kairo-mc-cache.h):
+ *
+ *   cache_size      Memory for cached entries in bytes, with an optional
+ *                   K, M or G suffix (powers of 1024): 0 (default, no
+ *                   cache) or 4K to 64G.
+ *   cache_clients   Comma-separated IPv4 subnets ("10.0.0.0/24", or an
+ *                   address for a /32) whose gets the cache may answer.
+ *                   Required with a cache: the switch never answers anyone
+ *                   else.
+ *   cache_threshold Gets that must miss before a key is admitted (its
+ *                   count-min estimate), 1 to 255; 2.
+ *   cache_max_ttl   Longest life of a cached value in seconds, 1 to
+ *                   86400; 10.  Bounds how long a write that bypassed the
+ *                   switch can go unseen.
+ *   cache_settle    Milliseconds after a write during which replies to
+ *                   gets are not cached, 0 to 10000; 10.
+ *   cache_max_reply Largest UDP payload the switch sends as a reply, in
+ *                   bytes, 64 to 65507; 1400.  A hit whose reply would be
+ *                   larger is forwarded to its backend instead.
+ *
  * Any other option is an error.
  *
  * Thread-safety: the functions are reentrant and touch no global state;
@@ -130,11 +150,30 @@ struct kairo_mc_pool_config {
     struct eth_addr vmac;       /* Virtual server MAC. */
     unsigned int n_rxq;         /* Receive queues. */
     unsigned int queue_len;     /* Packets per receive queue. */
+
+    /* The hot-key cache. */
+    uint64_t cache_size;        /* Bytes, 0 for no cache. */
+    struct kairo_mc_subnet *cache_clients; /* Owned. */
+    size_t n_cache_clients;     /* Entries in 'cache_clients'. */
+    unsigned int cache_threshold; /* Admission threshold. */
+    unsigned int cache_max_ttl; /* Seconds. */
+    unsigned int cache_settle;  /* Milliseconds. */
+    unsigned int cache_max_reply; /* Bytes of UDP payload. */
 };
+
+/* An IPv4 subnet. */
+struct kairo_mc_subnet {
+    ovs_be32 ip;                /* Network address, host bits zero. */
+    ovs_be32 mask;              /* Netmask. */
+};
+
+/* Returns true if 'ip' is in one of the cache_clients subnets of 'cfg'. */
+bool kairo_mc_pool_is_cache_client(const struct kairo_mc_pool_config *cfg,
+                                   ovs_be32 ip);
 
 /* Initializes 'cfg' to the defaults: no backends, fnv1a_64, ketama, no
  * hash tag, no auto-eject, mac rewrite, pass, vport 11211, 1 queue of
- * KAIRO_MC_POOL_DEFAULT_QUEUE_LEN packets. */
+ * KAIRO_MC_POOL_DEFAULT_QUEUE_LEN packets, no cache. */
 void kairo_mc_pool_config_init(struct kairo_mc_pool_config *cfg);
 
 /* Frees what 'cfg' owns (not 'cfg' itself).  'cfg' may then be
