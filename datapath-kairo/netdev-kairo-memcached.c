@@ -1127,8 +1127,8 @@ mc_cache_answer(struct mc_tx *tx, struct dp_packet **pktp,
         bool hit = false;
 
         if (kairo_mc_cache_lookup(cache->cache, key->data, key->len, hash,
-                                  tx->now, &item)
-            && (!gets || item.has_cas)) {
+                                  gets || mc_meta_has_flag(req, 'c'),
+                                  tx->now, &item)) {
             if (mg) {
                 hit = mc_put_mg_answer(&p, end, req, &item);
             } else {

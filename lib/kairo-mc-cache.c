@@ -219,12 +219,12 @@ entry_create(struct kairo_mc_cache *cache, const void *key, size_t len,
 
 bool
 kairo_mc_cache_lookup(struct kairo_mc_cache *cache, const void *key,
-                      size_t len, uint32_t hash, long long now,
-                      struct kairo_mc_cache_item *item)
+                      size_t len, uint32_t hash, bool need_cas,
+                      long long now, struct kairo_mc_cache_item *item)
 {
     struct cache_entry *e = entry_find(cache, key, len, hash);
 
-    if (!e || !e->data) {
+    if (!e || !e->data || (need_cas && !e->has_cas)) {
         cache->stats.misses++;
         return false;
     }

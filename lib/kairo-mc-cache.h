@@ -160,11 +160,12 @@ void kairo_mc_cache_destroy(struct kairo_mc_cache *cache);
 uint32_t kairo_mc_cache_hash(const void *key, size_t len);
 
 /* Looks up the 'len'-byte 'key' (hash 'hash') at time 'now'.  Returns true
- * and fills '*item' if the cache holds an unexpired value for it, otherwise
- * returns false (removing an expired entry). */
+ * and fills '*item' if the cache holds an unexpired value for it, with its
+ * cas unique if 'need_cas', otherwise returns false (dropping an expired
+ * value). */
 bool kairo_mc_cache_lookup(struct kairo_mc_cache *cache, const void *key,
-                           size_t len, uint32_t hash, long long now,
-                           struct kairo_mc_cache_item *item);
+                           size_t len, uint32_t hash, bool need_cas,
+                           long long now, struct kairo_mc_cache_item *item);
 
 /* Counts a get of the key with hash 'hash' that missed.  Returns true if
  * the key is now hot enough to be filled. */

@@ -1035,6 +1035,19 @@ append_u64(uint8_t **p, uint64_t x)
     }
 }
 
+/* Returns the number of decimal digits of 'x'. */
+static size_t
+n_digits(uint64_t x)
+{
+    size_t n = 1;
+
+    while (x >= 10) {
+        x /= 10;
+        n++;
+    }
+    return n;
+}
+
 /* Writes a VALUE item to 'buf'. */
 size_t
 kairo_mc_put_value(void *buf, size_t size, const void *key, size_t key_len,
@@ -1042,9 +1055,11 @@ kairo_mc_put_value(void *buf, size_t size, const void *key, size_t key_len,
                    const void *data, size_t data_len)
 {
     uint8_t *p = buf;
+    size_t needed;
 
-    if (size < KAIRO_MC_VALUE_OVERHEAD
-        || key_len + data_len > size - KAIRO_MC_VALUE_OVERHEAD) {
+    needed = (sizeof "VALUE  \r\n\r\n" - 1 + key_len + n_digits(flags) + 1
+              + n_digits(data_len) + (with_cas ? 1 + n_digits(cas) : 0));
+    if (key_len > size || data_len > size || needed + data_len > size) {
         return 0;
     }
     append(&p, "VALUE ", 6);

@@ -309,9 +309,6 @@ size_t kairo_mc_put_value(void *buf, size_t size, const void *key,
                           size_t key_len, uint32_t flags, bool with_cas,
                           uint64_t cas, const void *data, size_t data_len);
 
-/* Most bytes kairo_mc_put_value() adds around the key and the data. */
-#define KAIRO_MC_VALUE_OVERHEAD (sizeof "VALUE   \r\n\r\n" - 1 + 10 + 10 + 20)
-
 /* Writes 'frame' to the 8 bytes at 'buf' in wire format. */
 void kairo_mc_put_frame(void *buf, const struct kairo_mc_frame *frame);
 

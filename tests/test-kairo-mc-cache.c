@@ -128,8 +128,8 @@ hit(struct kairo_mc_cache *cache, const char *key, const char *value,
     struct kairo_mc_cache_item item;
 
     if (!kairo_mc_cache_lookup(cache, key, strlen(key),
-                               kairo_mc_cache_hash(key, strlen(key)), now,
-                               &item)) {
+                               kairo_mc_cache_hash(key, strlen(key)), false,
+                               now, &item)) {
         return false;
     }
     CU_ASSERT_EQUAL(item.flags, 7);

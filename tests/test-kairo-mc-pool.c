@@ -210,6 +210,24 @@ test_options(void)
     CU_ASSERT_EQUAL(kairo_mc_pool_find_backend(&cfg, "10.0.0.2"), 1);
     CU_ASSERT_EQUAL(kairo_mc_pool_find_backend(&cfg, "10.0.0.2:11211"), 1);
     CU_ASSERT_EQUAL(kairo_mc_pool_find_backend(&cfg, "10.0.0.3"), -1);
+    CU_ASSERT_EQUAL(cfg.cache_size, 0);
+    kairo_mc_pool_config_destroy(&cfg);
+
+    error = parse_options(&cfg, (const char *const[]) {
+        "cache_size", "64M", "cache_clients", "10.1.0.0/16, 192.168.1.7",
+        "cache_threshold", "5", "cache_max_ttl", "60", "cache_settle", "0",
+        "cache_max_reply", "9000", NULL });
+    CU_ASSERT_PTR_NULL(error);
+    CU_ASSERT_EQUAL(cfg.cache_size, 64 << 20);
+    CU_ASSERT_EQUAL(cfg.n_cache_clients, 2);
+    CU_ASSERT_EQUAL(cfg.cache_threshold, 5);
+    CU_ASSERT_EQUAL(cfg.cache_max_ttl, 60);
+    CU_ASSERT_EQUAL(cfg.cache_settle, 0);
+    CU_ASSERT_EQUAL(cfg.cache_max_reply, 9000);
+    CU_ASSERT(kairo_mc_pool_is_cache_client(&cfg, htonl(0x0a01ff01)));
+    CU_ASSERT(kairo_mc_pool_is_cache_client(&cfg, htonl(0xc0a80107)));
+    CU_ASSERT(!kairo_mc_pool_is_cache_client(&cfg, htonl(0xc0a80108)));
+    CU_ASSERT(!kairo_mc_pool_is_cache_client(&cfg, htonl(0x0a020001)));
     kairo_mc_pool_config_destroy(&cfg);
 }
 
@@ -266,6 +284,23 @@ test_options_errors(void)
                 "n_rxq: bad queue count");
     options_bad((const char *const[]) { "queue_len", "0", NULL },
                 "queue_len: bad length");
+    options_bad((const char *const[]) { "cache_size", "1M", NULL },
+                "cache_size needs options:cache_clients");
+    options_bad((const char *const[]) { "cache_size", "1000", NULL },
+                "cache_size: bad size \"1000\" (0, or 4K to 64G)");
+    options_bad((const char *const[]) { "cache_size", "65G", NULL },
+                "cache_size: bad size");
+    options_bad((const char *const[]) { "cache_size", "-1", NULL },
+                "cache_size: bad size");
+    options_bad((const char *const[]) { "cache_clients", "10.0.0.0/33",
+                                        NULL },
+                "cache_clients: bad subnet \"10.0.0.0/33\"");
+    options_bad((const char *const[]) { "cache_threshold", "0", NULL },
+                "cache_threshold: bad threshold");
+    options_bad((const char *const[]) { "cache_max_ttl", "0", NULL },
+                "cache_max_ttl: bad time");
+    options_bad((const char *const[]) { "cache_max_reply", "65508", NULL },
+                "cache_max_reply: bad size");
     options_bad((const char *const[]) { "tx_pcap", "x.pcap", NULL },
                 "unknown option \"tx_pcap\" (known: backends,");
     options_bad((const char *const[]) { "backends", "10.0.0.1", "hash",

@@ -1144,7 +1144,7 @@ test_put_value(void)
     CU_ASSERT(!memcmp(buf, "VALUE k 0 0\r\n\r\n", n));
 
     /* Too small a buffer writes nothing. */
-    CU_ASSERT_EQUAL(kairo_mc_put_value(buf, 20, "k", 1, 0, false, 0, "", 0),
+    CU_ASSERT_EQUAL(kairo_mc_put_value(buf, 14, "k", 1, 0, false, 0, "", 0),
                     0);
     CU_ASSERT_EQUAL(kairo_mc_put_value(buf, sizeof buf, "k", 1, 0, false, 0,
                                        dgram, sizeof buf), 0);
