@@ -31,7 +31,11 @@
  *
  *   - for every ASCII get, gets, gat or gats found, used to build
  *     sub-requests with kairo_mc_build_get() for several key subsets into
- *     exactly sized heap buffers, some of them too small.
+ *     exactly sized heap buffers, some of them too small;
+ *
+ *   - read as a reply with kairo_mc_parse_reply_item(), as a cache filling
+ *     from it does, each VALUE item written back with kairo_mc_put_value()
+ *     and read again.
  *
  * Every result is checked against the contract in lib/kairo-mc-proto.h, and
  * any violation aborts, so that libFuzzer keeps the input. */
@@ -620,6 +624,72 @@ fuzz_payload(const uint8_t *payload, size_t size, uint64_t hash)
     }
 }
 
+/* Reads 'payload' as a reply, as a cache filling from it does: walks its
+ * VALUE items, checks each against the contract, and checks that
+ * kairo_mc_put_value() writes an item that reads back the same, into an
+ * exactly sized buffer and (failing) into one a byte too small. */
+static void
+fuzz_reply(const uint8_t *payload, size_t size)
+{
+    size_t ofs = KAIRO_MC_FRAME_HEADER_LEN;
+
+    for (size_t step = 0; ; step++) {
+        enum kairo_mc_reply_item item;
+        struct kairo_mc_value v;
+        size_t next = SIZE_MAX;
+
+        FUZZ_CHECK(step <= size);
+        item = kairo_mc_parse_reply_item(payload, size, ofs, &v, &next);
+        if (item == KAIRO_MC_REPLY_OTHER) {
+            FUZZ_CHECK(next == SIZE_MAX);
+            break;
+        }
+        FUZZ_CHECK(next > ofs && next <= size);
+        if (item == KAIRO_MC_REPLY_END) {
+            break;
+        }
+        FUZZ_CHECK(v.key.len >= 1 && v.key.len <= KAIRO_MC_MAX_KEY_LEN);
+        FUZZ_CHECK(v.key.data == payload + v.key.ofs);
+        FUZZ_CHECK(v.key.ofs > ofs && v.key.ofs + v.key.len < next);
+        FUZZ_CHECK(v.data.data == payload + v.data.ofs);
+        FUZZ_CHECK(v.data.ofs + v.data.len + 2 == next);
+        for (size_t i = 0; i < v.key.len; i++) {
+            FUZZ_CHECK(v.key.data[i] > 0x20 && v.key.data[i] != 0x7f);
+        }
+
+        /* Written back, the item reads the same. */
+        size_t n = next - ofs + 8;
+        uint8_t *buf = alloc_exact(KAIRO_MC_FRAME_HEADER_LEN + n);
+        size_t len = kairo_mc_put_value(buf + KAIRO_MC_FRAME_HEADER_LEN, n,
+                                        v.key.data, v.key.len, v.flags,
+                                        v.has_cas, v.cas, v.data.data,
+                                        v.data.len);
+        struct kairo_mc_value w;
+        size_t w_next;
+
+        FUZZ_CHECK(len > 0 && len <= n);
+        memset(buf, 0, KAIRO_MC_FRAME_HEADER_LEN);
+        FUZZ_CHECK(kairo_mc_parse_reply_item(buf,
+                                             KAIRO_MC_FRAME_HEADER_LEN + len,
+                                             KAIRO_MC_FRAME_HEADER_LEN, &w,
+                                             &w_next)
+                   == KAIRO_MC_REPLY_VALUE);
+        FUZZ_CHECK(w_next == KAIRO_MC_FRAME_HEADER_LEN + len);
+        FUZZ_CHECK(w.key.len == v.key.len
+                   && !memcmp(w.key.data, v.key.data, v.key.len));
+        FUZZ_CHECK(w.flags == v.flags && w.has_cas == v.has_cas
+                   && (!v.has_cas || w.cas == v.cas));
+        FUZZ_CHECK(w.data.len == v.data.len
+                   && !memcmp(w.data.data, v.data.data, v.data.len));
+        FUZZ_CHECK(!kairo_mc_put_value(buf + KAIRO_MC_FRAME_HEADER_LEN,
+                                       len - 1, v.key.data, v.key.len,
+                                       v.flags, v.has_cas, v.cas,
+                                       v.data.data, v.data.len));
+        free(buf);
+        ofs = next;
+    }
+}
+
 /* Fuzzes the parser with the 'size'-byte input 'data', one UDP payload. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -630,6 +700,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(payload, data, size);
     }
     fuzz_payload(payload, size, hash_input(data, size));
+    fuzz_reply(payload, size);
 
     /* The parser only reads the payload. */
     FUZZ_CHECK(!size || !memcmp(payload, data, size));

@@ -155,6 +155,13 @@ SEEDS = {
     + binary_cmd(DECR, key=b"n", extras=arith_extras(1, 0, 0))
     + b"mn\r\n",
 
+    # Replies, as a cache reads them.
+    "reply-values": text("VALUE a 0 1\r\nx\r\nVALUE bb 4294967295 3 "
+                         "18446744073709551615\r\nx\r\n\r\nEND\r\n"),
+    "reply-empty-value": text("VALUE a 1 0\r\n\r\nEND\r\n"),
+    "reply-cut": text("VALUE a 0 10\r\nshort\r\nEND\r\n"),
+    "reply-meta": text("VA 2 f0\r\nhi\r\n"),
+
     # Malformed payloads.
     "bad-truncated-frame": frame()[:5],
     "bad-frame-only": frame(),
