@@ -34,11 +34,23 @@
  *               i.e. header checks, parse, route, rewrite, counters and the
  *               receive queue, as in the datapath;
  *   module-ip   the same with rewrite=ip (destination IP, port and both
- *               checksums rewritten).
+ *               checksums rewritten);
+ *   cache-hit   the hot-key cache's hit path alone: parse, hash, lock,
+ *               lookup and the VALUE item written into a reply buffer, with
+ *               every key cached;
+ *   clone       dp_packet_clone() of each packet and dp_packet_delete()
+ *               of the clone: the baseline of module-hit, which consumes
+ *               its packets as a datapath does;
+ *   module-hit  a kairo-memcached netdev with a cache holding every key
+ *               (filled through the module from replies, as in the
+ *               datapath): netdev_send() of batches of 32 cloned packets,
+ *               each answered by a new reply packet, and netdev_rxq_recv()
+ *               and deletion of the replies.
  *
  * Each stage is run --runs times; the median, minimum and maximum of the
  * per-run nanoseconds per request are printed, and for the module stages
- * also the median minus the restore baseline ("net"). */
+ * also the median minus the baseline ("net": restore, or clone for
+ * module-hit). */
 
 #include <config.h>
 
@@ -53,6 +65,7 @@
 #include "csum.h"
 #include "dp-packet.h"
 #include "kairo-ketama.h"
+#include "kairo-mc-cache.h"
 #include "kairo-mc-hash.h"
 #include "kairo-mc-proto.h"
 #include "netdev-kairo-memcached.h"
@@ -80,6 +93,8 @@ struct bench {
     struct dp_packet *pkts[N_PACKETS];      /* Packets the stages use. */
     uint8_t templates[N_PACKETS][HEADER_COPY]; /* Their original headers. */
     struct kairo_ketama *ring;              /* For the route stage. */
+    struct kairo_mc_cache *cache;           /* For the cache-hit stage. */
+    struct ovs_mutex cache_mutex;           /* As the module takes it. */
 };
 
 static uint64_t
@@ -192,6 +207,206 @@ run_parse(struct bench *b, unsigned long long requests, bool route)
     return elapsed;
 }
 
+/* Fills 'b->cache' with every key of the benchmark packets. */
+static void
+fill_cache(struct bench *b)
+{
+    struct kairo_mc_cache_config cfg = {
+        .max_bytes = 64 << 20, .max_value = 1400, .threshold = 1,
+        .decay_period = 1 << 20, .max_ttl_ms = 3600 * 1000,
+    };
+
+    b->cache = kairo_mc_cache_create(&cfg);
+    ovs_mutex_init(&b->cache_mutex);
+    for (size_t i = 0; i < N_PACKETS; i++) {
+        struct kairo_mc_cache_ticket t = kairo_mc_cache_ticket(b->cache, 0);
+        struct kairo_mc_request req;
+        const uint8_t *payload;
+        size_t size;
+        uint32_t hash;
+
+        payload = payload_of(b, i, &size);
+        ovs_assert(!kairo_mc_parse_request(payload, size, &req));
+        hash = kairo_mc_cache_hash(req.keys[0].data, req.keys[0].len);
+        kairo_mc_cache_count_miss(b->cache, hash);
+        kairo_mc_cache_fill(b->cache, &t, req.keys[0].data, req.keys[0].len,
+                            hash, 0, false, 0, "hello", 5, 1);
+    }
+}
+
+static uint64_t
+run_cache_hit(struct bench *b, unsigned long long requests)
+{
+    unsigned long long sum = 0;
+    uint64_t start = now_ns();
+
+    for (unsigned long long r = 0; r < requests; r++) {
+        struct kairo_mc_cache_item item;
+        struct kairo_mc_request req;
+        const uint8_t *payload;
+        uint8_t reply[1400];
+        size_t size;
+        uint32_t hash;
+
+        payload = payload_of(b, r % N_PACKETS, &size);
+        if (kairo_mc_parse_request(payload, size, &req) || !req.n_keys) {
+            ovs_fatal(0, "a benchmark request does not parse");
+        }
+        hash = kairo_mc_cache_hash(req.keys[0].data, req.keys[0].len);
+        ovs_mutex_lock(&b->cache_mutex);
+        if (!kairo_mc_cache_lookup(b->cache, req.keys[0].data,
+                                   req.keys[0].len, hash, false, 2, &item)) {
+            ovs_fatal(0, "a benchmark key is not cached");
+        }
+        sum += kairo_mc_put_value(reply + 8, sizeof reply - 8, item.key,
+                                  item.key_len, item.flags, false, 0,
+                                  item.data, item.data_len);
+        ovs_mutex_unlock(&b->cache_mutex);
+        kairo_mc_put_frame(reply, &req.frame);
+        sum += reply[0];
+    }
+    uint64_t elapsed = now_ns() - start;
+
+    ovs_assert(sum);
+    return elapsed;
+}
+
+static uint64_t
+run_clone(struct bench *b, unsigned long long requests)
+{
+    uint64_t start = now_ns();
+
+    for (unsigned long long r = 0; r < requests; r++) {
+        dp_packet_delete(dp_packet_clone(b->pkts[r % N_PACKETS]));
+    }
+    return now_ns() - start;
+}
+
+/* Sends clones of the 'n' packets from 'first' to 'netdev' and receives
+ * from 'rxq' as many packets as it queues; returns how many of those were
+ * answers (from UDP port 11211). */
+static size_t
+send_clones(struct bench *b, size_t first, size_t n, struct netdev *netdev,
+            struct netdev_rxq *rxq)
+{
+    struct dp_packet_batch batch;
+    size_t got = 0, answers = 0;
+
+    dp_packet_batch_init(&batch);
+    for (size_t i = 0; i < n; i++) {
+        dp_packet_batch_add(&batch, dp_packet_clone(b->pkts[first + i]));
+    }
+    netdev_send(netdev, 0, &batch, false);
+    while (got < n) {
+        struct dp_packet *pkt;
+
+        dp_packet_batch_init(&batch);
+        if (netdev_rxq_recv(rxq, &batch, NULL)) {
+            ovs_fatal(0, "the module lost packets");
+        }
+        DP_PACKET_BATCH_FOR_EACH (i, pkt, &batch) {
+            const uint8_t *udp = ((const uint8_t *) dp_packet_data(pkt)
+                                  + ETH_HEADER_LEN + IP_HEADER_LEN);
+
+            /* The UDP source port, 11211 in an answer. */
+            answers += udp[0] == (11211 >> 8) && udp[1] == (11211 & 0xff);
+            dp_packet_delete(pkt);
+        }
+        got += dp_packet_batch_size(&batch);
+    }
+    return answers;
+}
+
+/* Returns the reply a backend would send to request packet 'i' of 'b':
+ * its key with value "hello". */
+static struct dp_packet *
+build_reply(struct bench *b, size_t i)
+{
+    const struct eth_header *eth = dp_packet_data(b->pkts[i]);
+    const struct ip_header *ip = (const struct ip_header *) (eth + 1);
+    const struct udp_header *udp = (const struct udp_header *) (ip + 1);
+    struct kairo_mc_request req;
+    const uint8_t *payload;
+    char text[300];
+    size_t size;
+    int n;
+
+    payload = payload_of(b, i, &size);
+    ovs_assert(!kairo_mc_parse_request(payload, size, &req));
+    n = snprintf(text, sizeof text, "VALUE %.*s 0 5\r\nhello\r\nEND\r\n",
+                 (int) req.keys[0].len, req.keys[0].data);
+
+    size_t udp_len = UDP_HEADER_LEN + 8 + n;
+    size_t ip_len = IP_HEADER_LEN + udp_len;
+    struct dp_packet *pkt = dp_packet_new(ETH_HEADER_LEN + ip_len);
+    struct eth_header *reth = dp_packet_put_zeros(pkt, ETH_HEADER_LEN);
+    struct ip_header *rip = dp_packet_put_zeros(pkt, IP_HEADER_LEN);
+    struct udp_header *rudp = dp_packet_put_zeros(pkt, UDP_HEADER_LEN);
+
+    dp_packet_put(pkt, payload, 8);
+    dp_packet_put(pkt, text, n);
+    reth->eth_dst = eth->eth_src;
+    reth->eth_src = eth->eth_dst;
+    reth->eth_type = htons(ETH_TYPE_IP);
+    rip->ip_ihl_ver = IP_IHL_VER(5, 4);
+    rip->ip_tot_len = htons(ip_len);
+    rip->ip_ttl = 64;
+    rip->ip_proto = IPPROTO_UDP;
+    put_16aligned_be32(&rip->ip_src, get_16aligned_be32(&ip->ip_dst));
+    put_16aligned_be32(&rip->ip_dst, get_16aligned_be32(&ip->ip_src));
+    rip->ip_csum = csum(rip, IP_HEADER_LEN);
+    rudp->udp_src = udp->udp_dst;
+    rudp->udp_dst = udp->udp_src;
+    rudp->udp_len = htons(udp_len);
+    return pkt;
+}
+
+/* Fills the cache of 'netdev' through the module: each get misses and is
+ * forwarded, and its reply passes back through the port.  Returns the
+ * share of the benchmark packets then answered from the cache. */
+static double
+fill_module(struct bench *b, struct netdev *netdev, struct netdev_rxq *rxq)
+{
+    size_t answered = 0;
+
+    for (size_t first = 0; first < N_PACKETS; first += NETDEV_MAX_BURST) {
+        struct dp_packet_batch batch;
+
+        send_clones(b, first, NETDEV_MAX_BURST, netdev, rxq);
+        dp_packet_batch_init(&batch);
+        for (size_t i = 0; i < NETDEV_MAX_BURST; i++) {
+            dp_packet_batch_add(&batch, build_reply(b, first + i));
+        }
+        netdev_send(netdev, 0, &batch, false);
+        for (size_t got = 0; got < NETDEV_MAX_BURST; ) {
+            struct dp_packet *pkt;
+
+            dp_packet_batch_init(&batch);
+            ovs_assert(!netdev_rxq_recv(rxq, &batch, NULL));
+            got += dp_packet_batch_size(&batch);
+            DP_PACKET_BATCH_FOR_EACH (i, pkt, &batch) {
+                dp_packet_delete(pkt);
+            }
+        }
+    }
+    for (size_t first = 0; first < N_PACKETS; first += NETDEV_MAX_BURST) {
+        answered += send_clones(b, first, NETDEV_MAX_BURST, netdev, rxq);
+    }
+    return (double) answered / N_PACKETS;
+}
+
+static uint64_t
+run_module_hit(struct bench *b, struct netdev *netdev,
+               struct netdev_rxq *rxq, unsigned long long requests)
+{
+    uint64_t start = now_ns();
+
+    for (unsigned long long n = 0; n < requests; n += NETDEV_MAX_BURST) {
+        send_clones(b, n % N_PACKETS, NETDEV_MAX_BURST, netdev, rxq);
+    }
+    return now_ns() - start;
+}
+
 /* Returns the "backends" option for 'n' backends. */
 static char *
 backends_option(unsigned int n)
@@ -209,7 +424,7 @@ backends_option(unsigned int n)
  * with 'rewrite', and its receive queue. */
 static struct netdev *
 open_module(const char *name, unsigned int n_backends, const char *rewrite,
-            struct netdev_rxq **rxqp)
+            bool cache, struct netdev_rxq **rxqp)
 {
     struct smap args = SMAP_INITIALIZER(&args);
     struct netdev *netdev;
@@ -225,6 +440,12 @@ open_module(const char *name, unsigned int n_backends, const char *rewrite,
     smap_add(&args, "vip", "10.0.0.100");
     smap_add(&args, "vmac", "02:6b:00:00:00:64");
     smap_add(&args, "queue_len", "4096");
+    if (cache) {
+        smap_add(&args, "cache_size", "64M");
+        smap_add(&args, "cache_clients", "10.0.0.0/8");
+        smap_add(&args, "cache_threshold", "1");
+        smap_add(&args, "cache_max_ttl", "86400");
+    }
     error = netdev_set_config(netdev, &args, &err);
     if (error) {
         ovs_fatal(error, "%s: %s", name, err ? err : "bad configuration");
@@ -334,17 +555,22 @@ parse_options(int argc, char *argv[], struct options *o)
     o->requests -= o->requests % N_PACKETS;
 }
 
-enum stage { RESTORE, PARSE, ROUTE, MODULE_MAC, MODULE_IP, N_STAGES };
+enum stage {
+    RESTORE, PARSE, ROUTE, MODULE_MAC, MODULE_IP, CACHE_HIT, CLONE,
+    MODULE_HIT, N_STAGES
+};
 
 static const char *stage_names[N_STAGES] = {
-    "restore", "parse", "route", "module-mac", "module-ip",
+    "restore", "parse", "route", "module-mac", "module-ip", "cache-hit",
+    "clone", "module-hit",
 };
 
 int
 main(int argc, char *argv[])
 {
-    struct netdev_rxq *rxq_mac, *rxq_ip;
-    struct netdev *mac, *ip;
+    struct netdev_rxq *rxq_mac, *rxq_ip, *rxq_hit;
+    struct netdev *mac, *ip, *hit;
+    double hit_share;
     struct options o;
     struct bench *b;
 
@@ -388,8 +614,15 @@ main(int argc, char *argv[])
     }
 
     netdev_kairo_mc_register();
-    mac = open_module("mcbench-mac", o.backends, "mac", &rxq_mac);
-    ip = open_module("mcbench-ip", o.backends, "ip", &rxq_ip);
+    mac = open_module("mcbench-mac", o.backends, "mac", false, &rxq_mac);
+    ip = open_module("mcbench-ip", o.backends, "ip", false, &rxq_ip);
+    hit = open_module("mcbench-hit", o.backends, "mac", true, &rxq_hit);
+    fill_cache(b);
+    hit_share = fill_module(b, hit, rxq_hit);
+    if (hit_share < 0.99) {
+        ovs_fatal(0, "only %.1f%% of the requests hit the module's cache",
+                  hit_share * 100);
+    }
 
     double *ns[N_STAGES];
     for (size_t s = 0; s < N_STAGES; s++) {
@@ -420,6 +653,15 @@ main(int argc, char *argv[])
             case MODULE_IP:
                 t = run_module(b, ip, rxq_ip, n);
                 break;
+            case CACHE_HIT:
+                t = run_cache_hit(b, n);
+                break;
+            case CLONE:
+                t = run_clone(b, n);
+                break;
+            case MODULE_HIT:
+                t = run_module_hit(b, hit, rxq_hit, n);
+                break;
             case N_STAGES:
             default:
                 OVS_NOT_REACHED();
@@ -435,8 +677,9 @@ main(int argc, char *argv[])
         printf("stage,requests,runs,median_ns,min_ns,max_ns,net_ns\n");
     } else {
         printf("%llu requests per run, %u runs, %u keys, %u backends"
-               "%s\n", o.requests, o.runs, o.keys, o.backends,
-               o.cpu >= 0 ? ", pinned" : "");
+               "%s, %.1f%% answered by module-hit\n", o.requests, o.runs,
+               o.keys, o.backends, o.cpu >= 0 ? ", pinned" : "",
+               hit_share * 100);
         printf("%-12s %9s %9s %9s %9s %12s\n", "stage", "median", "min",
                "max", "net", "Mrequests/s");
     }
@@ -444,7 +687,9 @@ main(int argc, char *argv[])
         qsort(ns[s], o.runs, sizeof *ns[s], compare_doubles);
         median[s] = ns[s][o.runs / 2];
 
-        double net = (s >= MODULE_MAC ? median[s] - median[RESTORE]
+        double net = (s == MODULE_MAC || s == MODULE_IP
+                      ? median[s] - median[RESTORE]
+                      : s == MODULE_HIT ? median[s] - median[CLONE]
                       : median[s]);
         if (o.csv) {
             printf("%s,%llu,%u,%.2f,%.2f,%.2f,%.2f\n", stage_names[s],
@@ -460,8 +705,11 @@ main(int argc, char *argv[])
 
     netdev_rxq_close(rxq_mac);
     netdev_rxq_close(rxq_ip);
+    netdev_rxq_close(rxq_hit);
     netdev_close(mac);
     netdev_close(ip);
+    netdev_close(hit);
+    kairo_mc_cache_destroy(b->cache);
     kairo_ketama_destroy(b->ring);
     for (size_t i = 0; i < N_PACKETS; i++) {
         dp_packet_delete(b->pkts[i]);
