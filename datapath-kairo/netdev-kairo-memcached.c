@@ -803,17 +803,27 @@ mc_reason_may_write(enum mc_reason reason)
             || reason == MC_R_SPLIT_FAILED);
 }
 
+/* Empties 'cache' at 'now' for a flush that takes effect 'delay_ms' later,
+ * and returns how many values it held.  Any thread. */
+static size_t
+mc_cache_flush__(struct mc_cache *cache, long long now, long long delay_ms)
+{
+    struct kairo_mc_cache_stats st;
+
+    COVERAGE_INC(kairo_mc_cache_flush);
+    ovs_mutex_lock(&cache->mutex);
+    kairo_mc_cache_get_stats(cache->cache, &st);
+    kairo_mc_cache_flush(cache->cache, now, delay_ms);
+    ovs_mutex_unlock(&cache->mutex);
+    return st.n_values;
+}
+
 /* Empties the cache of 'tx''s pool, which must have one, for a flush that
  * takes effect 'delay_ms' from now. */
 static void
 mc_cache_flush(struct mc_tx *tx, long long delay_ms)
 {
-    struct mc_cache *cache = tx->state->pool->cache;
-
-    COVERAGE_INC(kairo_mc_cache_flush);
-    ovs_mutex_lock(&cache->mutex);
-    kairo_mc_cache_flush(cache->cache, tx->now, delay_ms);
-    ovs_mutex_unlock(&cache->mutex);
+    mc_cache_flush__(tx->state->pool->cache, tx->now, delay_ms);
 }
 
 /* Returns true if the meta request 'req' has flag 'flag'. */
@@ -2455,9 +2465,7 @@ mc_unixctl_backend(struct unixctl_conn *conn, int argc OVS_UNUSED,
         mc_state_publish(dev, new_state);
         if (state->pool->cache) {
             /* Keys move: start again from what the new owners answer. */
-            ovs_mutex_lock(&state->pool->cache->mutex);
-            kairo_mc_cache_flush(state->pool->cache->cache, time_msec(), 0);
-            ovs_mutex_unlock(&state->pool->cache->mutex);
+            mc_cache_flush__(state->pool->cache, time_msec(), 0);
         }
         state = new_state;
     }
@@ -2570,16 +2578,10 @@ mc_unixctl_cache_flush(struct unixctl_conn *conn, int argc,
     }
     for (size_t i = 0; i < n; i++) {
         const struct mc_state *state = mc_get_state(devs[i]);
-        struct mc_cache *cache = state->pool->cache;
-        struct kairo_mc_cache_stats st;
 
-        COVERAGE_INC(kairo_mc_cache_flush);
-        ovs_mutex_lock(&cache->mutex);
-        kairo_mc_cache_get_stats(cache->cache, &st);
-        kairo_mc_cache_flush(cache->cache, time_msec(), 0);
-        ovs_mutex_unlock(&cache->mutex);
         ds_put_format(&out, "%s: flushed %"PRIuSIZE" values\n",
-                      netdev_get_name(&devs[i]->up), st.n_values);
+                      netdev_get_name(&devs[i]->up),
+                      mc_cache_flush__(state->pool->cache, time_msec(), 0));
     }
     if (!n) {
         ds_put_cstr(&out, "no kairo-memcached port has a cache\n");
