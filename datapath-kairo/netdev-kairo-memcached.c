@@ -950,9 +950,39 @@ mc_mg_answerable(const struct kairo_mc_request *req)
     return !req->is_write && !req->key_base64;
 }
 
+/* Appends the 'len' bytes at 'data' to '*p' and returns true if they fit
+ * before 'end'; otherwise returns false. */
+static bool
+mc_put(uint8_t **p, const uint8_t *end, const void *data, size_t len)
+{
+    if (len > (size_t) (end - *p)) {
+        return false;
+    }
+    memcpy(*p, data, len);
+    *p += len;
+    return true;
+}
+
+/* Appends 'lead' and then 'x' in decimal to '*p' as mc_put() does. */
+static bool
+mc_put_number(uint8_t **p, const uint8_t *end, const char *lead, uint64_t x)
+{
+    char digits[20];
+    size_t n = sizeof digits;
+
+    do {
+        digits[--n] = '0' + x % 10;
+        x /= 10;
+    } while (x);
+    return (mc_put(p, end, lead, strlen(lead))
+            && mc_put(p, end, digits + n, sizeof digits - n));
+}
+
 /* Appends to '*p' (with 'end' the end of the buffer) the answer of the
- * meta get 'req' from 'item'.  Returns false if it does not fit or needs
- * what the item lacks. */
+ * meta get 'req' from 'item': "VA <size> <flags>*" and the value with
+ * 'v', else "HD <flags>*", with the flags asked for in their order.
+ * Returns false, with '*p' unchanged, if it does not fit or needs what the
+ * item lacks. */
 static bool
 mc_put_mg_answer(uint8_t **p, const uint8_t *end,
                  const struct kairo_mc_request *req,
@@ -961,55 +991,45 @@ mc_put_mg_answer(uint8_t **p, const uint8_t *end,
     const uint8_t *f = req->meta_flags.data;
     const uint8_t *f_end = f + req->meta_flags.len;
     bool with_value = mc_meta_has_flag(req, 'v');
-    struct ds line = DS_EMPTY_INITIALIZER;
-    bool ok = true;
+    uint8_t *q = *p;
+    bool ok;
 
-    if (with_value) {
-        ds_put_format(&line, "VA %"PRIuSIZE, item->data_len);
-    } else {
-        ds_put_cstr(&line, "HD");
-    }
+    ok = (with_value
+          ? mc_put_number(&q, end, "VA ", item->data_len)
+          : mc_put(&q, end, "HD", 2));
     while (f < f_end && ok) {
         const uint8_t *tok_end = memchr(f, ' ', f_end - f);
 
         tok_end = tok_end ? tok_end : f_end;
         switch (*f) {
         case 'f':
-            ds_put_format(&line, " f%"PRIu32, item->flags);
+            ok = mc_put_number(&q, end, " f", item->flags);
             break;
         case 'c':
-            ok = item->has_cas;
-            ds_put_format(&line, " c%"PRIu64, item->cas);
+            ok = item->has_cas && mc_put_number(&q, end, " c", item->cas);
             break;
         case 'k':
-            ds_put_cstr(&line, " k");
-            ds_put_buffer(&line, (const char *) item->key, item->key_len);
+            ok = (mc_put(&q, end, " k", 2)
+                  && mc_put(&q, end, item->key, item->key_len));
             break;
         case 's':
-            ds_put_format(&line, " s%"PRIuSIZE, item->data_len);
+            ok = mc_put_number(&q, end, " s", item->data_len);
             break;
         case 'O':
-            ds_put_char(&line, ' ');
-            ds_put_buffer(&line, (const char *) f, tok_end - f);
+            ok = (mc_put(&q, end, " ", 1)
+                  && mc_put(&q, end, f, tok_end - f));
             break;
         }
         f = tok_end + (tok_end < f_end);
     }
-    ds_put_cstr(&line, "\r\n");
-
-    size_t need = line.length + (with_value ? item->data_len + 2 : 0);
-    if (ok && need <= end - *p) {
-        memcpy(*p, line.string, line.length);
-        *p += line.length;
-        if (with_value) {
-            memcpy(*p, item->data, item->data_len);
-            memcpy(*p + item->data_len, "\r\n", 2);
-            *p += item->data_len + 2;
-        }
-    } else {
-        ok = false;
+    ok = ok && mc_put(&q, end, "\r\n", 2);
+    if (ok && with_value) {
+        ok = (mc_put(&q, end, item->data, item->data_len)
+              && mc_put(&q, end, "\r\n", 2));
     }
-    ds_destroy(&line);
+    if (ok) {
+        *p = q;
+    }
     return ok;
 }
 

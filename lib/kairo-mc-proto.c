@@ -1035,44 +1035,34 @@ append_u64(uint8_t **p, uint64_t x)
     }
 }
 
-/* Returns the number of decimal digits of 'x'. */
-static size_t
-n_digits(uint64_t x)
-{
-    size_t n = 1;
-
-    while (x >= 10) {
-        x /= 10;
-        n++;
-    }
-    return n;
-}
-
 /* Writes a VALUE item to 'buf'. */
 size_t
 kairo_mc_put_value(void *buf, size_t size, const void *key, size_t key_len,
                    uint32_t flags, bool with_cas, uint64_t cas,
                    const void *data, size_t data_len)
 {
+    uint8_t numbers[64];        /* " <flags> <bytes>[ <cas>]\r\n". */
+    uint8_t *n = numbers;
     uint8_t *p = buf;
-    size_t needed;
 
-    needed = (sizeof "VALUE  \r\n\r\n" - 1 + key_len + n_digits(flags) + 1
-              + n_digits(data_len) + (with_cas ? 1 + n_digits(cas) : 0));
-    if (key_len > size || data_len > size || needed + data_len > size) {
+    append(&n, " ", 1);
+    append_u64(&n, flags);
+    append(&n, " ", 1);
+    append_u64(&n, data_len);
+    if (with_cas) {
+        append(&n, " ", 1);
+        append_u64(&n, cas);
+    }
+    append(&n, "\r\n", 2);
+
+    size_t n_len = n - numbers;
+    if (key_len > size || data_len > size
+        || 6 + key_len + n_len + data_len + 2 > size) {
         return 0;
     }
     append(&p, "VALUE ", 6);
     append(&p, key, key_len);
-    append(&p, " ", 1);
-    append_u64(&p, flags);
-    append(&p, " ", 1);
-    append_u64(&p, data_len);
-    if (with_cas) {
-        append(&p, " ", 1);
-        append_u64(&p, cas);
-    }
-    append(&p, "\r\n", 2);
+    append(&p, numbers, n_len);
     append(&p, data, data_len);
     append(&p, "\r\n", 2);
     return p - (uint8_t *) buf;
