@@ -114,14 +114,14 @@ compare_doubles(const void *a_, const void *b_)
     return a < b ? -1 : a > b;
 }
 
-/* Builds request packet 'i' for key 'key' into 'b'. */
-static void
-build_packet(struct bench *b, size_t i, unsigned int key)
+/* Returns a new Ethernet/IPv4/UDP packet from 'eth_src' 'ip_src':'sport'
+ * to 'eth_dst' 'ip_dst':'dport' (ports in network byte order) carrying the
+ * 'n' bytes at 'payload', with valid IPv4 and UDP checksums. */
+static struct dp_packet *
+build_udp(struct eth_addr eth_src, struct eth_addr eth_dst, ovs_be32 ip_src,
+          ovs_be32 ip_dst, ovs_be16 sport, ovs_be16 dport,
+          const void *payload, size_t n)
 {
-    char payload[64];
-    int n = snprintf(payload, sizeof payload,
-                     "%c%c%c%c%c%c%c%cget key:%u\r\n",
-                     (char) (i >> 8), (char) i, 0, 0, 0, 1, 0, 0, key);
     size_t udp_len = UDP_HEADER_LEN + n;
     size_t ip_len = IP_HEADER_LEN + udp_len;
     struct dp_packet *pkt = dp_packet_new(ETH_HEADER_LEN + ip_len);
@@ -130,24 +130,41 @@ build_packet(struct bench *b, size_t i, unsigned int key)
     struct udp_header *udp = dp_packet_put_zeros(pkt, UDP_HEADER_LEN);
 
     dp_packet_put(pkt, payload, n);
-    eth->eth_dst = (struct eth_addr) ETH_ADDR_C(02, 6b, 00, 00, 00, 64);
-    eth->eth_src = (struct eth_addr) ETH_ADDR_C(02, 00, 00, 00, 00, 0a);
+    eth->eth_dst = eth_dst;
+    eth->eth_src = eth_src;
     eth->eth_type = htons(ETH_TYPE_IP);
     ip->ip_ihl_ver = IP_IHL_VER(5, 4);
     ip->ip_tot_len = htons(ip_len);
     ip->ip_ttl = 64;
     ip->ip_proto = IPPROTO_UDP;
-    put_16aligned_be32(&ip->ip_src, htonl(0x0a000a0a));
-    put_16aligned_be32(&ip->ip_dst, htonl(0x0a000064));
+    put_16aligned_be32(&ip->ip_src, ip_src);
+    put_16aligned_be32(&ip->ip_dst, ip_dst);
     ip->ip_csum = csum(ip, IP_HEADER_LEN);
-    udp->udp_src = htons(40000 + i % 1000);
-    udp->udp_dst = htons(11211);
+    udp->udp_src = sport;
+    udp->udp_dst = dport;
     udp->udp_len = htons(udp_len);
     udp->udp_csum = csum_finish(csum_continue(packet_csum_pseudoheader(ip),
                                               udp, udp_len));
     if (!udp->udp_csum) {
         udp->udp_csum = htons(0xffff);
     }
+    return pkt;
+}
+
+/* Builds request packet 'i' for key 'key' into 'b'. */
+static void
+build_packet(struct bench *b, size_t i, unsigned int key)
+{
+    char payload[64];
+    int n = snprintf(payload, sizeof payload,
+                     "%c%c%c%c%c%c%c%cget key:%u\r\n",
+                     (char) (i >> 8), (char) i, 0, 0, 0, 1, 0, 0, key);
+    struct dp_packet *pkt;
+
+    pkt = build_udp((struct eth_addr) ETH_ADDR_C(02, 00, 00, 00, 00, 0a),
+                    (struct eth_addr) ETH_ADDR_C(02, 6b, 00, 00, 00, 64),
+                    htonl(0x0a000a0a), htonl(0x0a000064),
+                    htons(40000 + i % 1000), htons(11211), payload, n);
     b->pkts[i] = pkt;
     memcpy(b->templates[i], dp_packet_data(pkt),
            MIN(HEADER_COPY, dp_packet_size(pkt)));
@@ -327,38 +344,21 @@ build_reply(struct bench *b, size_t i)
     const struct udp_header *udp = (const struct udp_header *) (ip + 1);
     struct kairo_mc_request req;
     const uint8_t *payload;
-    char text[300];
+    uint8_t reply[300];
     size_t size;
     int n;
 
     payload = payload_of(b, i, &size);
     ovs_assert(!kairo_mc_parse_request(payload, size, &req));
-    n = snprintf(text, sizeof text, "VALUE %.*s 0 5\r\nhello\r\nEND\r\n",
+    memcpy(reply, payload, KAIRO_MC_FRAME_HEADER_LEN);
+    n = snprintf((char *) reply + KAIRO_MC_FRAME_HEADER_LEN,
+                 sizeof reply - KAIRO_MC_FRAME_HEADER_LEN,
+                 "VALUE %.*s 0 5\r\nhello\r\nEND\r\n",
                  (int) req.keys[0].len, req.keys[0].data);
-
-    size_t udp_len = UDP_HEADER_LEN + 8 + n;
-    size_t ip_len = IP_HEADER_LEN + udp_len;
-    struct dp_packet *pkt = dp_packet_new(ETH_HEADER_LEN + ip_len);
-    struct eth_header *reth = dp_packet_put_zeros(pkt, ETH_HEADER_LEN);
-    struct ip_header *rip = dp_packet_put_zeros(pkt, IP_HEADER_LEN);
-    struct udp_header *rudp = dp_packet_put_zeros(pkt, UDP_HEADER_LEN);
-
-    dp_packet_put(pkt, payload, 8);
-    dp_packet_put(pkt, text, n);
-    reth->eth_dst = eth->eth_src;
-    reth->eth_src = eth->eth_dst;
-    reth->eth_type = htons(ETH_TYPE_IP);
-    rip->ip_ihl_ver = IP_IHL_VER(5, 4);
-    rip->ip_tot_len = htons(ip_len);
-    rip->ip_ttl = 64;
-    rip->ip_proto = IPPROTO_UDP;
-    put_16aligned_be32(&rip->ip_src, get_16aligned_be32(&ip->ip_dst));
-    put_16aligned_be32(&rip->ip_dst, get_16aligned_be32(&ip->ip_src));
-    rip->ip_csum = csum(rip, IP_HEADER_LEN);
-    rudp->udp_src = udp->udp_dst;
-    rudp->udp_dst = udp->udp_src;
-    rudp->udp_len = htons(udp_len);
-    return pkt;
+    return build_udp(eth->eth_dst, eth->eth_src,
+                     get_16aligned_be32(&ip->ip_dst),
+                     get_16aligned_be32(&ip->ip_src), udp->udp_dst,
+                     udp->udp_src, reply, KAIRO_MC_FRAME_HEADER_LEN + n);
 }
 
 /* Fills the cache of 'netdev' through the module: each get misses and is
