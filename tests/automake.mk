@@ -36,6 +36,7 @@ KAIRO_TESTSUITE_AT = \
 	tests/kairo-testsuite.at \
 	tests/kairo-build.at \
 	tests/kairo-vswitchd.at \
+	tests/kairo-delta.at \
 	tests/kairo-memcached-cache.at \
 	tests/kairo-memcached.at
 EXTRA_DIST += $(KAIRO_TESTSUITE_AT) tests/kairo-atlocal.in

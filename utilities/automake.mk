@@ -5,7 +5,14 @@ EXTRA_DIST += \
 	utilities/kairo-mc-bench \
 	utilities/kairo-prepare-ovs \
 	utilities/kairo-sandbox \
-	utilities/ovs-patches/series
+	utilities/ovs-patches/DESIGN-NOTES.md \
+	utilities/ovs-patches/series \
+	utilities/ovs-patches/0001-ofproto-rule-change-hook.patch \
+	utilities/ovs-patches/0002-ofproto-group-change-hook.patch \
+	utilities/ovs-patches/0003-ofproto-dpif-tables-version-hook.patch \
+	utilities/ovs-patches/0004-upcall-targeted-revalidation.patch \
+	utilities/ovs-patches/0005-upcall-ukey-observer.patch \
+	utilities/ovs-patches/0006-ofproto-dpif-lookup-hook.patch
 
 # The UDP memcached load generator (open-loop rate, latency percentiles).
 # It is standalone: it uses no OVS library.

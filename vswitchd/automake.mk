@@ -2,9 +2,13 @@
 # OVS's bridge object, libofproto, libsflow and libopenvswitch from the
 # prepared tree.
 sbin_PROGRAMS += vswitchd/ovs-vswitchd
-vswitchd_ovs_vswitchd_SOURCES = vswitchd/kairo-vswitchd.c
+vswitchd_ovs_vswitchd_SOURCES = \
+	vswitchd/kairo-config.c \
+	vswitchd/kairo-config.h \
+	vswitchd/kairo-vswitchd.c
 vswitchd_ovs_vswitchd_LDADD = \
 	datapath-kairo/libkairo-datapath.la \
+	ofproto/libkairo-ofproto.la \
 	lib/libkairo.la \
 	$(OVS_BRIDGE_OBJS) \
 	$(OVS_LIBOFPROTO) \
@@ -13,5 +17,5 @@ vswitchd_ovs_vswitchd_LDADD = \
 	$(OVS_LIBS)
 vswitchd_ovs_vswitchd_LDFLAGS = $(AM_LDFLAGS) $(OVS_DPDK_LDFLAGS)
 vswitchd_ovs_vswitchd_DEPENDENCIES = datapath-kairo/libkairo-datapath.la \
-	lib/libkairo.la $(OVS_BRIDGE_OBJS)
+	ofproto/libkairo-ofproto.la lib/libkairo.la $(OVS_BRIDGE_OBJS)
 dist_man_MANS += vswitchd/kairo.8

@@ -43,6 +43,8 @@
 #include "dpif.h"
 #include "dummy.h"
 #include "fatal-signal.h"
+#include "kairo-config.h"
+#include "kairo-delta.h"
 #include "kairo-show.h"
 #include "memory.h"
 #include "netdev.h"
@@ -272,12 +274,16 @@ kairo_vswitchd_run_once(struct unixctl_server *unixctl,
     if (memory_should_report()) {
         kairo_vswitchd_report_memory();
     }
+    kairo_config_run();
     bridge_run();
+    kairo_delta_run();
     unixctl_server_run(unixctl);
     netdev_run();
 
     memory_wait();
+    kairo_config_wait();
     bridge_wait();
+    kairo_delta_wait();
     unixctl_server_wait(unixctl);
     netdev_wait();
     if (exit_req->requested) {
@@ -314,7 +320,9 @@ main(int argc, char *argv[])
                              kairo_vswitchd_unixctl_exit, &exit_req);
     kairo_show_init();
     netdev_kairo_mc_register();
+    kairo_delta_init();
 
+    kairo_config_init(cfg.db_remote);
     bridge_init(cfg.db_remote);
     free(cfg.db_remote);
 
@@ -326,6 +334,7 @@ main(int argc, char *argv[])
     }
 
     bridge_exit(exit_req.cleanup);
+    kairo_config_destroy();
     kairo_show_destroy();
     unixctl_server_destroy(unixctl);
     service_stop();

@@ -1,0 +1,1303 @@
+/*
+ * Copyright (c) 2026 The Kairo developers.
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at:
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+#include <config.h>
+
+#include "kairo-delta.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "classifier.h"
+#include "coverage.h"
+#include "dpif.h"
+#include "flow.h"
+#include "hash.h"
+#include "kairo-delta-index.h"
+#include "kairo-show.h"
+#include "odp-util.h"
+#include "ofproto/ofproto-dpif-upcall.h"
+#include "ofproto/ofproto-dpif-xlate.h"
+#include "ofproto/ofproto-dpif.h"
+#include "ofproto/ofproto-provider.h"
+#include "openvswitch/dynamic-string.h"
+#include "openvswitch/hmap.h"
+#include "openvswitch/list.h"
+#include "openvswitch/ofp-actions.h"
+#include "openvswitch/vlog.h"
+#include "ovs-atomic.h"
+#include "ovs-thread.h"
+#include "seq.h"
+#include "smap.h"
+#include "sset.h"
+#include "timeval.h"
+#include "unixctl.h"
+#include "util.h"
+
+VLOG_DEFINE_THIS_MODULE(kairo_delta);
+
+COVERAGE_DEFINE(kairo_delta_absorbed);
+COVERAGE_DEFINE(kairo_delta_rule);
+COVERAGE_DEFINE(kairo_delta_marked);
+COVERAGE_DEFINE(kairo_delta_raced);
+COVERAGE_DEFINE(kairo_delta_opaque);
+COVERAGE_DEFINE(kairo_delta_fallback);
+COVERAGE_DEFINE(kairo_delta_capture_lost);
+
+/* Limits on what a translating thread keeps for the ukey observer.  A
+ * translation with more lookups, or one whose capture is pushed out, makes
+ * an "opaque" megaflow: sound, but marked by every delta. */
+#define KD_MAX_SLOTS 128        /* Pending captures per thread. */
+#define KD_MAX_LOOKUPS 255      /* Lookups kept per translation. */
+
+/* Default share of a udpif's megaflows, in percent, above which one run's
+ * marks are replaced by a full revalidation. */
+#define KD_DEFAULT_FULL_SHARE 50
+
+/* A batch that marks fewer megaflows than this never falls back for cost. */
+#define KD_MIN_FULL 64
+
+/* Why the delta path chose a full revalidation. */
+#define KD_FALLBACKS                                                    \
+    KD_FALLBACK(GROUP, "group")             /* Group add/modify/delete. */ \
+    KD_FALLBACK(CONJUNCTION, "conjunction") /* Conjunctive rule changed. */ \
+    KD_FALLBACK(COST, "cost")               /* Marks over the full share. */ \
+    KD_FALLBACK(SWITCH_OFF, "switch-off")   /* kairo-delta set to false. */
+
+enum kd_fallback {
+#define KD_FALLBACK(ENUM, NAME) KD_FB_##ENUM,
+    KD_FALLBACKS
+#undef KD_FALLBACK
+    KD_N_FALLBACKS
+};
+
+static const char *const kd_fallback_names[] = {
+#define KD_FALLBACK(ENUM, NAME) NAME,
+    KD_FALLBACKS
+#undef KD_FALLBACK
+};
+
+/* Upper bounds, in microseconds, of the buckets of the histogram of the time
+ * from a delta to the re-translation of a megaflow it marked.  The last
+ * bucket is unbounded. */
+static const long long int kd_latency_bounds[] = {
+    1000, 10 * 1000, 100 * 1000, 1000 * 1000,
+};
+#define KD_N_LATENCY (ARRAY_SIZE(kd_latency_bounds) + 1)
+
+/* Translating threads.
+ * ====================
+ *
+ * Between xlate_token() and the ukey event that follows a translation, a
+ * thread keeps the lookups of that translation in a "capture", found by the
+ * xlate cache the translation fills.  A handler translates a batch before
+ * installing it, so a thread may hold several. */
+
+struct kd_lookup {
+    const struct ofproto *ofproto;
+    struct rule *rule;          /* Referenced, or NULL for a miss. */
+    uint8_t table_id;
+    struct flow flow;           /* The flow as the table saw it. */
+    struct flow_wildcards wc;   /* Wildcards of the translation so far. */
+};
+
+struct kd_capture {
+    const struct xlate_cache *xcache;   /* NULL until known. */
+    bool overflow;              /* More than KD_MAX_LOOKUPS lookups. */
+    size_t n, allocated;
+    struct kd_lookup *lookups;
+};
+
+struct kd_thread {
+    size_t n;
+    struct kd_capture *slots[KD_MAX_SLOTS];     /* Oldest first. */
+};
+
+static ovsthread_key_t kd_thread_key;
+
+/* The event queue.
+ * ================
+ *
+ * Every hook appends to one FIFO, so that the events of one ukey, and the
+ * deltas relative to the tokens, stay in order.  Its lock is a leaf. */
+
+enum kd_event_type {
+    KD_EV_RULE,                 /* A rule was added, replaced or removed. */
+    KD_EV_GROUP,                /* A group was added, modified or deleted. */
+    KD_EV_UKEY,                 /* A ukey was installed, translated or
+                                 * deleted. */
+};
+
+struct kd_event {
+    struct ovs_list list_node;
+    enum kd_event_type type;
+    uint64_t gen;               /* Deltas: their generation; ukey events: the
+                                 * token of their translation. */
+
+    /* KD_EV_RULE, KD_EV_GROUP. */
+    const struct ofproto *ofproto;
+    bool delta;                 /* Delta mode was on when it happened. */
+    long long int time;         /* time_usec() when it happened. */
+    enum ofp_flow_update_event rule_event;
+    struct rule *rule;          /* Referenced. */
+    struct rule *old_rule;      /* Referenced, or NULL. */
+
+    /* KD_EV_UKEY. */
+    struct udpif *udpif;
+    enum udpif_ukey_event ukey_event;
+    struct udpif_ukey_id id;
+    struct kd_capture *capture; /* NULL if the lookups are unknown. */
+};
+
+static struct ovs_mutex kd_queue_mutex = OVS_MUTEX_INITIALIZER;
+static struct ovs_list kd_queue OVS_GUARDED_BY(kd_queue_mutex)
+    = OVS_LIST_INITIALIZER(&kd_queue);
+static struct seq *kd_queue_seq;
+
+/* The generation of the latest delta.  Written under 'kd_queue_mutex' so
+ * that generations increase along the queue; read by xlate_token(). */
+static atomic_uint64_t kd_gen = ATOMIC_VAR_INIT(0);
+
+/* other_config:kairo-delta.  Read from any thread. */
+static atomic_bool kd_enabled = ATOMIC_VAR_INIT(true);
+
+/* Main thread.
+ * ============ */
+
+/* One bridge's index. */
+struct kd_bridge {
+    struct hmap_node node;      /* In 'kd_bridges', by 'ofproto'. */
+    const struct ofproto *ofproto;
+    struct kairo_delta_index *index;
+};
+
+/* The megaflows of one udpif (datapath backer). */
+struct kd_udpif {
+    struct hmap_node node;      /* In 'kd_udpifs', by 'udpif'. */
+    struct udpif *udpif;
+    struct hmap megaflows;      /* "struct kd_megaflow"s, by id. */
+    struct ovs_list opaque;     /* Megaflows whose lookups are unknown. */
+
+    /* This run's marks. */
+    struct udpif_ukey_id *marks;
+    size_t n_marks, allocated_marks;
+};
+
+/* One installed megaflow (ukey). */
+struct kd_megaflow {
+    struct hmap_node node;      /* In its kd_udpif's 'megaflows'. */
+    struct kd_udpif *kdu;
+    struct udpif_ukey_id id;
+    uint64_t seq;               /* Megaflow id in the indexes. */
+
+    bool opaque;                /* Lookups unknown: marked by every delta. */
+    struct ovs_list opaque_node;    /* In 'kdu->opaque' if 'opaque'. */
+
+    uint64_t marked_run;        /* Run in which it was last marked. */
+    uint64_t pending_gen;       /* Nonzero: a translation with a token at
+                                 * least this is awaited. */
+    long long int pending_since;    /* Delta time of the first mark. */
+
+    struct kd_bridge **bridges; /* Indexes holding its lookups. */
+    size_t n_bridges;
+    struct rule **rules;        /* References to the rules it hit. */
+    size_t n_rules;
+};
+
+static struct hmap kd_bridges = HMAP_INITIALIZER(&kd_bridges);
+static struct hmap kd_udpifs = HMAP_INITIALIZER(&kd_udpifs);
+
+static uint64_t kd_last_queue_seq;
+static uint64_t kd_run_seq;         /* Incremented once per run. */
+static uint64_t kd_applied_gen;     /* Generation of the last delta mapped. */
+static uint64_t kd_next_megaflow_seq = 1;
+static unsigned int kd_full_share = KD_DEFAULT_FULL_SHARE;
+static bool kd_fallback_now;        /* This run falls back to full. */
+static size_t kd_n_pending;         /* Megaflows with 'pending_gen'. */
+static struct unixctl_conn **kd_waiters;
+static size_t kd_n_waiters;
+
+static struct {
+    uint64_t inserts, replaces, removes, groups, stock;
+    uint64_t marked, raced, opaque_marks, kicks;
+    uint64_t fallbacks[KD_N_FALLBACKS];
+    uint64_t ukey_events, installs;
+    uint64_t latency[KD_N_LATENCY];
+} kd_stats;
+
+static bool
+kd_is_enabled(void)
+{
+    bool enabled;
+
+    atomic_read_relaxed(&kd_enabled, &enabled);
+    return enabled;
+}
+
+/* Captures (translating threads). */
+
+static void
+kd_capture_destroy(struct kd_capture *c)
+{
+    if (c) {
+        for (size_t i = 0; i < c->n; i++) {
+            ofproto_rule_unref(c->lookups[i].rule);
+        }
+        free(c->lookups);
+        free(c);
+    }
+}
+
+static void
+kd_thread_destroy(void *t_)
+{
+    struct kd_thread *t = t_;
+
+    for (size_t i = 0; i < t->n; i++) {
+        kd_capture_destroy(t->slots[i]);
+    }
+    free(t);
+}
+
+static struct kd_thread *
+kd_thread_get(void)
+{
+    struct kd_thread *t = ovsthread_getspecific(kd_thread_key);
+
+    if (!t) {
+        t = xzalloc(sizeof *t);
+        ovsthread_setspecific(kd_thread_key, t);
+    }
+    return t;
+}
+
+/* Removes and returns slot 'i' of 't'. */
+static struct kd_capture *
+kd_thread_remove(struct kd_thread *t, size_t i)
+{
+    struct kd_capture *c = t->slots[i];
+
+    memmove(&t->slots[i], &t->slots[i + 1],
+            (t->n - i - 1) * sizeof t->slots[0]);
+    t->n--;
+    return c;
+}
+
+static ssize_t
+kd_thread_find(const struct kd_thread *t, const struct xlate_cache *xcache)
+{
+    for (size_t i = t->n; i-- > 0;) {
+        if (t->slots[i]->xcache == xcache) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Returns true if the newest capture of 't' is still waiting for its
+ * translation to name its xlate cache. */
+static bool
+kd_thread_has_unbound(const struct kd_thread *t)
+{
+    const struct kd_capture *c = t->n ? t->slots[t->n - 1] : NULL;
+
+    return c && !c->xcache && !c->n && !c->overflow;
+}
+
+/* udpif_ukey_observer's 'xlate_token': a translation into 'xcache' (NULL if
+ * not known yet) starts on this thread. */
+static uint64_t
+kd_xlate_token(const struct xlate_cache *xcache)
+{
+    struct kd_thread *t = kd_thread_get();
+    uint64_t token;
+
+    if (kd_thread_has_unbound(t)) {
+        t->slots[t->n - 1]->xcache = xcache;
+    } else {
+        ssize_t old = xcache ? kd_thread_find(t, xcache) : -1;
+
+        if (old >= 0) {
+            /* A translation into the same cache that was never installed. */
+            kd_capture_destroy(kd_thread_remove(t, old));
+        } else if (t->n >= KD_MAX_SLOTS) {
+            kd_capture_destroy(kd_thread_remove(t, 0));
+            COVERAGE_INC(kairo_delta_capture_lost);
+        }
+        struct kd_capture *c = xzalloc(sizeof *c);
+        c->xcache = xcache;
+        t->slots[t->n++] = c;
+    }
+
+    atomic_read_explicit(&kd_gen, &token, memory_order_acquire);
+    return token;
+}
+
+/* ofproto_dpif_lookup_hook. */
+static void
+kd_lookup_hook(struct ofproto_dpif *ofproto, uint8_t table_id,
+               const struct flow *flow, const struct flow_wildcards *wc,
+               struct rule_dpif *rule, struct xlate_cache *xcache)
+{
+    struct kd_thread *t = ovsthread_getspecific(kd_thread_key);
+    if (!t || !t->n) {
+        return;                 /* Not a translation the observer reports. */
+    }
+
+    ssize_t i = kd_thread_find(t, xcache);
+    struct kd_capture *c;
+    if (i >= 0) {
+        c = t->slots[i];
+    } else if (kd_thread_has_unbound(t)) {
+        c = t->slots[t->n - 1];
+        c->xcache = xcache;
+    } else {
+        return;
+    }
+
+    if (c->n >= KD_MAX_LOOKUPS) {
+        c->overflow = true;
+        return;
+    }
+    if (c->n >= c->allocated) {
+        c->lookups = x2nrealloc(c->lookups, &c->allocated,
+                                sizeof *c->lookups);
+    }
+
+    struct kd_lookup *l = &c->lookups[c->n++];
+    l->ofproto = &ofproto->up;
+    l->table_id = table_id;
+    /* A rule that is going away cannot be kept; recording a miss instead
+     * only widens what the lookup is affected by. */
+    l->rule = rule && ofproto_rule_try_ref(&rule->up) ? &rule->up : NULL;
+    l->flow = *flow;
+    if (wc) {
+        l->wc = *wc;
+    } else {
+        flow_wildcards_init_catchall(&l->wc);
+    }
+}
+
+/* Takes this thread's capture for a translation into 'xcache'. */
+static struct kd_capture *
+kd_capture_take(const struct xlate_cache *xcache)
+{
+    struct kd_thread *t = ovsthread_getspecific(kd_thread_key);
+    if (!t || !xcache) {
+        return NULL;
+    }
+
+    ssize_t i = kd_thread_find(t, xcache);
+    if (i < 0 && kd_thread_has_unbound(t)) {
+        /* A revalidator translation that made no table lookup. */
+        i = t->n - 1;
+    }
+    return i >= 0 ? kd_thread_remove(t, i) : NULL;
+}
+
+/* Hooks (any thread). */
+
+/* Appends 'ev' to the queue.  A delta gets the next generation. */
+static void
+kd_enqueue(struct kd_event *ev, bool is_delta)
+{
+    bool was_empty;
+
+    ovs_mutex_lock(&kd_queue_mutex);
+    if (is_delta) {
+        uint64_t gen;
+
+        atomic_read_relaxed(&kd_gen, &gen);
+        ev->gen = gen + 1;
+        atomic_store_explicit(&kd_gen, ev->gen, memory_order_release);
+    }
+    was_empty = ovs_list_is_empty(&kd_queue);
+    ovs_list_push_back(&kd_queue, &ev->list_node);
+    ovs_mutex_unlock(&kd_queue_mutex);
+
+    if (was_empty) {
+        seq_change(kd_queue_seq);
+    }
+}
+
+static void
+kd_rule_hook(struct ofproto *ofproto, enum ofp_flow_update_event event,
+             enum ofp_flow_removed_reason reason OVS_UNUSED,
+             struct rule *rule, struct rule *old_rule)
+{
+    struct kd_event *ev = xzalloc(sizeof *ev);
+
+    ev->type = KD_EV_RULE;
+    ev->ofproto = ofproto;
+    ev->delta = kd_is_enabled();
+    ev->time = time_usec();
+    ev->rule_event = event;
+    ev->rule = rule;
+    ofproto_rule_ref(rule);
+    ev->old_rule = old_rule;
+    ofproto_rule_ref(old_rule);
+    kd_enqueue(ev, true);
+}
+
+static void
+kd_group_hook(struct ofproto *ofproto,
+              const struct ofproto_group_mod *ogm OVS_UNUSED)
+{
+    struct kd_event *ev = xzalloc(sizeof *ev);
+
+    ev->type = KD_EV_GROUP;
+    ev->ofproto = ofproto;
+    ev->delta = kd_is_enabled();
+    ev->time = time_usec();
+    kd_enqueue(ev, true);
+}
+
+static bool
+kd_tables_version_hook(struct ofproto_dpif *ofproto OVS_UNUSED,
+                       ovs_version_t version OVS_UNUSED)
+{
+    if (kd_is_enabled()) {
+        COVERAGE_INC(kairo_delta_absorbed);
+        return true;
+    }
+    return false;
+}
+
+static void
+kd_ukey_changed(struct udpif *udpif, enum udpif_ukey_event event,
+                const struct udpif_ukey_id *id,
+                const struct nlattr *key OVS_UNUSED,
+                size_t key_len OVS_UNUSED,
+                const struct nlattr *mask OVS_UNUSED,
+                size_t mask_len OVS_UNUSED,
+                const struct xlate_cache *xcache, uint64_t token)
+{
+    struct kd_event *ev = xzalloc(sizeof *ev);
+
+    ev->type = KD_EV_UKEY;
+    ev->gen = token;
+    ev->udpif = udpif;
+    ev->ukey_event = event;
+    ev->id = *id;
+    if (event != UDPIF_UKEY_DELETED) {
+        ev->capture = kd_capture_take(xcache);
+    }
+    kd_enqueue(ev, false);
+}
+
+static void kd_udpif_destroyed(struct udpif *);
+
+static const struct udpif_ukey_observer kd_observer = {
+    .xlate_token = kd_xlate_token,
+    .ukey_changed = kd_ukey_changed,
+    .udpif_destroyed = kd_udpif_destroyed,
+};
+
+/* Main thread: bridges, udpifs, megaflows. */
+
+static struct kd_bridge *
+kd_bridge_find(const struct ofproto *ofproto)
+{
+    struct kd_bridge *b;
+
+    HMAP_FOR_EACH_WITH_HASH (b, node, hash_pointer(ofproto, 0),
+                             &kd_bridges) {
+        if (b->ofproto == ofproto) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+static struct kd_bridge *
+kd_bridge_get(const struct ofproto *ofproto)
+{
+    struct kd_bridge *b = kd_bridge_find(ofproto);
+
+    if (!b) {
+        b = xmalloc(sizeof *b);
+        b->ofproto = ofproto;
+        b->index = kairo_delta_index_create();
+        hmap_insert(&kd_bridges, &b->node, hash_pointer(ofproto, 0));
+    }
+    return b;
+}
+
+static struct kd_udpif *
+kd_udpif_find(const struct udpif *udpif)
+{
+    struct kd_udpif *kdu;
+
+    HMAP_FOR_EACH_WITH_HASH (kdu, node, hash_pointer(udpif, 0), &kd_udpifs) {
+        if (kdu->udpif == udpif) {
+            return kdu;
+        }
+    }
+    return NULL;
+}
+
+static struct kd_udpif *
+kd_udpif_get(struct udpif *udpif)
+{
+    struct kd_udpif *kdu = kd_udpif_find(udpif);
+
+    if (!kdu) {
+        kdu = xzalloc(sizeof *kdu);
+        kdu->udpif = udpif;
+        hmap_init(&kdu->megaflows);
+        ovs_list_init(&kdu->opaque);
+        hmap_insert(&kd_udpifs, &kdu->node, hash_pointer(udpif, 0));
+    }
+    return kdu;
+}
+
+static uint32_t
+kd_id_hash(const struct udpif_ukey_id *id)
+{
+    return hash_bytes(&id->ufid, sizeof id->ufid, id->pmd_id);
+}
+
+static struct kd_megaflow *
+kd_megaflow_find(const struct kd_udpif *kdu, const struct udpif_ukey_id *id)
+{
+    struct kd_megaflow *mf;
+
+    HMAP_FOR_EACH_WITH_HASH (mf, node, kd_id_hash(id), &kdu->megaflows) {
+        if (ovs_u128_equals(mf->id.ufid, id->ufid)
+            && mf->id.pmd_id == id->pmd_id) {
+            return mf;
+        }
+    }
+    return NULL;
+}
+
+static void
+kd_latency_record(long long int usec)
+{
+    size_t i;
+
+    for (i = 0; i < ARRAY_SIZE(kd_latency_bounds); i++) {
+        if (usec < kd_latency_bounds[i]) {
+            break;
+        }
+    }
+    kd_stats.latency[i]++;
+}
+
+static void
+kd_megaflow_resolve(struct kd_megaflow *mf)
+{
+    if (mf->pending_gen) {
+        kd_latency_record(time_usec() - mf->pending_since);
+        mf->pending_gen = 0;
+        kd_n_pending--;
+    }
+}
+
+/* Marks 'mf' for re-translation by a delta that happened at 'time'. */
+static void
+kd_mark(struct kd_megaflow *mf, long long int time)
+{
+    uint64_t gen;
+
+    atomic_read_relaxed(&kd_gen, &gen);
+    if (!mf->pending_gen) {
+        mf->pending_since = time;
+        kd_n_pending++;
+    }
+    mf->pending_gen = MAX(gen, 1);
+
+    if (mf->marked_run != kd_run_seq) {
+        struct kd_udpif *kdu = mf->kdu;
+
+        mf->marked_run = kd_run_seq;
+        if (kdu->n_marks >= kdu->allocated_marks) {
+            kdu->marks = x2nrealloc(kdu->marks, &kdu->allocated_marks,
+                                    sizeof *kdu->marks);
+        }
+        kdu->marks[kdu->n_marks++] = mf->id;
+        kd_stats.marked++;
+        COVERAGE_INC(kairo_delta_marked);
+    }
+}
+
+/* Removes 'mf''s lookups from every index and drops its rule references. */
+static void
+kd_megaflow_unindex(struct kd_megaflow *mf)
+{
+    for (size_t i = 0; i < mf->n_bridges; i++) {
+        kairo_delta_index_remove(mf->bridges[i]->index, mf);
+    }
+    free(mf->bridges);
+    mf->bridges = NULL;
+    mf->n_bridges = 0;
+
+    for (size_t i = 0; i < mf->n_rules; i++) {
+        ofproto_rule_unref(mf->rules[i]);
+    }
+    free(mf->rules);
+    mf->rules = NULL;
+    mf->n_rules = 0;
+
+    if (mf->opaque) {
+        ovs_list_remove(&mf->opaque_node);
+        mf->opaque = false;
+    }
+}
+
+static void
+kd_megaflow_set_opaque(struct kd_megaflow *mf)
+{
+    mf->opaque = true;
+    ovs_list_push_back(&mf->kdu->opaque, &mf->opaque_node);
+}
+
+/* Replaces 'mf''s lookups by those of 'c' (NULL if unknown), taking over
+ * the capture's rule references. */
+static void
+kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c)
+{
+    kd_megaflow_unindex(mf);
+    if (!c || c->overflow) {
+        kd_megaflow_set_opaque(mf);
+        return;
+    }
+
+    /* One index per bridge: a patch port takes a translation to another. */
+    struct kairo_delta_index_lookup *lookups = xmalloc(c->n * sizeof *lookups
+                                                       + 1);
+    for (size_t i = 0; i < c->n; i++) {
+        const struct ofproto *ofproto = c->lookups[i].ofproto;
+        size_t n = 0;
+
+        for (size_t j = 0; j < i && !n; j++) {
+            n = c->lookups[j].ofproto == ofproto;
+        }
+        if (n) {
+            continue;           /* This bridge is done. */
+        }
+        for (size_t j = i; j < c->n; j++) {
+            const struct kd_lookup *l = &c->lookups[j];
+
+            if (l->ofproto == ofproto) {
+                lookups[n++] = (struct kairo_delta_index_lookup) {
+                    .table_id = l->table_id,
+                    .key = &l->flow,
+                    .mask = &l->wc,
+                    .rule = l->rule,
+                    .priority = l->rule ? l->rule->cr.priority : 0,
+                };
+            }
+        }
+
+        struct kd_bridge *b = kd_bridge_get(ofproto);
+        int error = kairo_delta_index_add(b->index, mf->seq, mf, lookups, n);
+        if (error) {
+            static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
+
+            VLOG_WARN_RL(&rl, "megaflow lookups not indexed (%s); it will "
+                         "be revalidated on every flow table change",
+                         ovs_strerror(error));
+            kd_megaflow_unindex(mf);
+            kd_megaflow_set_opaque(mf);
+            free(lookups);
+            return;
+        }
+        mf->bridges = xrealloc(mf->bridges,
+                               (mf->n_bridges + 1) * sizeof *mf->bridges);
+        mf->bridges[mf->n_bridges++] = b;
+    }
+    free(lookups);
+
+    /* Keep the rules hit alive while the indexes name them. */
+    mf->rules = xmalloc(c->n * sizeof *mf->rules);
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->lookups[i].rule) {
+            mf->rules[mf->n_rules++] = c->lookups[i].rule;
+            c->lookups[i].rule = NULL;
+        }
+    }
+}
+
+static void
+kd_megaflow_destroy(struct kd_megaflow *mf)
+{
+    kd_megaflow_resolve(mf);
+    kd_megaflow_unindex(mf);
+    hmap_remove(&mf->kdu->megaflows, &mf->node);
+    free(mf);
+}
+
+static void
+kd_udpif_destroy(struct kd_udpif *kdu)
+{
+    struct kd_megaflow *mf;
+
+    HMAP_FOR_EACH_SAFE (mf, node, &kdu->megaflows) {
+        kd_megaflow_destroy(mf);
+    }
+    hmap_destroy(&kdu->megaflows);
+    hmap_remove(&kd_udpifs, &kdu->node);
+    free(kdu->marks);
+    free(kdu);
+}
+
+/* Main thread: mapping events. */
+
+static void
+kd_mark_cb(const void *owner, uint64_t megaflow_id OVS_UNUSED, void *time_)
+{
+    const long long int *time = time_;
+
+    kd_mark(CONST_CAST(struct kd_megaflow *, owner), *time);
+}
+
+/* Marks every megaflow whose lookups are unknown. */
+static void
+kd_mark_opaque(long long int time)
+{
+    struct kd_udpif *kdu;
+
+    HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
+        struct kd_megaflow *mf;
+
+        LIST_FOR_EACH (mf, opaque_node, &kdu->opaque) {
+            kd_mark(mf, time);
+            kd_stats.opaque_marks++;
+            COVERAGE_INC(kairo_delta_opaque);
+        }
+    }
+}
+
+static void
+kd_fallback(enum kd_fallback reason)
+{
+    kd_stats.fallbacks[reason]++;
+    kd_fallback_now = true;
+    COVERAGE_INC(kairo_delta_fallback);
+    VLOG_DBG("full revalidation: %s", kd_fallback_names[reason]);
+}
+
+/* Returns true if 'rule' takes part in a conjunctive match, which the index
+ * does not model: the classifier combines such rules behind the lookup. */
+static bool
+kd_rule_is_conjunctive(const struct rule *rule)
+{
+    if (!rule) {
+        return false;
+    }
+
+    const struct rule_actions *actions = rule_get_actions(rule);
+    const struct ofpact *a;
+    OFPACT_FOR_EACH (a, actions->ofpacts, actions->ofpacts_len) {
+        if (a->type == OFPACT_CONJUNCTION) {
+            return true;
+        }
+    }
+
+    struct match match;
+    minimatch_expand(&rule->cr.match, &match);
+    return match.wc.masks.conj_id != 0;
+}
+
+static void
+kd_process_rule(struct kd_event *ev)
+{
+    struct rule *rule = ev->rule;
+
+    COVERAGE_INC(kairo_delta_rule);
+    if (!ev->delta) {
+        kd_stats.stock++;       /* REV_FLOW_TABLE took care of it. */
+        return;
+    }
+
+    if (kd_rule_is_conjunctive(rule) || kd_rule_is_conjunctive(ev->old_rule)) {
+        kd_fallback(KD_FB_CONJUNCTION);
+    } else {
+        struct kd_bridge *b = kd_bridge_find(ev->ofproto);
+
+        if (ev->rule_event == OFPFME_REMOVED) {
+            kd_stats.removes++;
+            if (b) {
+                kairo_delta_index_query_rule(b->index, rule, kd_mark_cb,
+                                             &ev->time);
+            }
+        } else if (ev->old_rule) {
+            /* Same table, match and priority: the megaflows that hit the
+             * old rule now hit the new one.  Even with unchanged actions
+             * they are re-translated, so that their xlate caches (stats,
+             * timeouts) name the rule that is in the table. */
+            kd_stats.replaces++;
+            if (b) {
+                kairo_delta_index_query_rule(b->index, ev->old_rule,
+                                             kd_mark_cb, &ev->time);
+            }
+        } else {
+            kd_stats.inserts++;
+            if (b) {
+                kairo_delta_index_query_insert(b->index, rule->table_id,
+                                               rule->cr.priority,
+                                               &rule->cr.match, kd_mark_cb,
+                                               &ev->time);
+            }
+        }
+        kd_mark_opaque(ev->time);
+    }
+    kd_applied_gen = ev->gen;
+}
+
+static void
+kd_process_ukey(struct kd_event *ev)
+{
+    struct kd_udpif *kdu;
+    struct kd_megaflow *mf;
+
+    kd_stats.ukey_events++;
+    if (ev->ukey_event == UDPIF_UKEY_DELETED) {
+        kdu = kd_udpif_find(ev->udpif);
+        mf = kdu ? kd_megaflow_find(kdu, &ev->id) : NULL;
+        if (mf) {
+            kd_megaflow_destroy(mf);
+        }
+        return;
+    }
+
+    kdu = kd_udpif_get(ev->udpif);
+    mf = kd_megaflow_find(kdu, &ev->id);
+    if (!mf) {
+        mf = xzalloc(sizeof *mf);
+        mf->kdu = kdu;
+        mf->id = ev->id;
+        hmap_insert(&kdu->megaflows, &mf->node, kd_id_hash(&ev->id));
+        kd_stats.installs++;
+    }
+    mf->seq = kd_next_megaflow_seq++;
+    kd_megaflow_index(mf, ev->capture);
+
+    if (mf->pending_gen && ev->gen >= mf->pending_gen) {
+        kd_megaflow_resolve(mf);
+    }
+    if (ev->gen < kd_applied_gen) {
+        /* The translation began before a delta that is already mapped, so
+         * it may not reflect it, and the delta did not see this megaflow. */
+        kd_stats.raced++;
+        COVERAGE_INC(kairo_delta_raced);
+        kd_mark(mf, time_usec());
+    }
+}
+
+static void
+kd_event_destroy(struct kd_event *ev)
+{
+    ofproto_rule_unref(ev->rule);
+    ofproto_rule_unref(ev->old_rule);
+    kd_capture_destroy(ev->capture);
+    free(ev);
+}
+
+/* Requests a full revalidation of every udpif and awaits every megaflow. */
+static void
+kd_revalidate_all(void)
+{
+    struct kd_udpif *kdu;
+    long long int now = time_usec();
+
+    HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
+        struct kd_megaflow *mf;
+
+        HMAP_FOR_EACH (mf, node, &kdu->megaflows) {
+            kd_mark(mf, now);
+        }
+        kdu->n_marks = 0;
+        udpif_revalidate(kdu->udpif);
+    }
+}
+
+/* Hands this run's marks to the revalidators, or falls back to a full
+ * revalidation where that is cheaper. */
+static void
+kd_flush_marks(void)
+{
+    struct kd_udpif *kdu;
+
+    if (kd_fallback_now) {
+        kd_fallback_now = false;
+        kd_revalidate_all();
+        return;
+    }
+
+    HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
+        size_t n_megaflows = hmap_count(&kdu->megaflows);
+
+        if (!kdu->n_marks) {
+            continue;
+        }
+        if (kdu->n_marks >= KD_MIN_FULL
+            && kdu->n_marks * 100 > n_megaflows * kd_full_share) {
+            kd_stats.fallbacks[KD_FB_COST]++;
+            COVERAGE_INC(kairo_delta_fallback);
+            udpif_revalidate(kdu->udpif);
+        } else {
+            udpif_revalidate_ukeys(kdu->udpif, kdu->marks, kdu->n_marks);
+            udpif_kick_revalidators(kdu->udpif);
+            kd_stats.kicks++;
+        }
+        kdu->n_marks = 0;
+    }
+}
+
+static void
+kd_reply_waiters(void)
+{
+    if (kd_n_waiters && !kd_n_pending) {
+        for (size_t i = 0; i < kd_n_waiters; i++) {
+            unixctl_command_reply(kd_waiters[i], NULL);
+        }
+        free(kd_waiters);
+        kd_waiters = NULL;
+        kd_n_waiters = 0;
+    }
+}
+
+/* Maps every queued event, skipping the ukey events of 'dying' (or none). */
+static void
+kd_run__(const struct udpif *dying)
+{
+    struct ovs_list events;
+
+    kd_last_queue_seq = seq_read(kd_queue_seq);
+    ovs_mutex_lock(&kd_queue_mutex);
+    ovs_list_move(&events, &kd_queue);
+    ovs_list_init(&kd_queue);
+    ovs_mutex_unlock(&kd_queue_mutex);
+
+    kd_run_seq++;
+    struct kd_event *ev;
+    LIST_FOR_EACH_POP (ev, list_node, &events) {
+        switch (ev->type) {
+        case KD_EV_RULE:
+            kd_process_rule(ev);
+            break;
+        case KD_EV_GROUP:
+            if (ev->delta) {
+                kd_stats.groups++;
+                kd_fallback(KD_FB_GROUP);
+                kd_applied_gen = ev->gen;
+            } else {
+                kd_stats.stock++;
+            }
+            break;
+        case KD_EV_UKEY:
+            if (ev->udpif != dying) {
+                kd_process_ukey(ev);
+            }
+            break;
+        }
+        kd_event_destroy(ev);
+    }
+    if (dying) {
+        struct kd_udpif *kdu = kd_udpif_find(dying);
+
+        if (kdu) {
+            kd_udpif_destroy(kdu);
+        }
+    }
+    kd_flush_marks();
+    kd_reply_waiters();
+}
+
+static void
+kd_udpif_destroyed(struct udpif *udpif)
+{
+    kd_run__(udpif);
+}
+
+void
+kairo_delta_run(void)
+{
+    if (seq_read(kd_queue_seq) != kd_last_queue_seq) {
+        kd_run__(NULL);
+    }
+}
+
+void
+kairo_delta_wait(void)
+{
+    seq_wait(kd_queue_seq, kd_last_queue_seq);
+}
+
+void
+kairo_delta_set_config(const struct smap *other_config)
+{
+    bool enable = smap_get_bool(other_config, "kairo-delta", true);
+    bool was = kd_is_enabled();
+
+    if (enable != was) {
+        atomic_store_relaxed(&kd_enabled, enable);
+        VLOG_INFO("delta mode %s", enable ? "enabled" : "disabled");
+        if (!enable) {
+            /* A change absorbed just before the switch may come with an
+             * event that says delta mode was off. */
+            kd_stats.fallbacks[KD_FB_SWITCH_OFF]++;
+            COVERAGE_INC(kairo_delta_fallback);
+            kd_revalidate_all();
+        }
+    }
+
+    unsigned int share = smap_get_uint(other_config, "kairo-delta-full-share",
+                                       KD_DEFAULT_FULL_SHARE);
+    if (share < 1 || share > 100) {
+        static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(1, 5);
+
+        VLOG_WARN_RL(&rl, "other_config:kairo-delta-full-share=%u is not a "
+                     "percentage from 1 to 100; using %d", share,
+                     KD_DEFAULT_FULL_SHARE);
+        share = KD_DEFAULT_FULL_SHARE;
+    }
+    kd_full_share = share;
+}
+
+/* Inspection. */
+
+static void
+kd_show(struct ds *out, void *aux OVS_UNUSED)
+{
+    struct kairo_delta_index_stats total;
+    size_t n_megaflows = 0, n_opaque = 0;
+    struct kd_udpif *kdu;
+    struct kd_bridge *b;
+
+    memset(&total, 0, sizeof total);
+    HMAP_FOR_EACH (b, node, &kd_bridges) {
+        struct kairo_delta_index_stats s;
+
+        kairo_delta_index_get_stats(b->index, &s);
+        total.n_lookups += s.n_lookups;
+        total.n_groups += s.n_groups;
+        total.memory += s.memory;
+        total.lookups_examined += s.lookups_examined;
+        total.megaflows_reported += s.megaflows_reported;
+    }
+    HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
+        n_megaflows += hmap_count(&kdu->megaflows);
+        n_opaque += ovs_list_size(&kdu->opaque);
+    }
+
+    ds_put_format(out, "  mode: %s (other_config:kairo-delta), full share "
+                  "%u%%\n", kd_is_enabled() ? "delta" : "stock",
+                  kd_full_share);
+    ds_put_format(out, "  deltas: %"PRIu64" inserts, %"PRIu64" replaces, "
+                  "%"PRIu64" removes, %"PRIu64" groups, %"PRIu64
+                  " left to stock revalidation\n",
+                  kd_stats.inserts, kd_stats.replaces, kd_stats.removes,
+                  kd_stats.groups, kd_stats.stock);
+    ds_put_format(out, "  megaflows marked: %"PRIu64" (%"PRIu64" raced, %"
+                  PRIu64" opaque), %zu awaiting re-translation, %"PRIu64
+                  " revalidator kicks\n", kd_stats.marked, kd_stats.raced,
+                  kd_stats.opaque_marks, kd_n_pending, kd_stats.kicks);
+    ds_put_cstr(out, "  full revalidations:");
+    for (size_t i = 0; i < KD_N_FALLBACKS; i++) {
+        ds_put_format(out, " %s %"PRIu64, kd_fallback_names[i],
+                      kd_stats.fallbacks[i]);
+    }
+    ds_put_char(out, '\n');
+    ds_put_format(out, "  index: %zu megaflows (%zu opaque), %"PRIu64
+                  " lookups in %"PRIu64" groups, %"PRIu64" bytes",
+                  n_megaflows, n_opaque, total.n_lookups, total.n_groups,
+                  total.memory);
+    if (n_megaflows) {
+        ds_put_format(out, " (%"PRIu64" per megaflow)",
+                      total.memory / n_megaflows);
+    }
+    ds_put_char(out, '\n');
+    ds_put_format(out, "  selectivity: %"PRIu64" lookups examined, %"PRIu64
+                  " megaflows reported\n", total.lookups_examined,
+                  total.megaflows_reported);
+    ds_put_cstr(out, "  delta to re-translation:");
+    for (size_t i = 0; i < KD_N_LATENCY; i++) {
+        if (i < ARRAY_SIZE(kd_latency_bounds)) {
+            ds_put_format(out, " <%lldms %"PRIu64,
+                          kd_latency_bounds[i] / 1000, kd_stats.latency[i]);
+        } else {
+            ds_put_format(out, " more %"PRIu64, kd_stats.latency[i]);
+        }
+    }
+    ds_put_char(out, '\n');
+}
+
+/* Audits one datapath flow 'f' of 'backer': translates its key against the
+ * current tables, as a revalidator would, and reports it in 'out' if the
+ * installed actions differ or the installed mask is too wide.  Returns true
+ * if it is stale. */
+static bool
+kd_verify_flow(const struct dpif_backer *backer, const struct dpif_flow *f,
+               struct ds *out, size_t *n_skipped)
+{
+    struct flow_wildcards wc, dp_mask;
+    struct ofproto_dpif *ofproto;
+    struct xlate_out xout;
+    ofp_port_t ofp_in_port;
+    struct xlate_in xin;
+    struct flow flow;
+    bool stale = false;
+
+    if (odp_flow_key_to_flow(f->key, f->key_len, &flow, NULL) == ODP_FIT_ERROR
+        || xlate_lookup(backer, &flow, &ofproto, NULL, NULL, NULL,
+                        &ofp_in_port, NULL)) {
+        (*n_skipped)++;
+        return false;
+    }
+
+    uint64_t stub[1024 / 8];
+    struct ofpbuf odp_actions = OFPBUF_STUB_INITIALIZER(stub);
+    xlate_in_init(&xin, ofproto, ofproto_dpif_get_tables_version(ofproto),
+                  &flow, ofp_in_port, NULL, 0, NULL, &wc, &odp_actions);
+    xin.allow_side_effects = false;
+    if (xlate_actions(&xin, &xout) != XLATE_OK || xout.slow
+        || xout.avoid_caching) {
+        /* Slow-pathed flows carry a userspace action that only the upcall
+         * module composes; they are not audited. */
+        (*n_skipped)++;
+    } else if (odp_flow_key_to_mask(f->mask, f->mask_len, &dp_mask, &flow,
+                                    NULL) == ODP_FIT_ERROR) {
+        (*n_skipped)++;
+    } else if (flow_wildcards_has_extra(&dp_mask, &wc)
+               || odp_actions.size != f->actions_len
+               || memcmp(odp_actions.data, f->actions, f->actions_len)) {
+        stale = true;
+        ds_put_cstr(out, "stale: ");
+        odp_flow_format(f->key, f->key_len, f->mask, f->mask_len, NULL,
+                        out, false);
+        ds_put_cstr(out, ", installed actions:");
+        format_odp_actions(out, f->actions, f->actions_len, NULL);
+        ds_put_cstr(out, ", tables say:");
+        format_odp_actions(out, odp_actions.data, odp_actions.size, NULL);
+        if (flow_wildcards_has_extra(&dp_mask, &wc)) {
+            ds_put_cstr(out, " (installed mask too wide)");
+        }
+        ds_put_char(out, '\n');
+    }
+    xlate_out_uninit(&xout);
+    ofpbuf_uninit(&odp_actions);
+    return stale;
+}
+
+/* "kairo/verify": re-translates every installed datapath flow against the
+ * current tables and lists every stale one.  Meaningful when the switch is
+ * quiescent, e.g. after kairo/wait and revalidator/wait. */
+static void
+kd_unixctl_verify(struct unixctl_conn *conn, int argc OVS_UNUSED,
+                  const char *argv[] OVS_UNUSED, void *aux OVS_UNUSED)
+{
+    struct ds out = DS_EMPTY_INITIALIZER;
+    size_t n_checked = 0, n_stale = 0, n_skipped = 0;
+    const struct dpif_backer **backers = NULL;
+    size_t n_backers = 0;
+    struct sset types, names;
+    const char *type, *name;
+
+    sset_init(&types);
+    sset_init(&names);
+    ofproto_enumerate_types(&types);
+    SSET_FOR_EACH (type, &types) {
+        struct sset type_names;
+
+        sset_init(&type_names);
+        ofproto_enumerate_names(type, &type_names);
+        SSET_FOR_EACH (name, &type_names) {
+            sset_add(&names, name);
+        }
+        sset_destroy(&type_names);
+    }
+    sset_destroy(&types);
+    SSET_FOR_EACH (name, &names) {
+        const struct ofproto_dpif *ofproto = ofproto_dpif_lookup_by_name(name);
+        const struct dpif_backer *backer = ofproto ? ofproto->backer : NULL;
+        bool seen = !backer;
+
+        for (size_t i = 0; i < n_backers && !seen; i++) {
+            seen = backers[i] == backer;
+        }
+        if (seen) {
+            continue;
+        }
+        backers = xrealloc(backers, (n_backers + 1) * sizeof *backers);
+        backers[n_backers++] = backer;
+
+        struct dpif_flow_dump *dump = dpif_flow_dump_create(backer->dpif,
+                                                            false, NULL);
+        struct dpif_flow_dump_thread *thread
+            = dpif_flow_dump_thread_create(dump);
+        struct dpif_flow flows[64];
+        int n;
+
+        while ((n = dpif_flow_dump_next(thread, flows, ARRAY_SIZE(flows)))) {
+            for (int i = 0; i < n; i++) {
+                n_checked++;
+                n_stale += kd_verify_flow(backer, &flows[i], &out,
+                                          &n_skipped);
+            }
+        }
+        dpif_flow_dump_thread_destroy(thread);
+        dpif_flow_dump_destroy(dump);
+    }
+    sset_destroy(&names);
+    free(backers);
+
+    ds_put_format(&out, "%zu datapath flows checked, %zu stale, %zu not "
+                  "audited (slow path or untranslatable)\n",
+                  n_checked, n_stale, n_skipped);
+    unixctl_command_reply(conn, ds_cstr(&out));
+    ds_destroy(&out);
+}
+
+/* "kairo/wait": replies once every delta queued so far has been mapped and
+ * every megaflow it marked has been re-translated or deleted. */
+static void
+kd_unixctl_wait(struct unixctl_conn *conn, int argc OVS_UNUSED,
+                const char *argv[] OVS_UNUSED, void *aux OVS_UNUSED)
+{
+    kd_run__(NULL);
+    kd_waiters = xrealloc(kd_waiters,
+                          (kd_n_waiters + 1) * sizeof *kd_waiters);
+    kd_waiters[kd_n_waiters++] = conn;
+    kd_reply_waiters();
+}
+
+void
+kairo_delta_init(void)
+{
+    static struct ovsthread_once once = OVSTHREAD_ONCE_INITIALIZER;
+
+    if (ovsthread_once_start(&once)) {
+        ovsthread_key_create(&kd_thread_key, kd_thread_destroy);
+        kd_queue_seq = seq_create();
+        kd_last_queue_seq = seq_read(kd_queue_seq);
+
+        ofproto_rule_change_hook = kd_rule_hook;
+        ofproto_group_change_hook = kd_group_hook;
+        ofproto_dpif_tables_version_hook = kd_tables_version_hook;
+        ofproto_dpif_lookup_hook = kd_lookup_hook;
+        udpif_ukey_observer = &kd_observer;
+
+        kairo_show_register_section("delta", kd_show, NULL);
+        unixctl_command_register("kairo/verify", "", 0, 0,
+                                 kd_unixctl_verify, NULL);
+        unixctl_command_register("kairo/wait", "", 0, 0, kd_unixctl_wait,
+                                 NULL);
+        ovsthread_once_done(&once);
+    }
+}
