@@ -30,6 +30,7 @@
 #include "kairo-show.h"
 #include "odp-util.h"
 #include "ofproto/ofproto-dpif-upcall.h"
+#include "ofproto/ofproto-dpif-xlate-cache.h"
 #include "ofproto/ofproto-dpif-xlate.h"
 #include "ofproto/ofproto-dpif.h"
 #include "ofproto/ofproto-provider.h"
@@ -160,6 +161,7 @@ struct kd_event {
     enum udpif_ukey_event ukey_event;
     struct udpif_ukey_id id;
     struct kd_capture *capture; /* NULL if the lookups are unknown. */
+    bool learns;                /* The translation executed a learn. */
 };
 
 static struct ovs_mutex kd_queue_mutex = OVS_MUTEX_INITIALIZER;
@@ -203,7 +205,8 @@ struct kd_megaflow {
     struct udpif_ukey_id id;
     uint64_t seq;               /* Megaflow id in the indexes. */
 
-    bool opaque;                /* Lookups unknown: marked by every delta. */
+    bool opaque;                /* Marked by every delta: lookups unknown,
+                                 * or the translation learns. */
     struct ovs_list opaque_node;    /* In 'kdu->opaque' if 'opaque'. */
 
     uint64_t marked_run;        /* Run in which it was last marked. */
@@ -476,6 +479,21 @@ kd_tables_version_hook(struct ofproto_dpif *ofproto OVS_UNUSED,
     return false;
 }
 
+/* Returns true if 'xcache' holds a learn action's entry. */
+static bool
+kd_xcache_learns(const struct xlate_cache *xcache)
+{
+    struct ofpbuf entries = xcache->entries;    /* The loop pulls a copy. */
+    struct xc_entry *entry;
+
+    XC_ENTRY_FOR_EACH (entry, &entries) {
+        if (entry->type == XC_LEARN) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void
 kd_ukey_changed(struct udpif *udpif, enum udpif_ukey_event event,
                 const struct udpif_ukey_id *id,
@@ -494,6 +512,7 @@ kd_ukey_changed(struct udpif *udpif, enum udpif_ukey_event event,
     ev->id = *id;
     if (event != UDPIF_UKEY_DELETED) {
         ev->capture = kd_capture_take(xcache);
+        ev->learns = xcache && kd_xcache_learns(xcache);
     }
     kd_enqueue(ev, false);
 }
@@ -665,13 +684,57 @@ kd_megaflow_set_opaque(struct kd_megaflow *mf)
     ovs_list_push_back(&mf->kdu->opaque, &mf->opaque_node);
 }
 
+/* Returns true if 'ofpacts' (or a clone within them) has a learn action. */
+static bool
+kd_ofpacts_learn(const struct ofpact *ofpacts, size_t ofpacts_len)
+{
+    const struct ofpact *a;
+
+    OFPACT_FOR_EACH (a, ofpacts, ofpacts_len) {
+        if (a->type == OFPACT_LEARN) {
+            return true;
+        } else if (a->type == OFPACT_CLONE) {
+            const struct ofpact_nest *clone = ofpact_get_CLONE(a);
+
+            if (kd_ofpacts_learn(clone->actions,
+                                 ofpact_nest_get_action_len(clone))) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Returns true if a rule hit by the lookups of 'c' has a learn action.  A
+ * learn that failed (limit reached) leaves no XC_LEARN entry, but the
+ * megaflow still depends on the table it learns into. */
+static bool
+kd_capture_learns(const struct kd_capture *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const struct rule *rule = c->lookups[i].rule;
+
+        if (rule) {
+            const struct rule_actions *actions = rule_get_actions(rule);
+
+            if (kd_ofpacts_learn(actions->ofpacts, actions->ofpacts_len)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 /* Replaces 'mf''s lookups by those of 'c' (NULL if unknown), taking over
- * the capture's rule references. */
+ * the capture's rule references.  A megaflow whose translation executes a
+ * learn action is made opaque instead: its side effects (the learned rule's
+ * refresh, a learn limit) depend on the table it learns into, which stock
+ * revalidation re-translates it for on every change. */
 static void
-kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c)
+kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns)
 {
     kd_megaflow_unindex(mf);
-    if (!c || c->overflow) {
+    if (!c || c->overflow || learns || kd_capture_learns(c)) {
         kd_megaflow_set_opaque(mf);
         return;
     }
@@ -885,7 +948,7 @@ kd_process_ukey(struct kd_event *ev)
         kd_stats.installs++;
     }
     mf->seq = kd_next_megaflow_seq++;
-    kd_megaflow_index(mf, ev->capture);
+    kd_megaflow_index(mf, ev->capture, ev->learns);
 
     if (mf->pending_gen && ev->gen >= mf->pending_gen) {
         kd_megaflow_resolve(mf);

@@ -131,6 +131,7 @@ KAIRO_SYSTEM_TESTSUITE_AT = \
 	tests/kairo-system-memcached.at
 EXTRA_DIST += $(KAIRO_SYSTEM_TESTSUITE_AT) tests/kairo-mc-udp.py \
 	tests/kairo-mc-cache-check.py \
+	tests/kairo-delta-random.py \
 	tests/kairo-mc-packet.py
 KAIRO_SYSTEM_TESTSUITE = tests/kairo-system-testsuite
 $(KAIRO_SYSTEM_TESTSUITE): tests/package.m4 $(KAIRO_SYSTEM_TESTSUITE_AT)

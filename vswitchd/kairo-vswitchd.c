@@ -319,8 +319,8 @@ main(int argc, char *argv[])
     unixctl_command_register("exit", "[--cleanup]", 0, 1,
                              kairo_vswitchd_unixctl_exit, &exit_req);
     kairo_show_init();
-    netdev_kairo_mc_register();
     kairo_delta_init();
+    netdev_kairo_mc_register();
 
     kairo_config_init(cfg.db_remote);
     bridge_init(cfg.db_remote);
