@@ -238,7 +238,6 @@ static struct {
     uint64_t inserts, replaces, removes, groups, stock;
     uint64_t marked, raced, opaque_marks, kicks;
     uint64_t fallbacks[KD_N_FALLBACKS];
-    uint64_t ukey_events, installs;
     uint64_t latency[KD_N_LATENCY];
 } kd_stats;
 
@@ -326,9 +325,16 @@ kd_thread_has_unbound(const struct kd_thread *t)
 static uint64_t
 kd_xlate_token(const struct xlate_cache *xcache)
 {
-    struct kd_thread *t = kd_thread_get();
     uint64_t token;
 
+    atomic_read_explicit(&kd_gen, &token, memory_order_acquire);
+    if (!kd_is_enabled()) {
+        /* No capture in stock mode: the megaflow is opaque until delta mode
+         * is on and re-translates it. */
+        return token;
+    }
+
+    struct kd_thread *t = kd_thread_get();
     if (kd_thread_has_unbound(t)) {
         t->slots[t->n - 1]->xcache = xcache;
     } else {
@@ -345,8 +351,6 @@ kd_xlate_token(const struct xlate_cache *xcache)
         c->xcache = xcache;
         t->slots[t->n++] = c;
     }
-
-    atomic_read_explicit(&kd_gen, &token, memory_order_acquire);
     return token;
 }
 
@@ -928,7 +932,6 @@ kd_process_ukey(struct kd_event *ev)
     struct kd_udpif *kdu;
     struct kd_megaflow *mf;
 
-    kd_stats.ukey_events++;
     if (ev->ukey_event == UDPIF_UKEY_DELETED) {
         kdu = kd_udpif_find(ev->udpif);
         mf = kdu ? kd_megaflow_find(kdu, &ev->id) : NULL;
@@ -945,7 +948,6 @@ kd_process_ukey(struct kd_event *ev)
         mf->kdu = kdu;
         mf->id = ev->id;
         hmap_insert(&kdu->megaflows, &mf->node, kd_id_hash(&ev->id));
-        kd_stats.installs++;
     }
     mf->seq = kd_next_megaflow_seq++;
     kd_megaflow_index(mf, ev->capture, ev->learns);
@@ -1116,8 +1118,10 @@ kairo_delta_set_config(const struct smap *other_config)
              * event that says delta mode was off. */
             kd_stats.fallbacks[KD_FB_SWITCH_OFF]++;
             COVERAGE_INC(kairo_delta_fallback);
-            kd_revalidate_all();
         }
+        /* Switching on: the megaflows translated in stock mode have no
+         * captured lookups (opaque), so have them all re-translated. */
+        kd_revalidate_all();
     }
 
     unsigned int share = smap_get_uint(other_config, "kairo-delta-full-share",
