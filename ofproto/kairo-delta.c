@@ -173,9 +173,8 @@ static struct seq *kd_queue_seq;
  * that generations increase along the queue; read by xlate_token(). */
 static atomic_uint64_t kd_gen = ATOMIC_VAR_INIT(0);
 
-/* other_config:kairo-delta.  Read from any thread.  Off by default until
- * the race the randomized test once hit is found (see README). */
-static atomic_bool kd_enabled = ATOMIC_VAR_INIT(false);
+/* other_config:kairo-delta.  Read from any thread. */
+static atomic_bool kd_enabled = ATOMIC_VAR_INIT(true);
 
 /* Main thread.
  * ============ */
@@ -320,20 +319,11 @@ kd_thread_has_unbound(const struct kd_thread *t)
     return c && !c->xcache && !c->n && !c->overflow;
 }
 
-/* udpif_ukey_observer's 'xlate_token': a translation into 'xcache' (NULL if
- * not known yet) starts on this thread. */
-static uint64_t
-kd_xlate_token(const struct xlate_cache *xcache)
+/* Starts capturing, on this thread, the lookups of a translation into
+ * 'xcache' (NULL if not known yet). */
+static void
+kd_capture_start(const struct xlate_cache *xcache)
 {
-    uint64_t token;
-
-    atomic_read_explicit(&kd_gen, &token, memory_order_acquire);
-    if (!kd_is_enabled()) {
-        /* No capture in stock mode: the megaflow is opaque until delta mode
-         * is on and re-translates it. */
-        return token;
-    }
-
     struct kd_thread *t = kd_thread_get();
     if (kd_thread_has_unbound(t)) {
         t->slots[t->n - 1]->xcache = xcache;
@@ -351,6 +341,23 @@ kd_xlate_token(const struct xlate_cache *xcache)
         c->xcache = xcache;
         t->slots[t->n++] = c;
     }
+}
+
+/* udpif_ukey_observer's 'xlate_token': a translation into 'xcache' (NULL if
+ * not known yet) starts on this thread. */
+static uint64_t
+kd_xlate_token(const struct xlate_cache *xcache)
+{
+    uint64_t token;
+
+    atomic_read_explicit(&kd_gen, &token, memory_order_acquire);
+    if (!kd_is_enabled()) {
+        /* No capture in stock mode: the megaflow is opaque until delta mode
+         * is on and re-translates it. */
+        return token;
+    }
+
+    kd_capture_start(xcache);
     return token;
 }
 
@@ -1107,7 +1114,7 @@ kairo_delta_wait(void)
 void
 kairo_delta_set_config(const struct smap *other_config)
 {
-    bool enable = smap_get_bool(other_config, "kairo-delta", false);
+    bool enable = smap_get_bool(other_config, "kairo-delta", true);
     bool was = kd_is_enabled();
 
     if (enable != was) {
@@ -1205,13 +1212,79 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
     ds_put_char(out, '\n');
 }
 
+/* Returns true if rule 'rule' matches some flow of the region of 'key' under
+ * 'mask'. */
+static bool
+kd_rule_meets_region(const struct rule *rule, const struct flow *key,
+                     const struct flow_wildcards *mask)
+{
+    struct flow_wildcards both;
+    struct match match;
+
+    minimatch_expand(&rule->cr.match, &match);
+    flow_wildcards_and(&both, &match.wc, mask);
+    return flow_equal_except(key, &match.flow, &both);
+}
+
+/* For an installed flow with mask 'dp_mask' whose fresh translation made the
+ * lookups in 'c' and wants a narrower mask: returns true if each of those
+ * lookups takes the same rule (or misses) for every packet of the flow, that
+ * is, no other rule of the table, of at least the priority of the rule hit,
+ * matches the lookup's region: the flow as the table saw it, under
+ * 'dp_mask' (exact on registers and metadata, which every packet enters
+ * with the same value and which change alike along the same path).  Then
+ * the flow's mask is only wider than a fresh translation's, as when a rule
+ * is inserted that none of its packets can match, and it is not stale.
+ * Otherwise describes the rule in 'why' and returns false. */
+static bool
+kd_verify_regions(const struct kd_capture *c,
+                  const struct flow_wildcards *dp_mask, struct ds *why)
+{
+    if (c->overflow) {
+        ds_put_cstr(why, "mask too wide, and too many lookups to audit");
+        return false;
+    }
+
+    struct flow_wildcards region = *dp_mask;
+    memset(region.masks.regs, 0xff, sizeof region.masks.regs);
+    region.masks.metadata = OVS_BE64_MAX;
+
+    for (size_t i = 0; i < c->n; i++) {
+        const struct kd_lookup *l = &c->lookups[i];
+        const struct ofproto *ofproto = l->ofproto;
+        int priority = l->rule ? l->rule->cr.priority : INT_MIN;
+        struct rule *rule;
+
+        if (l->table_id >= ofproto->n_tables) {
+            continue;
+        }
+        CLS_FOR_EACH_TARGET (rule, cr, &ofproto->tables[l->table_id].cls,
+                             NULL, ofproto->tables_version) {
+            if (rule != l->rule && rule->cr.priority >= priority
+                && kd_rule_meets_region(rule, &l->flow, &region)) {
+                ds_put_format(why, "mask too wide for table %"PRIu8" rule ",
+                              l->table_id);
+                cls_rule_format(&rule->cr, ofproto_get_tun_tab(ofproto),
+                                NULL, why);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* Tallies of one "kairo/verify". */
+struct kd_audit {
+    size_t checked, stale, wider, skipped;
+};
+
 /* Audits one datapath flow 'f' of 'backer': translates its key against the
  * current tables, as a revalidator would, and reports it in 'out' if the
- * installed actions differ or the installed mask is too wide.  Returns true
- * if it is stale. */
-static bool
+ * installed actions differ, or if the installed mask is wider than the
+ * translation needs and not shown sound by kd_verify_regions(). */
+static void
 kd_verify_flow(const struct dpif_backer *backer, const struct dpif_flow *f,
-               struct ds *out, size_t *n_skipped)
+               struct ds *out, struct kd_audit *audit)
 {
     struct flow_wildcards wc, dp_mask;
     struct ofproto_dpif *ofproto;
@@ -1219,47 +1292,58 @@ kd_verify_flow(const struct dpif_backer *backer, const struct dpif_flow *f,
     ofp_port_t ofp_in_port;
     struct xlate_in xin;
     struct flow flow;
-    bool stale = false;
 
+    audit->checked++;
     if (odp_flow_key_to_flow(f->key, f->key_len, &flow, NULL) == ODP_FIT_ERROR
         || xlate_lookup(backer, &flow, &ofproto, NULL, NULL, NULL,
-                        &ofp_in_port, NULL)) {
-        (*n_skipped)++;
-        return false;
+                        &ofp_in_port, NULL)
+        || odp_flow_key_to_mask(f->mask, f->mask_len, &dp_mask, &flow,
+                                NULL) == ODP_FIT_ERROR) {
+        audit->skipped++;
+        return;
     }
 
     uint64_t stub[1024 / 8];
     struct ofpbuf odp_actions = OFPBUF_STUB_INITIALIZER(stub);
+    struct xlate_cache *xcache = xlate_cache_new();
     xlate_in_init(&xin, ofproto, ofproto_dpif_get_tables_version(ofproto),
                   &flow, ofp_in_port, NULL, 0, NULL, &wc, &odp_actions);
     xin.allow_side_effects = false;
-    if (xlate_actions(&xin, &xout) != XLATE_OK || xout.slow
-        || xout.avoid_caching) {
+    xin.xcache = xcache;
+    kd_capture_start(xcache);
+    enum xlate_error error = xlate_actions(&xin, &xout);
+    struct kd_capture *c = kd_capture_take(xcache);
+
+    struct ds why = DS_EMPTY_INITIALIZER;
+    if (error != XLATE_OK || xout.slow || xout.avoid_caching) {
         /* Slow-pathed flows carry a userspace action that only the upcall
          * module composes; they are not audited. */
-        (*n_skipped)++;
-    } else if (odp_flow_key_to_mask(f->mask, f->mask_len, &dp_mask, &flow,
-                                    NULL) == ODP_FIT_ERROR) {
-        (*n_skipped)++;
-    } else if (flow_wildcards_has_extra(&dp_mask, &wc)
-               || odp_actions.size != f->actions_len
+        audit->skipped++;
+    } else if (odp_actions.size != f->actions_len
                || memcmp(odp_actions.data, f->actions, f->actions_len)) {
-        stale = true;
+        ds_put_cstr(&why, "tables say:");
+        format_odp_actions(&why, odp_actions.data, odp_actions.size, NULL);
+    } else if (flow_wildcards_has_extra(&dp_mask, &wc)) {
+        if (c && kd_verify_regions(c, &dp_mask, &why)) {
+            audit->wider++;
+        } else if (!why.length) {
+            ds_put_cstr(&why, "mask too wide, lookups unknown");
+        }
+    }
+    if (why.length) {
+        audit->stale++;
         ds_put_cstr(out, "stale: ");
         odp_flow_format(f->key, f->key_len, f->mask, f->mask_len, NULL,
                         out, false);
         ds_put_cstr(out, ", installed actions:");
         format_odp_actions(out, f->actions, f->actions_len, NULL);
-        ds_put_cstr(out, ", tables say:");
-        format_odp_actions(out, odp_actions.data, odp_actions.size, NULL);
-        if (flow_wildcards_has_extra(&dp_mask, &wc)) {
-            ds_put_cstr(out, " (installed mask too wide)");
-        }
-        ds_put_char(out, '\n');
+        ds_put_format(out, ", %s\n", ds_cstr(&why));
     }
+    ds_destroy(&why);
+    kd_capture_destroy(c);
+    xlate_cache_delete(xcache);
     xlate_out_uninit(&xout);
     ofpbuf_uninit(&odp_actions);
-    return stale;
 }
 
 /* "kairo/verify": re-translates every installed datapath flow against the
@@ -1270,7 +1354,7 @@ kd_unixctl_verify(struct unixctl_conn *conn, int argc OVS_UNUSED,
                   const char *argv[] OVS_UNUSED, void *aux OVS_UNUSED)
 {
     struct ds out = DS_EMPTY_INITIALIZER;
-    size_t n_checked = 0, n_stale = 0, n_skipped = 0;
+    struct kd_audit audit = { 0 };
     const struct dpif_backer **backers = NULL;
     size_t n_backers = 0;
     struct sset types, names;
@@ -1313,9 +1397,7 @@ kd_unixctl_verify(struct unixctl_conn *conn, int argc OVS_UNUSED,
 
         while ((n = dpif_flow_dump_next(thread, flows, ARRAY_SIZE(flows)))) {
             for (int i = 0; i < n; i++) {
-                n_checked++;
-                n_stale += kd_verify_flow(backer, &flows[i], &out,
-                                          &n_skipped);
+                kd_verify_flow(backer, &flows[i], &out, &audit);
             }
         }
         dpif_flow_dump_thread_destroy(thread);
@@ -1324,9 +1406,10 @@ kd_unixctl_verify(struct unixctl_conn *conn, int argc OVS_UNUSED,
     sset_destroy(&names);
     free(backers);
 
-    ds_put_format(&out, "%zu datapath flows checked, %zu stale, %zu not "
+    ds_put_format(&out, "%zu datapath flows checked, %zu stale, %zu with a "
+                  "sound mask wider than a fresh translation's, %zu not "
                   "audited (slow path or untranslatable)\n",
-                  n_checked, n_stale, n_skipped);
+                  audit.checked, audit.stale, audit.wider, audit.skipped);
     unixctl_command_reply(conn, ds_cstr(&out));
     ds_destroy(&out);
 }

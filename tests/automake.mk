@@ -78,6 +78,21 @@ check-autotest: $(KAIRO_TESTSUITE) vswitchd/ovs-vswitchd tests/atlocal
 
 check-local: check-unit check-autotest
 
+# The randomized differential tests of delta propagation at length (slow;
+# not part of "make check"): both modes, for each seed.
+KAIRO_DELTA_SEEDS ?= 1 2 3 4 5 6 7 8 9 10
+KAIRO_DELTA_LONG_CHANGES ?= 5000
+check-delta-random: $(KAIRO_TESTSUITE) vswitchd/ovs-vswitchd tests/atlocal
+	@for seed in $(KAIRO_DELTA_SEEDS); do \
+	  echo "check-delta-random: seed $$seed"; \
+	  $(SHELL) '$(KAIRO_TESTSUITE)' -C tests \
+		AUTOTEST_PATH='$(KAIRO_AUTOTEST_PATH)' -k random \
+		KAIRO_DELTA_SEED=$$seed \
+		KAIRO_DELTA_CHANGES=$(KAIRO_DELTA_LONG_CHANGES) \
+		KAIRO_DELTA_STOCK_CHANGES=$(KAIRO_DELTA_LONG_CHANGES) \
+		$(TESTSUITEFLAGS) || exit 1; \
+	done
+
 clean-local:
 	test ! -f '$(KAIRO_TESTSUITE)' || \
 		$(SHELL) '$(KAIRO_TESTSUITE)' -C tests --clean
@@ -106,7 +121,8 @@ check-ovs-stock:
 	$(KAIRO_OVS_COMPAT) --vswitchd='$(OVS_BUILDDIR)/vswitchd' \
 		--workdir='$(abs_top_builddir)/tests/ovs-compat-stock'
 
-.PHONY: check-unit check-autotest check-ovs check-ovs-stock
+.PHONY: check-unit check-autotest check-delta-random check-ovs \
+	check-ovs-stock
 
 # libFuzzer targets under ASan and UBSan (clang), each run for a bounded
 # time: FUZZ_SECONDS per target.
