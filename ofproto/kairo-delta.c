@@ -71,6 +71,12 @@ COVERAGE_DEFINE(kairo_delta_capture_lost);
 /* A batch that marks fewer megaflows than this never falls back for cost. */
 #define KD_MIN_FULL 64
 
+/* A batch that marks at most this many megaflows of a datapath has them
+ * re-translated at once on the main thread, which costs a few translations;
+ * a larger one is left to a revalidator pass, which also dumps every flow
+ * but spreads the translations over the revalidator threads. */
+#define KD_MAX_INLINE 256
+
 /* Why the delta path chose a full revalidation. */
 #define KD_FALLBACKS                                                    \
     KD_FALLBACK(GROUP, "group")             /* Group add/modify/delete. */ \
@@ -235,7 +241,9 @@ static size_t kd_n_waiters;
 
 static struct {
     uint64_t inserts, replaces, removes, groups, stock;
-    uint64_t marked, raced, opaque_marks, kicks;
+    uint64_t marked, raced, opaque_marks, inline_rounds, kicks;
+    long long int latest_latency;   /* Slowest megaflow re-translated after
+                                     * the latest delta, in microseconds. */
     uint64_t fallbacks[KD_N_FALLBACKS];
     uint64_t latency[KD_N_LATENCY];
 } kd_stats;
@@ -632,7 +640,10 @@ static void
 kd_megaflow_resolve(struct kd_megaflow *mf)
 {
     if (mf->pending_gen) {
-        kd_latency_record(time_usec() - mf->pending_since);
+        long long int latency = time_usec() - mf->pending_since;
+
+        kd_latency_record(latency);
+        kd_stats.latest_latency = MAX(kd_stats.latest_latency, latency);
         mf->pending_gen = 0;
         kd_n_pending--;
     }
@@ -893,6 +904,7 @@ kd_process_rule(struct kd_event *ev)
     struct rule *rule = ev->rule;
 
     COVERAGE_INC(kairo_delta_rule);
+    kd_stats.latest_latency = 0;
     if (!ev->delta) {
         kd_stats.stock++;       /* REV_FLOW_TABLE took care of it. */
         return;
@@ -998,10 +1010,11 @@ kd_revalidate_all(void)
     }
 }
 
-/* Hands this run's marks to the revalidators, or falls back to a full
+/* Has this run's marks re-translated, at once if there are few and
+ * 'may_translate', otherwise by the revalidators, or falls back to a full
  * revalidation where that is cheaper. */
 static void
-kd_flush_marks(void)
+kd_flush_marks(bool may_translate)
 {
     struct kd_udpif *kdu;
 
@@ -1022,6 +1035,14 @@ kd_flush_marks(void)
             kd_stats.fallbacks[KD_FB_COST]++;
             COVERAGE_INC(kairo_delta_fallback);
             udpif_revalidate(kdu->udpif);
+        } else if (may_translate && kdu->n_marks <= KD_MAX_INLINE) {
+            kd_stats.inline_rounds++;
+            if (udpif_revalidate_ukeys_now(kdu->udpif, kdu->marks,
+                                           kdu->n_marks)) {
+                /* Some flows were still being installed. */
+                udpif_kick_revalidators(kdu->udpif);
+                kd_stats.kicks++;
+            }
         } else {
             udpif_revalidate_ukeys(kdu->udpif, kdu->marks, kdu->n_marks);
             udpif_kick_revalidators(kdu->udpif);
@@ -1087,7 +1108,8 @@ kd_run__(const struct udpif *dying)
             kd_udpif_destroy(kdu);
         }
     }
-    kd_flush_marks();
+    /* No translation here while a datapath is being torn down. */
+    kd_flush_marks(!dying);
     kd_reply_waiters();
 }
 
@@ -1100,7 +1122,11 @@ kd_udpif_destroyed(struct udpif *udpif)
 void
 kairo_delta_run(void)
 {
-    if (seq_read(kd_queue_seq) != kd_last_queue_seq) {
+    /* A round re-translated at once queues the events of its translations:
+     * map them in a second pass, so that kairo/wait and the latencies see
+     * the round finished without waiting for the next poll loop. */
+    for (int i = 0; i < 2 && seq_read(kd_queue_seq) != kd_last_queue_seq;
+         i++) {
         kd_run__(NULL);
     }
 }
@@ -1180,8 +1206,10 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
                   kd_stats.groups, kd_stats.stock);
     ds_put_format(out, "  megaflows marked: %"PRIu64" (%"PRIu64" raced, %"
                   PRIu64" opaque), %zu awaiting re-translation, %"PRIu64
-                  " revalidator kicks\n", kd_stats.marked, kd_stats.raced,
-                  kd_stats.opaque_marks, kd_n_pending, kd_stats.kicks);
+                  " rounds re-translated at once, %"PRIu64" revalidator "
+                  "kicks\n", kd_stats.marked, kd_stats.raced,
+                  kd_stats.opaque_marks, kd_n_pending,
+                  kd_stats.inline_rounds, kd_stats.kicks);
     ds_put_cstr(out, "  full revalidations:");
     for (size_t i = 0; i < KD_N_FALLBACKS; i++) {
         ds_put_format(out, " %s %"PRIu64, kd_fallback_names[i],
@@ -1210,6 +1238,8 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
         }
     }
     ds_put_char(out, '\n');
+    ds_put_format(out, "  latest change: slowest re-translation after %lld "
+                  "us\n", kd_stats.latest_latency);
 }
 
 /* Returns true if rule 'rule' matches some flow of the region of 'key' under

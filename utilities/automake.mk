@@ -2,6 +2,7 @@
 # series and the sandbox.
 EXTRA_DIST += \
 	utilities/kairo-dev \
+	utilities/kairo-delta-bench \
 	utilities/kairo-mc-bench \
 	utilities/kairo-prepare-ovs \
 	utilities/kairo-sandbox \
@@ -12,7 +13,8 @@ EXTRA_DIST += \
 	utilities/ovs-patches/0003-ofproto-dpif-tables-version-hook.patch \
 	utilities/ovs-patches/0004-upcall-targeted-revalidation.patch \
 	utilities/ovs-patches/0005-upcall-ukey-observer.patch \
-	utilities/ovs-patches/0006-ofproto-dpif-lookup-hook.patch
+	utilities/ovs-patches/0006-ofproto-dpif-lookup-hook.patch \
+	utilities/ovs-patches/0007-dpif-netdev-modify-by-ufid.patch
 
 # The UDP memcached load generator (open-loop rate, latency percentiles).
 # It is standalone: it uses no OVS library.
