@@ -22,6 +22,7 @@
 
 #include "flow.h"
 #include "hash.h"
+#include "hindex.h"
 #include "openvswitch/hmap.h"
 #include "openvswitch/list.h"
 #include "openvswitch/match.h"
@@ -59,8 +60,11 @@ BUILD_ASSERT_DECL(KAIRO_DELTA_INDEX_MAX_LOOKUPS <= 1 << KDI_POS_BITS);
  * its address is stable while the megaflow is in the index.  It is kept to
  * 32 bytes, because it is most of a megaflow's memory. */
 struct kdi_lookup {
-    struct hmap_node node;      /* In its group's 'lookups', by the hash of
-                                 * its masked key. */
+    struct hindex_node node;    /* In its group's 'lookups', by the hash of
+                                 * its masked key.  Many lookups may share
+                                 * one key (e.g. every megaflow's lookup in
+                                 * a table of catch-all rules), and an
+                                 * hindex removes any of them in O(1). */
     uint32_t rule_idx;          /* Its rule's index in 'rule_slots', or
                                  * KDI_MISS. */
     uint32_t rule_pos;          /* Its position in its rule's 'hits'. */
@@ -70,7 +74,7 @@ struct kdi_lookup {
                                            * 'group_slots'. */
     uint32_t pos : KDI_POS_BITS;          /* Its position in its megaflow. */
 };
-BUILD_ASSERT_DECL(sizeof(struct kdi_lookup) == 32);
+BUILD_ASSERT_DECL(sizeof(struct kdi_lookup) == 40);
 
 /* One megaflow: this header, 'n_lookups' lookups, then 'n_words' words of
  * key data, all in one allocation.  The key data of the lookups follow one
@@ -100,7 +104,8 @@ struct kdi_slots {
 struct kdi_group {
     struct hmap_node node;      /* In 'groups_by_mask'. */
     struct ovs_list list_node;  /* In 'tables[table_id]'. */
-    struct hmap lookups;        /* Contains "struct kdi_lookup"s. */
+    struct hindex lookups;      /* Contains "struct kdi_lookup"s. */
+    size_t n_lookups;           /* Number of lookups in 'lookups'. */
     uint32_t index;             /* Its index in 'group_slots'. */
     uint8_t table_id;           /* The table its lookups consulted. */
     uint8_t n_words;            /* Nonzero words of the mask. */
@@ -485,7 +490,7 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
 
     g = kdi_alloc(idx, kdi_group_size(n_words));
     memset(g, 0, sizeof *g);
-    hmap_init(&g->lookups);
+    hindex_init(&g->lookups);
     g->table_id = table_id;
     g->n_words = n_words;
     g->map[0] = map[0];
@@ -548,7 +553,7 @@ kdi_group_destroy(struct kairo_delta_index *idx, struct kdi_group *g)
         kdi_secondary_destroy(idx, g, g->secondaries[i]);
     }
     kdi_free(idx, g->members, g->allocated_members * sizeof *g->members);
-    hmap_destroy(&g->lookups);
+    hindex_destroy(&g->lookups);
     hmap_remove(&idx->groups_by_mask, &g->node);
     ovs_list_remove(&g->list_node);
 
@@ -710,7 +715,7 @@ kdi_secondary_create(struct kairo_delta_index *idx, struct kdi_group *g,
         struct kdi_lookup *l;
 
         ovs_assert(!g->members && !g->n_members);
-        HMAP_FOR_EACH (l, node, &g->lookups) {
+        HINDEX_FOR_EACH (l, node, &g->lookups) {
             kdi_group_add_member(idx, g, l);
         }
     }
@@ -733,7 +738,8 @@ static void
 kdi_group_insert(struct kairo_delta_index *idx, struct kdi_group *g,
                  struct kdi_lookup *l, uint32_t hash)
 {
-    hmap_insert(&g->lookups, &l->node, hash);
+    hindex_insert(&g->lookups, &l->node, hash);
+    g->n_lookups++;
     if (g->n_secondaries) {
         kdi_group_add_member(idx, g, l);
         for (size_t i = 0; i < g->n_secondaries; i++) {
@@ -766,11 +772,12 @@ kdi_group_remove(struct kairo_delta_index *idx, struct kdi_lookup *l)
         g->n_members--;
     }
 
-    hmap_remove(&g->lookups, &l->node);
-    if (hmap_is_empty(&g->lookups)) {
+    hindex_remove(&g->lookups, &l->node);
+    if (!--g->n_lookups) {
         kdi_group_destroy(idx, g);
-    } else {
-        kdi_hmap_maybe_shrink(&g->lookups);
+    } else if (g->lookups.mask > 15
+               && g->lookups.n_unique < g->lookups.mask / 8) {
+        hindex_shrink(&g->lookups);
     }
 }
 
@@ -1215,7 +1222,7 @@ kdi_group_scan(struct kairo_delta_index *idx, const struct kdi_group *g,
     uint64_t key[FLOW_U64S];
     struct kdi_lookup *l;
 
-    HMAP_FOR_EACH (l, node, &g->lookups) {
+    HINDEX_FOR_EACH (l, node, &g->lookups) {
         unsigned int j;
 
         idx->stats.lookups_examined++;
@@ -1257,7 +1264,7 @@ kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
         struct kdi_lookup *l;
 
         idx->stats.path_all++;
-        HMAP_FOR_EACH (l, node, &g->lookups) {
+        HINDEX_FOR_EACH (l, node, &g->lookups) {
             idx->stats.lookups_examined++;
             kdi_report(idx, l, q);
         }
@@ -1269,7 +1276,7 @@ kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
         struct kdi_lookup *l;
 
         idx->stats.path_probe++;
-        HMAP_FOR_EACH_WITH_HASH (l, node, hash, &g->lookups) {
+        HINDEX_FOR_EACH_WITH_HASH (l, node, hash, &g->lookups) {
             idx->stats.lookups_examined++;
             kdi_lookup_key(idx, l, g, key);
             if (!memcmp(key, value, g->n_words * sizeof *key)) {
@@ -1290,7 +1297,7 @@ kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
         }
         if (s) {
             idx->stats.path_secondary++;
-        } else if (hmap_count(&g->lookups) < KDI_SECONDARY_MIN) {
+        } else if (g->n_lookups < KDI_SECONDARY_MIN) {
             idx->stats.path_scan_small++;
             kdi_group_scan(idx, g, value, bits, q);
             return;
@@ -1416,7 +1423,9 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
         const struct kdi_group *g = idx->group_slots.items[i];
 
         if (g) {
-            memory += kdi_hmap_bytes(&g->lookups);
+            memory += (g->lookups.mask
+                       ? (g->lookups.mask + 1) * sizeof *g->lookups.buckets
+                       : 0);
             for (size_t j = 0; j < g->n_secondaries; j++) {
                 memory += kdi_hmap_bytes(&g->secondaries[j]->buckets);
             }
