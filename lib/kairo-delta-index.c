@@ -221,12 +221,20 @@ kdi_hmap_bytes(const struct hmap *hmap)
            ? 0 : (hmap->mask + 1) * sizeof *hmap->buckets;
 }
 
-/* Shrinks 'hmap' once it is mostly empty.  The wide margin keeps a map that
- * hovers around a power of two from being resized back and forth. */
+/* Returns true if a hash map with 'mask' + 1 buckets that hashes 'n'
+ * entries is mostly empty and should shrink.  The wide margin keeps a map
+ * that hovers around a power of two from being resized back and forth. */
+static bool
+kdi_should_shrink(size_t mask, size_t n)
+{
+    return mask > 15 && n < mask / 8;
+}
+
+/* Shrinks 'hmap' once it is mostly empty. */
 static void
 kdi_hmap_maybe_shrink(struct hmap *hmap)
 {
-    if (hmap->mask > 15 && hmap_count(hmap) < hmap->mask / 8) {
+    if (kdi_should_shrink(hmap->mask, hmap_count(hmap))) {
         hmap_shrink(hmap);
     }
 }
@@ -775,8 +783,7 @@ kdi_group_remove(struct kairo_delta_index *idx, struct kdi_lookup *l)
     hindex_remove(&g->lookups, &l->node);
     if (!--g->n_lookups) {
         kdi_group_destroy(idx, g);
-    } else if (g->lookups.mask > 15
-               && g->lookups.n_unique < g->lookups.mask / 8) {
+    } else if (kdi_should_shrink(g->lookups.mask, g->lookups.n_unique)) {
         hindex_shrink(&g->lookups);
     }
 }
