@@ -28,6 +28,7 @@
 #include "hash.h"
 #include "kairo-delta-index.h"
 #include "kairo-show.h"
+#include "netdev.h"
 #include "odp-util.h"
 #include "ofproto/ofproto-dpif-upcall.h"
 #include "ofproto/ofproto-dpif-xlate-cache.h"
@@ -38,12 +39,15 @@
 #include "openvswitch/hmap.h"
 #include "openvswitch/list.h"
 #include "openvswitch/ofp-actions.h"
+#include "openvswitch/ofp-flow.h"
+#include "openvswitch/ofp-port.h"
 #include "openvswitch/vlog.h"
 #include "ovs-atomic.h"
 #include "ovs-thread.h"
 #include "seq.h"
 #include "smap.h"
 #include "sset.h"
+#include "svec.h"
 #include "timeval.h"
 #include "unixctl.h"
 #include "util.h"
@@ -1010,6 +1014,25 @@ kd_revalidate_all(void)
     }
 }
 
+/* How a round of marks in one datapath gets re-translated. */
+enum kd_round {
+    KD_ROUND_FULL,              /* Full revalidation: cheaper (cost). */
+    KD_ROUND_INLINE,            /* At once, on the main thread. */
+    KD_ROUND_KICK,              /* By the revalidators, kicked. */
+};
+
+/* Chooses how to re-translate 'n_marks' of the 'n_megaflows' megaflows of a
+ * datapath. */
+static enum kd_round
+kd_round_plan(size_t n_marks, size_t n_megaflows)
+{
+    if (n_marks >= KD_MIN_FULL
+        && n_marks * 100 > n_megaflows * kd_full_share) {
+        return KD_ROUND_FULL;
+    }
+    return n_marks <= KD_MAX_INLINE ? KD_ROUND_INLINE : KD_ROUND_KICK;
+}
+
 /* Has this run's marks re-translated, at once if there are few and
  * 'may_translate', otherwise by the revalidators, or falls back to a full
  * revalidation where that is cheaper. */
@@ -1025,17 +1048,17 @@ kd_flush_marks(bool may_translate)
     }
 
     HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
-        size_t n_megaflows = hmap_count(&kdu->megaflows);
-
         if (!kdu->n_marks) {
             continue;
         }
-        if (kdu->n_marks >= KD_MIN_FULL
-            && kdu->n_marks * 100 > n_megaflows * kd_full_share) {
+
+        enum kd_round round = kd_round_plan(kdu->n_marks,
+                                            hmap_count(&kdu->megaflows));
+        if (round == KD_ROUND_FULL) {
             kd_stats.fallbacks[KD_FB_COST]++;
             COVERAGE_INC(kairo_delta_fallback);
             udpif_revalidate(kdu->udpif);
-        } else if (may_translate && kdu->n_marks <= KD_MAX_INLINE) {
+        } else if (may_translate && round == KD_ROUND_INLINE) {
             kd_stats.inline_rounds++;
             if (udpif_revalidate_ukeys_now(kdu->udpif, kdu->marks,
                                            kdu->n_marks)) {
@@ -1303,19 +1326,23 @@ kd_verify_regions(const struct kd_capture *c,
     return true;
 }
 
-/* Tallies of one "kairo/verify". */
+/* One "kairo/verify": its tallies and report. */
 struct kd_audit {
     size_t checked, stale, wider, skipped;
+    struct ds out;
 };
 
 /* Audits one datapath flow 'f' of 'backer': translates its key against the
- * current tables, as a revalidator would, and reports it in 'out' if the
- * installed actions differ, or if the installed mask is wider than the
- * translation needs and not shown sound by kd_verify_regions(). */
+ * current tables, as a revalidator would, and reports it in 'audit_' (a
+ * struct kd_audit) if the installed actions differ, or if the installed
+ * mask is wider than the translation needs and not shown sound by
+ * kd_verify_regions(). */
 static void
 kd_verify_flow(const struct dpif_backer *backer, const struct dpif_flow *f,
-               struct ds *out, struct kd_audit *audit)
+               void *audit_)
 {
+    struct kd_audit *audit = audit_;
+    struct ds *out = &audit->out;
     struct flow_wildcards wc, dp_mask;
     struct ofproto_dpif *ofproto;
     struct xlate_out xout;
@@ -1376,20 +1403,15 @@ kd_verify_flow(const struct dpif_backer *backer, const struct dpif_flow *f,
     ofpbuf_uninit(&odp_actions);
 }
 
-/* "kairo/verify": re-translates every installed datapath flow against the
- * current tables and lists every stale one.  Meaningful when the switch is
- * quiescent, e.g. after kairo/wait and revalidator/wait. */
-static void
-kd_unixctl_verify(struct unixctl_conn *conn, int argc OVS_UNUSED,
-                  const char *argv[] OVS_UNUSED, void *aux OVS_UNUSED)
+/* Returns the datapath backers of every bridge, each once, in '*n'. */
+static const struct dpif_backer **
+kd_collect_backers(size_t *n)
 {
-    struct ds out = DS_EMPTY_INITIALIZER;
-    struct kd_audit audit = { 0 };
     const struct dpif_backer **backers = NULL;
-    size_t n_backers = 0;
     struct sset types, names;
     const char *type, *name;
 
+    *n = 0;
     sset_init(&types);
     sset_init(&names);
     ofproto_enumerate_types(&types);
@@ -1409,39 +1431,507 @@ kd_unixctl_verify(struct unixctl_conn *conn, int argc OVS_UNUSED,
         const struct dpif_backer *backer = ofproto ? ofproto->backer : NULL;
         bool seen = !backer;
 
-        for (size_t i = 0; i < n_backers && !seen; i++) {
+        for (size_t i = 0; i < *n && !seen; i++) {
             seen = backers[i] == backer;
         }
-        if (seen) {
-            continue;
+        if (!seen) {
+            backers = xrealloc(backers, (*n + 1) * sizeof *backers);
+            backers[(*n)++] = backer;
         }
-        backers = xrealloc(backers, (n_backers + 1) * sizeof *backers);
-        backers[n_backers++] = backer;
-
-        struct dpif_flow_dump *dump = dpif_flow_dump_create(backer->dpif,
-                                                            false, NULL);
-        struct dpif_flow_dump_thread *thread
-            = dpif_flow_dump_thread_create(dump);
-        struct dpif_flow flows[64];
-        int n;
-
-        while ((n = dpif_flow_dump_next(thread, flows, ARRAY_SIZE(flows)))) {
-            for (int i = 0; i < n; i++) {
-                kd_verify_flow(backer, &flows[i], &out, &audit);
-            }
-        }
-        dpif_flow_dump_thread_destroy(thread);
-        dpif_flow_dump_destroy(dump);
     }
     sset_destroy(&names);
+    return backers;
+}
+
+/* Calls 'cb' for every flow installed in 'backer''s datapath. */
+static void
+kd_for_each_dp_flow(const struct dpif_backer *backer,
+                    void (*cb)(const struct dpif_backer *,
+                               const struct dpif_flow *, void *aux),
+                    void *aux)
+{
+    struct dpif_flow_dump *dump = dpif_flow_dump_create(backer->dpif, false,
+                                                        NULL);
+    struct dpif_flow_dump_thread *thread = dpif_flow_dump_thread_create(dump);
+    struct dpif_flow flows[64];
+    int n;
+
+    while ((n = dpif_flow_dump_next(thread, flows, ARRAY_SIZE(flows)))) {
+        for (int i = 0; i < n; i++) {
+            cb(backer, &flows[i], aux);
+        }
+    }
+    dpif_flow_dump_thread_destroy(thread);
+    dpif_flow_dump_destroy(dump);
+}
+
+/* "kairo/verify": re-translates every installed datapath flow against the
+ * current tables and lists every stale one.  Meaningful when the switch is
+ * quiescent, e.g. after kairo/wait and revalidator/wait. */
+static void
+kd_unixctl_verify(struct unixctl_conn *conn, int argc OVS_UNUSED,
+                  const char *argv[] OVS_UNUSED, void *aux OVS_UNUSED)
+{
+    struct kd_audit audit = { .out = DS_EMPTY_INITIALIZER };
+    const struct dpif_backer **backers;
+    size_t n_backers;
+
+    backers = kd_collect_backers(&n_backers);
+    for (size_t i = 0; i < n_backers; i++) {
+        kd_for_each_dp_flow(backers[i], kd_verify_flow, &audit);
+    }
     free(backers);
 
-    ds_put_format(&out, "%zu datapath flows checked, %zu stale, %zu with a "
-                  "sound mask wider than a fresh translation's, %zu not "
-                  "audited (slow path or untranslatable)\n",
+    ds_put_format(&audit.out, "%zu datapath flows checked, %zu stale, %zu "
+                  "with a sound mask wider than a fresh translation's, %zu "
+                  "not audited (slow path or untranslatable)\n",
                   audit.checked, audit.stale, audit.wider, audit.skipped);
-    unixctl_command_reply(conn, ds_cstr(&out));
-    ds_destroy(&out);
+    unixctl_command_reply(conn, ds_cstr(&audit.out));
+    ds_destroy(&audit.out);
+}
+
+/* "kairo/explain": a dry run of one flow-mod.
+ * ============================================
+ *
+ * Maps the rule changes that a flow-mod would make, as ofproto would make
+ * them, through the same index queries as a real delta, and lists the
+ * installed megaflows they reach.  Nothing is marked or changed. */
+
+/* Why a megaflow would be re-translated. */
+enum kd_why {
+    KD_WHY_INSERT,              /* A lookup of it overlaps an inserted rule. */
+    KD_WHY_RULE,                /* It hit a rule that would be replaced or
+                                 * removed. */
+    KD_WHY_OPAQUE,              /* Its lookups are unknown. */
+};
+
+struct kd_explained {
+    struct hmap_node node;      /* In 'megaflows' of struct kd_explain. */
+    const struct kd_megaflow *mf;
+    enum kd_why why;
+    const struct rule *rule;    /* KD_WHY_RULE: the rule it hit. */
+    uint8_t table_id;           /* KD_WHY_INSERT: the table of the lookup. */
+    int priority;               /* KD_WHY_INSERT: the inserted priority. */
+    bool dumped;                /* Found in the datapath. */
+};
+
+struct kd_explain {
+    const struct ofproto *ofproto;
+    struct ofputil_port_map *port_map;
+    struct hmap megaflows;      /* "struct kd_explained"s, by megaflow. */
+    size_t n_deltas;            /* Rule changes the flow-mod makes. */
+    bool conjunction;           /* One of them is conjunctive. */
+    struct kd_explained query;  /* Reason for the query under way. */
+    struct svec lines;          /* One datapath's megaflows, described. */
+    struct ds out;
+};
+
+static struct kd_explained *
+kd_explained_find(const struct kd_explain *ex, const struct kd_megaflow *mf)
+{
+    struct kd_explained *e;
+
+    HMAP_FOR_EACH_WITH_HASH (e, node, hash_pointer(mf, 0), &ex->megaflows) {
+        if (e->mf == mf) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void
+kd_explain_add(struct kd_explain *ex, const struct kd_megaflow *mf)
+{
+    if (!kd_explained_find(ex, mf)) {
+        struct kd_explained *e = xmemdup(&ex->query, sizeof *e);
+
+        e->mf = mf;
+        hmap_insert(&ex->megaflows, &e->node, hash_pointer(mf, 0));
+    }
+}
+
+static void
+kd_explain_cb(const void *owner, uint64_t megaflow_id OVS_UNUSED, void *ex)
+{
+    kd_explain_add(ex, owner);
+}
+
+static void
+kd_explain_format_rule(const struct kd_explain *ex, const struct rule *rule,
+                       struct ds *s)
+{
+    const struct rule_actions *actions = rule_get_actions(rule);
+    struct ofpact_format_params fp = { .port_map = ex->port_map, .s = s };
+
+    ds_put_format(s, "table=%"PRIu8", ", rule->table_id);
+    cls_rule_format(&rule->cr, ofproto_get_tun_tab(ex->ofproto),
+                    ex->port_map, s);
+    ds_put_cstr(s, " actions=");
+    ofpacts_format(actions->ofpacts, actions->ofpacts_len, &fp);
+}
+
+/* The flow-mod would insert a rule with 'priority' and 'match' in
+ * 'table_id'. */
+static void
+kd_explain_insert(struct kd_explain *ex, struct kd_bridge *b,
+                  uint8_t table_id, int priority,
+                  const struct minimatch *match, bool conjunctive)
+{
+    ex->n_deltas++;
+    ex->conjunction |= conjunctive;
+    ds_put_format(&ex->out, "inserts into table %"PRIu8" at priority %d\n",
+                  table_id, priority);
+    ex->query = (struct kd_explained) {
+        .why = KD_WHY_INSERT, .table_id = table_id, .priority = priority,
+    };
+    if (b) {
+        kairo_delta_index_query_insert(b->index, table_id, priority, match,
+                                       kd_explain_cb, ex);
+    }
+}
+
+/* The flow-mod would replace ('removing' false) or remove 'rule'. */
+static void
+kd_explain_rule(struct kd_explain *ex, struct kd_bridge *b,
+                const struct rule *rule, bool removing)
+{
+    ex->n_deltas++;
+    ex->conjunction |= kd_rule_is_conjunctive(rule);
+    ds_put_cstr(&ex->out, removing ? "removes " : "replaces ");
+    kd_explain_format_rule(ex, rule, &ex->out);
+    ds_put_char(&ex->out, '\n');
+    ex->query = (struct kd_explained) { .why = KD_WHY_RULE, .rule = rule };
+    if (b) {
+        kairo_delta_index_query_rule(b->index, rule, kd_explain_cb, ex);
+    }
+}
+
+/* Returns true if 'rule' is one that 'fm' selects for a modify or delete, as
+ * ofproto's collect_rule() would, apart from the match. */
+static bool
+kd_explain_selects(const struct ofputil_flow_mod *fm, const struct rule *rule,
+                   bool check_out)
+{
+    const struct rule_actions *actions = rule_get_actions(rule);
+
+    return (!rule_is_hidden(rule)
+            && !((rule->flow_cookie ^ fm->cookie) & fm->cookie_mask)
+            && (!check_out
+                || ofproto_rule_has_out_port(rule, fm->out_port))
+            && (!check_out || fm->out_group == OFPG_ANY
+                || ofpacts_output_to_group(actions->ofpacts,
+                                           actions->ofpacts_len,
+                                           fm->out_group)));
+}
+
+/* Collects the rules that modify or delete flow-mod 'fm' selects, loosely or
+ * with 'strict', in '*rules' ('*n' of them).  Returns false if 'fm' names a
+ * table that does not exist. */
+static bool
+kd_explain_collect(const struct ofproto *ofproto,
+                   const struct ofputil_flow_mod *fm, bool strict,
+                   bool check_out, const struct rule ***rules, size_t *n)
+{
+    struct cls_rule target;
+
+    *rules = NULL;
+    *n = 0;
+    if (fm->table_id != 0xff && fm->table_id >= ofproto->n_tables) {
+        return false;
+    }
+
+    cls_rule_init_from_minimatch(&target, &fm->match, fm->priority);
+    for (size_t t = 0; t < ofproto->n_tables; t++) {
+        const struct oftable *table = &ofproto->tables[t];
+        struct rule *rule;
+
+        if ((fm->table_id != 0xff && fm->table_id != t)
+            || table->flags & (OFTABLE_HIDDEN | OFTABLE_READONLY)) {
+            continue;
+        }
+        CLS_FOR_EACH_TARGET (rule, cr, &table->cls, &target,
+                             ofproto->tables_version) {
+            if ((!strict || cls_rule_equal(&rule->cr, &target))
+                && kd_explain_selects(fm, rule, check_out)) {
+                *rules = xrealloc(*rules, (*n + 1) * sizeof **rules);
+                (*rules)[(*n)++] = rule;
+            }
+        }
+    }
+    cls_rule_destroy(&target);
+    return true;
+}
+
+/* Returns true if the actions or the match of 'fm' make it conjunctive. */
+static bool
+kd_fm_is_conjunctive(const struct ofputil_flow_mod *fm)
+{
+    const struct ofpact *a;
+
+    OFPACT_FOR_EACH (a, fm->ofpacts, fm->ofpacts_len) {
+        if (a->type == OFPACT_CONJUNCTION) {
+            return true;
+        }
+    }
+
+    struct match match;
+    minimatch_expand(&fm->match, &match);
+    return match.wc.masks.conj_id != 0;
+}
+
+/* Maps 'fm' to the rule changes ofproto would make and queries the index
+ * for each.  Returns an error message, or NULL. */
+static const char *
+kd_explain_flow_mod(struct kd_explain *ex, const struct ofputil_flow_mod *fm)
+{
+    const struct ofproto *ofproto = ex->ofproto;
+    struct kd_bridge *b = kd_bridge_find(ofproto);
+    bool is_delete = (fm->command == OFPFC_DELETE
+                      || fm->command == OFPFC_DELETE_STRICT);
+    bool strict = (fm->command == OFPFC_MODIFY_STRICT
+                   || fm->command == OFPFC_DELETE_STRICT);
+    bool may_add = fm->command == OFPFC_ADD;
+
+    if (fm->command != OFPFC_ADD) {
+        const struct rule **rules;
+        size_t n;
+
+        if (!kd_explain_collect(ofproto, fm, strict, is_delete, &rules, &n)) {
+            return "no such table";
+        }
+        for (size_t i = 0; i < n; i++) {
+            kd_explain_rule(ex, b, rules[i], is_delete);
+        }
+        free(rules);
+        may_add = (!n && !is_delete && fm->new_cookie != OVS_BE64_MAX
+                   && fm->cookie_mask == htonll(0));
+    }
+    if (may_add) {
+        uint8_t table_id = fm->table_id == 0xff ? 0 : fm->table_id;
+        struct cls_rule target;
+        const struct rule *old;
+
+        if (table_id >= ofproto->n_tables) {
+            return "no such table";
+        }
+        cls_rule_init_from_minimatch(&target, &fm->match, fm->priority);
+        old = rule_from_cls_rule(classifier_find_rule_exactly(
+                                     &ofproto->tables[table_id].cls, &target,
+                                     ofproto->tables_version));
+        cls_rule_destroy(&target);
+        if (old) {
+            ex->conjunction |= kd_fm_is_conjunctive(fm);
+            kd_explain_rule(ex, b, old, false);
+        } else {
+            kd_explain_insert(ex, b, table_id, fm->priority, &fm->match,
+                              kd_fm_is_conjunctive(fm));
+        }
+    }
+    return NULL;
+}
+
+static void
+kd_explain_dp_flow(const struct dpif_backer *backer OVS_UNUSED,
+                   const struct dpif_flow *f, void *kdu_ex_)
+{
+    void **kdu_ex = kdu_ex_;
+    const struct kd_udpif *kdu = kdu_ex[0];
+    struct kd_explain *ex = kdu_ex[1];
+    struct udpif_ukey_id id = { .ufid = f->ufid, .pmd_id = f->pmd_id };
+    const struct kd_megaflow *mf = kd_megaflow_find(kdu, &id);
+    struct kd_explained *e = mf ? kd_explained_find(ex, mf) : NULL;
+
+    if (!e || e->dumped) {
+        return;
+    }
+    e->dumped = true;
+
+    struct ds s_ = DS_EMPTY_INITIALIZER, *s = &s_;
+    ds_put_cstr(s, "  ");
+    odp_flow_format(f->key, f->key_len, f->mask, f->mask_len, NULL, s,
+                    false);
+    ds_put_cstr(s, ", actions:");
+    format_odp_actions(s, f->actions, f->actions_len, NULL);
+    ds_put_cstr(s, "\n    ");
+    odp_format_ufid(&f->ufid, s);
+    ds_put_cstr(s, ", why: ");
+    switch (e->why) {
+    case KD_WHY_INSERT:
+        ds_put_format(s, "a lookup in table %"PRIu8" that missed or hit "
+                      "priority %d or lower overlaps the new rule's match",
+                      e->table_id, e->priority);
+        break;
+    case KD_WHY_RULE:
+        ds_put_cstr(s, "hit ");
+        kd_explain_format_rule(ex, e->rule, s);
+        break;
+    case KD_WHY_OPAQUE:
+        ds_put_cstr(s, "its lookups are unknown (it learns, or made too "
+                    "many lookups to keep), so every change re-translates "
+                    "it");
+        break;
+    }
+    svec_add_nocopy(&ex->lines, ds_steal_cstr(s));
+}
+
+/* Reports, for each datapath, what the megaflows found cost and which they
+ * are. */
+static void
+kd_explain_report(struct kd_explain *ex)
+{
+    const struct dpif_backer **backers;
+    size_t n_backers;
+
+    if (!ex->n_deltas) {
+        ds_put_cstr(&ex->out, "changes no rule, so no megaflow\n");
+        return;
+    }
+    if (!kd_is_enabled()) {
+        ds_put_cstr(&ex->out, "delta mode is off: stock revalidation would "
+                    "re-translate every megaflow\n");
+        return;
+    }
+    if (ex->conjunction) {
+        ds_put_cstr(&ex->out, "a conjunctive match changes: full "
+                    "revalidation of every megaflow\n");
+        return;
+    }
+
+    /* Every delta marks the opaque megaflows. */
+    struct kd_udpif *kdu;
+    ex->query = (struct kd_explained) { .why = KD_WHY_OPAQUE };
+    HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
+        struct kd_megaflow *mf;
+
+        LIST_FOR_EACH (mf, opaque_node, &kdu->opaque) {
+            kd_explain_add(ex, mf);
+        }
+    }
+
+    backers = kd_collect_backers(&n_backers);
+    for (size_t i = 0; i < n_backers; i++) {
+        const struct dpif_backer *backer = backers[i];
+        struct kd_explained *e;
+        size_t n = 0, n_why[3] = { 0 };
+
+        kdu = kd_udpif_find(backer->udpif);
+        if (!kdu) {
+            continue;
+        }
+        HMAP_FOR_EACH (e, node, &ex->megaflows) {
+            if (e->mf->kdu == kdu) {
+                n++;
+                n_why[e->why]++;
+            }
+        }
+
+        size_t total = hmap_count(&kdu->megaflows);
+        ds_put_format(&ex->out, "%s: %zu of %zu megaflows (%zu by an "
+                      "insert, %zu by the rules they hit, %zu opaque) "
+                      "would be re-translated", dpif_name(backer->dpif), n,
+                      total, n_why[KD_WHY_INSERT], n_why[KD_WHY_RULE],
+                      n_why[KD_WHY_OPAQUE]);
+        if (n) {
+            switch (kd_round_plan(n, total)) {
+            case KD_ROUND_FULL:
+                ds_put_format(&ex->out, ": more than %u%% "
+                              "(other_config:kairo-delta-full-share), so by "
+                              "a full revalidation", kd_full_share);
+                break;
+            case KD_ROUND_INLINE:
+                ds_put_cstr(&ex->out, " at once");
+                break;
+            case KD_ROUND_KICK:
+                ds_put_cstr(&ex->out, " by the revalidators");
+                break;
+            }
+        }
+        ds_put_char(&ex->out, '\n');
+
+        /* In the order of their text, not of the dump. */
+        void *kdu_ex[2] = { kdu, ex };
+        kd_for_each_dp_flow(backer, kd_explain_dp_flow, kdu_ex);
+        svec_sort(&ex->lines);
+        for (size_t j = 0; j < ex->lines.n; j++) {
+            ds_put_format(&ex->out, "%s\n", ex->lines.names[j]);
+        }
+        svec_clear(&ex->lines);
+        HMAP_FOR_EACH (e, node, &ex->megaflows) {
+            if (e->mf->kdu == kdu && !e->dumped) {
+                ds_put_cstr(&ex->out, "  ");
+                odp_format_ufid(&e->mf->id.ufid, &ex->out);
+                ds_put_cstr(&ex->out, " (no longer in the datapath)\n");
+            }
+        }
+    }
+    free(backers);
+}
+
+/* "kairo/explain BRIDGE FLOW-MOD...": the words after BRIDGE form one
+ * flow-mod in ovs-ofctl syntax, optionally led by "add", "modify",
+ * "modify_strict", "delete" or "delete_strict". */
+static void
+kd_unixctl_explain(struct unixctl_conn *conn, int argc, const char *argv[],
+                   void *aux OVS_UNUSED)
+{
+    const struct ofproto_dpif *ofproto = ofproto_dpif_lookup_by_name(argv[1]);
+    if (!ofproto) {
+        unixctl_command_reply_error(conn, "no such bridge");
+        return;
+    }
+
+    struct ds fm_s = DS_EMPTY_INITIALIZER;
+    for (int i = 2; i < argc; i++) {
+        ds_put_format(&fm_s, "%s%s", i > 2 ? " " : "", argv[i]);
+    }
+
+    struct ofputil_port_map port_map = OFPUTIL_PORT_MAP_INITIALIZER(&port_map);
+    const struct ofport *port;
+    HMAP_FOR_EACH (port, hmap_node, &ofproto->up.ports) {
+        ofputil_port_map_put(&port_map, port->ofp_port,
+                             netdev_get_name(port->netdev));
+    }
+
+    struct ofputil_flow_mod fm;
+    enum ofputil_protocol usable_protocols;
+    char *error = parse_ofp_flow_mod_str(&fm, ds_cstr(&fm_s), &port_map, NULL,
+                                         -2, &usable_protocols);
+    ds_destroy(&fm_s);
+    if (error) {
+        unixctl_command_reply_error(conn, error);
+        free(error);
+        ofputil_port_map_destroy(&port_map);
+        return;
+    }
+
+    /* Bring the index up to date with the queued events first. */
+    kd_run__(NULL);
+
+    struct kd_explain ex = {
+        .ofproto = &ofproto->up,
+        .port_map = &port_map,
+        .megaflows = HMAP_INITIALIZER(&ex.megaflows),
+        .lines = SVEC_EMPTY_INITIALIZER,
+        .out = DS_EMPTY_INITIALIZER,
+    };
+    const char *bad = kd_explain_flow_mod(&ex, &fm);
+    if (bad) {
+        unixctl_command_reply_error(conn, bad);
+    } else {
+        kd_explain_report(&ex);
+        unixctl_command_reply(conn, ds_cstr(&ex.out));
+    }
+
+    struct kd_explained *e;
+    HMAP_FOR_EACH_POP (e, node, &ex.megaflows) {
+        free(e);
+    }
+    hmap_destroy(&ex.megaflows);
+    svec_destroy(&ex.lines);
+    ds_destroy(&ex.out);
+    minimatch_destroy(&fm.match);
+    free(fm.ofpacts);
+    ofputil_port_map_destroy(&port_map);
 }
 
 /* "kairo/wait": replies once every delta queued so far has been mapped and
@@ -1478,6 +1968,8 @@ kairo_delta_init(void)
                                  kd_unixctl_verify, NULL);
         unixctl_command_register("kairo/wait", "", 0, 0, kd_unixctl_wait,
                                  NULL);
+        unixctl_command_register("kairo/explain", "BRIDGE FLOW-MOD", 2,
+                                 INT_MAX, kd_unixctl_explain, NULL);
         ovsthread_once_done(&once);
     }
 }
