@@ -37,6 +37,7 @@ KAIRO_TESTSUITE_AT = \
 	tests/kairo-build.at \
 	tests/kairo-vswitchd.at \
 	tests/kairo-delta.at \
+	tests/kairo-delta-changes.at \
 	tests/kairo-memcached-cache.at \
 	tests/kairo-memcached.at
 EXTRA_DIST += $(KAIRO_TESTSUITE_AT) tests/kairo-atlocal.in
