@@ -41,6 +41,7 @@
 #include "openvswitch/ofp-actions.h"
 #include "openvswitch/ofp-flow.h"
 #include "openvswitch/ofp-port.h"
+#include "openvswitch/poll-loop.h"
 #include "openvswitch/vlog.h"
 #include "ovs-atomic.h"
 #include "ovs-thread.h"
@@ -143,7 +144,14 @@ static ovsthread_key_t kd_thread_key;
  * ================
  *
  * Every hook appends to one FIFO, so that the events of one ukey, and the
- * deltas relative to the tokens, stay in order.  Its lock is a leaf. */
+ * deltas relative to the tokens, stay in order.  Its lock is a leaf.
+ *
+ * A delta wakes the main thread at once.  A ukey event wakes it only if it
+ * sleeps: while the main thread is mapping a burst of new megaflows it
+ * comes back for the queue every KD_BURST_MS, so that the upcalls of a
+ * burst do not each pay for a wake-up.  Nothing waits for a ukey event to
+ * be mapped except kairo/wait and marked megaflows, and while there are
+ * any of those the main thread sleeps (see kairo_delta_wait()). */
 
 enum kd_event_type {
     KD_EV_RULE,                 /* A rule was added, replaced or removed. */
@@ -178,6 +186,12 @@ static struct ovs_mutex kd_queue_mutex = OVS_MUTEX_INITIALIZER;
 static struct ovs_list kd_queue OVS_GUARDED_BY(kd_queue_mutex)
     = OVS_LIST_INITIALIZER(&kd_queue);
 static struct seq *kd_queue_seq;
+static atomic_size_t kd_n_queued = ATOMIC_VAR_INIT(0);  /* In 'kd_queue'. */
+static atomic_bool kd_main_sleeps = ATOMIC_VAR_INIT(true);
+
+/* While a burst of ukey events lasts, how often the main thread maps them,
+ * in milliseconds. */
+#define KD_BURST_MS 10
 
 /* The generation of the latest delta.  Written under 'kd_queue_mutex' so
  * that generations increase along the queue; read by xlate_token(). */
@@ -240,6 +254,7 @@ static uint64_t kd_next_megaflow_seq = 1;
 static unsigned int kd_full_share = KD_DEFAULT_FULL_SHARE;
 static bool kd_fallback_now;        /* This run falls back to full. */
 static size_t kd_n_pending;         /* Megaflows with 'pending_gen'. */
+static bool kd_burst;               /* The latest run mapped ukey events. */
 static struct unixctl_conn **kd_waiters;
 static size_t kd_n_waiters;
 
@@ -400,8 +415,9 @@ kd_lookup_hook(struct ofproto_dpif *ofproto, uint8_t table_id,
         return;
     }
     if (c->n >= c->allocated) {
-        c->lookups = x2nrealloc(c->lookups, &c->allocated,
-                                sizeof *c->lookups);
+        /* Most translations make a few lookups: one allocation for them. */
+        c->allocated = MAX(4, 2 * c->allocated);
+        c->lookups = xrealloc(c->lookups, c->allocated * sizeof *c->lookups);
     }
 
     struct kd_lookup *l = &c->lookups[c->n++];
@@ -441,7 +457,8 @@ kd_capture_take(const struct xlate_cache *xcache)
 static void
 kd_enqueue(struct kd_event *ev, bool is_delta)
 {
-    bool was_empty;
+    size_t n_queued;
+    bool sleeps;
 
     ovs_mutex_lock(&kd_queue_mutex);
     if (is_delta) {
@@ -451,11 +468,14 @@ kd_enqueue(struct kd_event *ev, bool is_delta)
         ev->gen = gen + 1;
         atomic_store_explicit(&kd_gen, ev->gen, memory_order_release);
     }
-    was_empty = ovs_list_is_empty(&kd_queue);
     ovs_list_push_back(&kd_queue, &ev->list_node);
+    atomic_add(&kd_n_queued, 1, &n_queued);
     ovs_mutex_unlock(&kd_queue_mutex);
 
-    if (was_empty) {
+    /* Sequentially consistent with kairo_delta_wait(): either it sees the
+     * event queued, or this sees it asleep. */
+    atomic_read(&kd_main_sleeps, &sleeps);
+    if (is_delta || (sleeps && !n_queued)) {
         seq_change(kd_queue_seq);
     }
 }
@@ -1098,9 +1118,11 @@ kd_run__(const struct udpif *dying)
     ovs_mutex_lock(&kd_queue_mutex);
     ovs_list_move(&events, &kd_queue);
     ovs_list_init(&kd_queue);
+    atomic_store(&kd_n_queued, 0);
     ovs_mutex_unlock(&kd_queue_mutex);
 
     kd_run_seq++;
+    kd_burst = false;
     struct kd_event *ev;
     LIST_FOR_EACH_POP (ev, list_node, &events) {
         switch (ev->type) {
@@ -1120,6 +1142,7 @@ kd_run__(const struct udpif *dying)
             if (ev->udpif != dying) {
                 kd_process_ukey(ev);
             }
+            kd_burst = true;
             break;
         }
         kd_event_destroy(ev);
@@ -1142,14 +1165,22 @@ kd_udpif_destroyed(struct udpif *udpif)
     kd_run__(udpif);
 }
 
+static bool
+kd_queue_is_empty(void)
+{
+    size_t n_queued;
+
+    atomic_read(&kd_n_queued, &n_queued);
+    return !n_queued;
+}
+
 void
 kairo_delta_run(void)
 {
     /* A round re-translated at once queues the events of its translations:
      * map them in a second pass, so that kairo/wait and the latencies see
      * the round finished without waiting for the next poll loop. */
-    for (int i = 0; i < 2 && seq_read(kd_queue_seq) != kd_last_queue_seq;
-         i++) {
+    for (int i = 0; i < 2 && !kd_queue_is_empty(); i++) {
         kd_run__(NULL);
     }
 }
@@ -1157,6 +1188,15 @@ kairo_delta_run(void)
 void
 kairo_delta_wait(void)
 {
+    if (kd_burst && !kd_n_pending && !kd_n_waiters) {
+        atomic_store(&kd_main_sleeps, false);
+        poll_timer_wait(KD_BURST_MS);
+    } else {
+        atomic_store(&kd_main_sleeps, true);
+        if (!kd_queue_is_empty()) {
+            poll_immediate_wake();
+        }
+    }
     seq_wait(kd_queue_seq, kd_last_queue_seq);
 }
 
