@@ -1743,6 +1743,10 @@ kd_explain_flow_mod(struct kd_explain *ex, const struct ofputil_flow_mod *fm)
             kd_explain_rule(ex, b, rules[i], is_delete);
         }
         free(rules);
+        if (n && !is_delete) {
+            /* The replacements take 'fm''s actions. */
+            ex->conjunction |= kd_fm_is_conjunctive(fm);
+        }
         may_add = (!n && !is_delete && fm->new_cookie != OVS_BE64_MAX
                    && fm->cookie_mask == htonll(0));
     }
