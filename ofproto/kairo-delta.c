@@ -118,19 +118,36 @@ static const long long int kd_latency_bounds[] = {
  * xlate cache the translation fills.  A handler translates a batch before
  * installing it, so a thread may hold several. */
 
+/* The flow as a table saw it, and the wildcards of the translation so far
+ * (the bits consulted up to and including that lookup). */
+struct kd_flow_wc {
+    struct flow flow;
+    struct flow_wildcards wc;
+};
+
+/* One table lookup.  On the upcall path only the words of the flow that the
+ * wildcards fix are kept, which is all the index uses: 'map' has a bit for
+ * each nonzero word of the wildcards, and the capture's 'words' hold, from
+ * 'ofs', those mask words and then the flow's words under them.  A 'full'
+ * capture (kairo/verify) keeps the whole flow as well, in 'full'. */
 struct kd_lookup {
     const struct ofproto *ofproto;
     struct rule *rule;          /* Referenced, or NULL for a miss. */
     uint8_t table_id;
-    struct flow flow;           /* The flow as the table saw it. */
-    struct flow_wildcards wc;   /* Wildcards of the translation so far. */
+    uint64_t map[2];
+    size_t ofs;
+    struct kd_flow_wc *full;    /* Whole flow and wildcards, or NULL. */
 };
+BUILD_ASSERT_DECL(FLOW_U64S <= 128);
 
 struct kd_capture {
     const struct xlate_cache *xcache;   /* NULL until known. */
+    bool full;                  /* Keep whole flows too. */
     bool overflow;              /* More than KD_MAX_LOOKUPS lookups. */
     size_t n, allocated;
     struct kd_lookup *lookups;
+    size_t n_words, allocated_words;
+    uint64_t *words;
 };
 
 struct kd_thread {
@@ -284,10 +301,78 @@ kd_capture_destroy(struct kd_capture *c)
     if (c) {
         for (size_t i = 0; i < c->n; i++) {
             ofproto_rule_unref(c->lookups[i].rule);
+            free(c->lookups[i].full);
         }
         free(c->lookups);
+        free(c->words);
         free(c);
     }
+}
+
+/* Stores in 'l' (of 'c') the words of 'flow' that 'wc' fixes. */
+static void
+kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
+                 const struct flow *flow, const struct flow_wildcards *wc)
+{
+    const uint64_t *fw = (const uint64_t *) flow;
+    const uint64_t *mw = (const uint64_t *) &wc->masks;
+    size_t n = 0;
+
+    l->map[0] = l->map[1] = 0;
+    for (size_t i = 0; i < FLOW_U64S; i++) {
+        if (mw[i]) {
+            l->map[i / 64] |= UINT64_C(1) << (i % 64);
+            n++;
+        }
+    }
+    if (c->n_words + 2 * n > c->allocated_words) {
+        c->allocated_words = MAX(64, 2 * (c->n_words + 2 * n));
+        c->words = xrealloc(c->words,
+                            c->allocated_words * sizeof *c->words);
+    }
+
+    uint64_t *masks = &c->words[c->n_words];
+    uint64_t *keys = masks + n;
+    size_t k = 0;
+    for (size_t i = 0; i < FLOW_U64S; i++) {
+        if (mw[i]) {
+            masks[k] = mw[i];
+            keys[k] = fw[i] & mw[i];
+            k++;
+        }
+    }
+    l->ofs = c->n_words;
+    c->n_words += 2 * n;
+}
+
+/* Returns lookup 'l' of 'c' as a flow and wildcards.  Outside the
+ * wildcards, the flow is zero unless the capture is full.  The result is
+ * valid until the next call. */
+static const struct kd_flow_wc *
+kd_lookup_expand(const struct kd_capture *c, const struct kd_lookup *l)
+{
+    static struct kd_flow_wc fwc;   /* Main thread only. */
+
+    if (l->full) {
+        return l->full;
+    }
+
+    uint64_t *fw = (uint64_t *) &fwc.flow;
+    uint64_t *mw = (uint64_t *) &fwc.wc.masks;
+    size_t n = count_1bits(l->map[0]) + count_1bits(l->map[1]);
+    const uint64_t *masks = &c->words[l->ofs];
+    const uint64_t *keys = masks + n;
+    size_t k = 0;
+
+    memset(&fwc, 0, sizeof fwc);
+    for (size_t i = 0; i < FLOW_U64S; i++) {
+        if (l->map[i / 64] & (UINT64_C(1) << (i % 64))) {
+            mw[i] = masks[k];
+            fw[i] = keys[k];
+            k++;
+        }
+    }
+    return &fwc;
 }
 
 static void
@@ -347,13 +432,14 @@ kd_thread_has_unbound(const struct kd_thread *t)
 }
 
 /* Starts capturing, on this thread, the lookups of a translation into
- * 'xcache' (NULL if not known yet). */
+ * 'xcache' (NULL if not known yet), with whole flows if 'full'. */
 static void
-kd_capture_start(const struct xlate_cache *xcache)
+kd_capture_start(const struct xlate_cache *xcache, bool full)
 {
     struct kd_thread *t = kd_thread_get();
     if (kd_thread_has_unbound(t)) {
         t->slots[t->n - 1]->xcache = xcache;
+        t->slots[t->n - 1]->full = full;
     } else {
         ssize_t old = xcache ? kd_thread_find(t, xcache) : -1;
 
@@ -366,6 +452,7 @@ kd_capture_start(const struct xlate_cache *xcache)
         }
         struct kd_capture *c = xzalloc(sizeof *c);
         c->xcache = xcache;
+        c->full = full;
         t->slots[t->n++] = c;
     }
 }
@@ -384,7 +471,7 @@ kd_xlate_token(const struct xlate_cache *xcache)
         return token;
     }
 
-    kd_capture_start(xcache);
+    kd_capture_start(xcache, false);
     return token;
 }
 
@@ -426,11 +513,18 @@ kd_lookup_hook(struct ofproto_dpif *ofproto, uint8_t table_id,
     /* A rule that is going away cannot be kept; recording a miss instead
      * only widens what the lookup is affected by. */
     l->rule = rule && ofproto_rule_try_ref(&rule->up) ? &rule->up : NULL;
-    l->flow = *flow;
-    if (wc) {
-        l->wc = *wc;
-    } else {
-        flow_wildcards_init_catchall(&l->wc);
+
+    struct flow_wildcards catchall;
+    if (!wc) {
+        flow_wildcards_init_catchall(&catchall);
+        wc = &catchall;
+    }
+    kd_capture_store(c, l, flow, wc);
+    l->full = NULL;
+    if (c->full) {
+        l->full = xmalloc(sizeof *l->full);
+        l->full->flow = *flow;
+        l->full->wc = *wc;
     }
 }
 
@@ -786,6 +880,18 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns)
         return;
     }
 
+    /* The lookups as flows and wildcards (main thread only). */
+    static struct kd_flow_wc *fwcs;
+    static size_t allocated_fwcs;
+    if (c->n > allocated_fwcs) {
+        allocated_fwcs = MAX(c->n, 2 * allocated_fwcs);
+        free(fwcs);
+        fwcs = xmalloc(allocated_fwcs * sizeof *fwcs);
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        fwcs[i] = *kd_lookup_expand(c, &c->lookups[i]);
+    }
+
     /* One index per bridge: a patch port takes a translation to another. */
     struct kairo_delta_index_lookup *lookups = xmalloc(c->n * sizeof *lookups);
     for (size_t i = 0; i < c->n; i++) {
@@ -804,8 +910,8 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns)
             if (l->ofproto == ofproto) {
                 lookups[n++] = (struct kairo_delta_index_lookup) {
                     .table_id = l->table_id,
-                    .key = &l->flow,
-                    .mask = &l->wc,
+                    .key = &fwcs[j].flow,
+                    .mask = &fwcs[j].wc,
                     .rule = l->rule,
                     .priority = l->rule ? l->rule->cr.priority : 0,
                 };
@@ -1354,7 +1460,7 @@ kd_verify_regions(const struct kd_capture *c,
         CLS_FOR_EACH_TARGET (rule, cr, &ofproto->tables[l->table_id].cls,
                              NULL, ofproto->tables_version) {
             if (rule != l->rule && rule->cr.priority >= priority
-                && kd_rule_meets_region(rule, &l->flow, &region)) {
+                && kd_rule_meets_region(rule, &l->full->flow, &region)) {
                 ds_put_format(why, "mask too wide for table %"PRIu8" rule ",
                               l->table_id);
                 cls_rule_format(&rule->cr, ofproto_get_tun_tab(ofproto),
@@ -1407,7 +1513,7 @@ kd_verify_flow(const struct dpif_backer *backer, const struct dpif_flow *f,
                   &flow, ofp_in_port, NULL, 0, NULL, &wc, &odp_actions);
     xin.allow_side_effects = false;
     xin.xcache = xcache;
-    kd_capture_start(xcache);
+    kd_capture_start(xcache, true);
     enum xlate_error error = xlate_actions(&xin, &xout);
     struct kd_capture *c = kd_capture_take(xcache);
 

@@ -31,6 +31,7 @@ import sys
 
 TABLES = 4
 N_FLOWS = 24
+MAX_RULES = 120                 # Past this many rules, adds become deletes.
 
 
 def run(*args, stdin=None):
@@ -44,7 +45,7 @@ def rand_priority(rng, table, rules):
     depend on more than the megaflow's key: OpenFlow leaves it undefined."""
     used = {int(m.split(",")[1].split("=")[1])
             for m in rules if m.startswith("table=%d," % table)}
-    return rng.choice([p for p in range(1, 100) if p not in used])
+    return rng.choice([p for p in range(1, 1000) if p not in used])
 
 
 def rand_match(rng, table, rules):
@@ -114,6 +115,8 @@ def main():
         for _ in range(opts.batch):
             table = rng.randrange(TABLES)
             kind = rng.random()
+            if kind < 0.5 and len(rules) >= MAX_RULES:
+                kind = 0.8      # Keep the tables from filling up.
             if kind < 0.5 or not rules:
                 match = ",".join(rand_match(rng, table, rules))
                 rules.append(match)
