@@ -345,26 +345,25 @@ kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
     c->n_words += 2 * n;
 }
 
-/* Returns lookup 'l' of 'c' as a flow and wildcards.  Outside the
- * wildcards, the flow is zero unless the capture is full.  The result is
- * valid until the next call. */
-static const struct kd_flow_wc *
-kd_lookup_expand(const struct kd_capture *c, const struct kd_lookup *l)
+/* Stores lookup 'l' of 'c' in 'fwc' as a flow and wildcards.  Outside the
+ * wildcards, the flow is zero unless the capture is full. */
+static void
+kd_lookup_expand(const struct kd_capture *c, const struct kd_lookup *l,
+                 struct kd_flow_wc *fwc)
 {
-    static struct kd_flow_wc fwc;   /* Main thread only. */
-
     if (l->full) {
-        return l->full;
+        *fwc = *l->full;
+        return;
     }
 
-    uint64_t *fw = (uint64_t *) &fwc.flow;
-    uint64_t *mw = (uint64_t *) &fwc.wc.masks;
+    uint64_t *fw = (uint64_t *) &fwc->flow;
+    uint64_t *mw = (uint64_t *) &fwc->wc.masks;
     size_t n = count_1bits(l->map[0]) + count_1bits(l->map[1]);
     const uint64_t *masks = &c->words[l->ofs];
     const uint64_t *keys = masks + n;
     size_t k = 0;
 
-    memset(&fwc, 0, sizeof fwc);
+    memset(fwc, 0, sizeof *fwc);
     for (size_t i = 0; i < FLOW_U64S; i++) {
         if (l->map[i / 64] & (UINT64_C(1) << (i % 64))) {
             mw[i] = masks[k];
@@ -372,7 +371,6 @@ kd_lookup_expand(const struct kd_capture *c, const struct kd_lookup *l)
             k++;
         }
     }
-    return &fwc;
 }
 
 static void
@@ -889,7 +887,7 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns)
         fwcs = xmalloc(allocated_fwcs * sizeof *fwcs);
     }
     for (size_t i = 0; i < c->n; i++) {
-        fwcs[i] = *kd_lookup_expand(c, &c->lookups[i]);
+        kd_lookup_expand(c, &c->lookups[i], &fwcs[i]);
     }
 
     /* One index per bridge: a patch port takes a translation to another. */
