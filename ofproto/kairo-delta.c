@@ -128,8 +128,8 @@ struct kd_flow_wc {
 /* One table lookup.  On the upcall path only the words of the flow that the
  * wildcards fix are kept, which is all the index uses: 'map' has a bit for
  * each nonzero word of the wildcards, and the capture's 'words' hold, from
- * 'ofs', those mask words and then the flow's words under them.  A 'full'
- * capture (kairo/verify) keeps the whole flow as well, in 'full'. */
+ * 'ofs', a pair for each: the mask word and the flow's word under it.  A
+ * 'full' capture (kairo/verify) keeps the whole flow as well, in 'full'. */
 struct kd_lookup {
     const struct ofproto *ofproto;
     struct rule *rule;          /* Referenced, or NULL for a miss. */
@@ -309,40 +309,32 @@ kd_capture_destroy(struct kd_capture *c)
     }
 }
 
-/* Stores in 'l' (of 'c') the words of 'flow' that 'wc' fixes. */
+/* Stores in 'l' (of 'c') the words of 'flow' that 'wc' fixes, as pairs of
+ * mask word and masked flow word, in one pass. */
 static void
 kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
                  const struct flow *flow, const struct flow_wildcards *wc)
 {
     const uint64_t *fw = (const uint64_t *) flow;
     const uint64_t *mw = (const uint64_t *) &wc->masks;
-    size_t n = 0;
 
-    l->map[0] = l->map[1] = 0;
-    for (size_t i = 0; i < FLOW_U64S; i++) {
-        if (mw[i]) {
-            l->map[i / 64] |= UINT64_C(1) << (i % 64);
-            n++;
-        }
-    }
-    if (c->n_words + 2 * n > c->allocated_words) {
-        c->allocated_words = MAX(64, 2 * (c->n_words + 2 * n));
+    if (c->n_words + 2 * FLOW_U64S > c->allocated_words) {
+        c->allocated_words = 2 * (c->n_words + 2 * FLOW_U64S);
         c->words = xrealloc(c->words,
                             c->allocated_words * sizeof *c->words);
     }
 
-    uint64_t *masks = &c->words[c->n_words];
-    uint64_t *keys = masks + n;
-    size_t k = 0;
+    uint64_t *pairs = &c->words[c->n_words];
+    l->ofs = c->n_words;
+    l->map[0] = l->map[1] = 0;
     for (size_t i = 0; i < FLOW_U64S; i++) {
         if (mw[i]) {
-            masks[k] = mw[i];
-            keys[k] = fw[i] & mw[i];
-            k++;
+            l->map[i / 64] |= UINT64_C(1) << (i % 64);
+            *pairs++ = mw[i];
+            *pairs++ = fw[i] & mw[i];
         }
     }
-    l->ofs = c->n_words;
-    c->n_words += 2 * n;
+    c->n_words = pairs - c->words;
 }
 
 /* Stores lookup 'l' of 'c' in 'fwc' as a flow and wildcards.  Outside the
@@ -358,17 +350,13 @@ kd_lookup_expand(const struct kd_capture *c, const struct kd_lookup *l,
 
     uint64_t *fw = (uint64_t *) &fwc->flow;
     uint64_t *mw = (uint64_t *) &fwc->wc.masks;
-    size_t n = count_1bits(l->map[0]) + count_1bits(l->map[1]);
-    const uint64_t *masks = &c->words[l->ofs];
-    const uint64_t *keys = masks + n;
-    size_t k = 0;
+    const uint64_t *pairs = &c->words[l->ofs];
 
     memset(fwc, 0, sizeof *fwc);
     for (size_t i = 0; i < FLOW_U64S; i++) {
         if (l->map[i / 64] & (UINT64_C(1) << (i % 64))) {
-            mw[i] = masks[k];
-            fw[i] = keys[k];
-            k++;
+            mw[i] = *pairs++;
+            fw[i] = *pairs++;
         }
     }
 }
