@@ -1654,7 +1654,8 @@ struct kd_explain {
     size_t n_deltas;            /* Rule changes the flow-mod makes. */
     bool conjunction;           /* One of them is conjunctive. */
     struct kd_explained query;  /* Reason for the query under way. */
-    struct svec lines;          /* One datapath's megaflows, described. */
+    const struct kd_udpif *kdu; /* The datapath being dumped. */
+    struct svec lines;          /* Its megaflows, described. */
     struct ds out;
 };
 
@@ -1868,13 +1869,11 @@ kd_explain_flow_mod(struct kd_explain *ex, const struct ofputil_flow_mod *fm)
 
 static void
 kd_explain_dp_flow(const struct dpif_backer *backer OVS_UNUSED,
-                   const struct dpif_flow *f, void *kdu_ex_)
+                   const struct dpif_flow *f, void *ex_)
 {
-    void **kdu_ex = kdu_ex_;
-    const struct kd_udpif *kdu = kdu_ex[0];
-    struct kd_explain *ex = kdu_ex[1];
+    struct kd_explain *ex = ex_;
     struct udpif_ukey_id id = { .ufid = f->ufid, .pmd_id = f->pmd_id };
-    const struct kd_megaflow *mf = kd_megaflow_find(kdu, &id);
+    const struct kd_megaflow *mf = kd_megaflow_find(ex->kdu, &id);
     struct kd_explained *e = mf ? kd_explained_find(ex, mf) : NULL;
 
     if (!e || e->dumped) {
@@ -1985,8 +1984,8 @@ kd_explain_report(struct kd_explain *ex)
         ds_put_char(&ex->out, '\n');
 
         /* In the order of their text, not of the dump. */
-        void *kdu_ex[2] = { kdu, ex };
-        kd_for_each_dp_flow(backer, kd_explain_dp_flow, kdu_ex);
+        ex->kdu = kdu;
+        kd_for_each_dp_flow(backer, kd_explain_dp_flow, ex);
         svec_sort(&ex->lines);
         for (size_t j = 0; j < ex->lines.n; j++) {
             ds_put_format(&ex->out, "%s\n", ex->lines.names[j]);
