@@ -67,6 +67,7 @@ COVERAGE_DEFINE(kairo_delta_capture_lost);
  * translation with more lookups, or one whose capture is pushed out, makes
  * an "opaque" megaflow: sound, but marked by every delta. */
 #define KD_MAX_SLOTS 128        /* Pending captures per thread. */
+#define KD_MAX_SPARES 8         /* Captures a thread keeps for reuse. */
 #define KD_MAX_LOOKUPS 255      /* Lookups kept per translation. */
 
 /* Default share of a udpif's megaflows, in percent, above which one run's
@@ -140,6 +141,9 @@ struct kd_lookup {
 };
 BUILD_ASSERT_DECL(FLOW_U64S <= 128);
 
+/* A translating thread owns its captures and reuses them, arrays and all,
+ * so that the upcall path does not allocate for them; a ukey event carries
+ * a packed copy (see kd_capture_pack()). */
 struct kd_capture {
     const struct xlate_cache *xcache;   /* NULL until known. */
     bool full;                  /* Keep whole flows too. */
@@ -153,6 +157,8 @@ struct kd_capture {
 struct kd_thread {
     size_t n;
     struct kd_capture *slots[KD_MAX_SLOTS];     /* Oldest first. */
+    size_t n_spares;
+    struct kd_capture *spares[KD_MAX_SPARES];   /* Empty, for reuse. */
 };
 
 static ovsthread_key_t kd_thread_key;
@@ -295,14 +301,24 @@ kd_is_enabled(void)
 
 /* Captures (translating threads). */
 
+/* Drops the lookups of 'c' (their rule references and whole flows), but
+ * keeps its arrays. */
+static void
+kd_capture_clear(struct kd_capture *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        ofproto_rule_unref(c->lookups[i].rule);
+        free(c->lookups[i].full);
+    }
+    c->n = 0;
+    c->n_words = 0;
+}
+
 static void
 kd_capture_destroy(struct kd_capture *c)
 {
     if (c) {
-        for (size_t i = 0; i < c->n; i++) {
-            ofproto_rule_unref(c->lookups[i].rule);
-            free(c->lookups[i].full);
-        }
+        kd_capture_clear(c);
         free(c->lookups);
         free(c->words);
         free(c);
@@ -369,6 +385,9 @@ kd_thread_destroy(void *t_)
     for (size_t i = 0; i < t->n; i++) {
         kd_capture_destroy(t->slots[i]);
     }
+    for (size_t i = 0; i < t->n_spares; i++) {
+        kd_capture_destroy(t->spares[i]);
+    }
     free(t);
 }
 
@@ -394,6 +413,23 @@ kd_thread_remove(struct kd_thread *t, size_t i)
             (t->n - i - 1) * sizeof t->slots[0]);
     t->n--;
     return c;
+}
+
+/* Returns capture 'c', taken from this thread with kd_capture_take(), to
+ * the thread for reuse. */
+static void
+kd_capture_release(struct kd_capture *c)
+{
+    if (c) {
+        struct kd_thread *t = ovsthread_getspecific(kd_thread_key);
+
+        kd_capture_clear(c);
+        if (t && t->n_spares < KD_MAX_SPARES) {
+            t->spares[t->n_spares++] = c;
+        } else {
+            kd_capture_destroy(c);
+        }
+    }
 }
 
 static ssize_t
@@ -431,14 +467,16 @@ kd_capture_start(const struct xlate_cache *xcache, bool full)
 
         if (old >= 0) {
             /* A translation into the same cache that was never installed. */
-            kd_capture_destroy(kd_thread_remove(t, old));
+            kd_capture_release(kd_thread_remove(t, old));
         } else if (t->n >= KD_MAX_SLOTS) {
-            kd_capture_destroy(kd_thread_remove(t, 0));
+            kd_capture_release(kd_thread_remove(t, 0));
             COVERAGE_INC(kairo_delta_capture_lost);
         }
-        struct kd_capture *c = xzalloc(sizeof *c);
+        struct kd_capture *c = (t->n_spares ? t->spares[--t->n_spares]
+                                : xzalloc(sizeof *c));
         c->xcache = xcache;
         c->full = full;
+        c->overflow = false;
         t->slots[t->n++] = c;
     }
 }
@@ -514,7 +552,8 @@ kd_lookup_hook(struct ofproto_dpif *ofproto, uint8_t table_id,
     }
 }
 
-/* Takes this thread's capture for a translation into 'xcache'. */
+/* Takes this thread's capture for a translation into 'xcache'.  The caller
+ * gives it back with kd_capture_release(). */
 static struct kd_capture *
 kd_capture_take(const struct xlate_cache *xcache)
 {
@@ -529,6 +568,43 @@ kd_capture_take(const struct xlate_cache *xcache)
         i = t->n - 1;
     }
     return i >= 0 ? kd_thread_remove(t, i) : NULL;
+}
+
+/* Returns one new block of 'head' bytes, zeroed, followed, if 'c' is
+ * nonnull, by a copy of 'c' and its lookups and words that owns them, which
+ * it stores in '*packedp' (otherwise NULL): the lookups' rule references
+ * and whole flows move from 'c' to the copy.  So a ukey event costs one
+ * allocation, freed with free(). */
+static void *
+kd_capture_pack(struct kd_capture *c, size_t head,
+                struct kd_capture **packedp)
+{
+    BUILD_ASSERT_DECL(sizeof(struct kd_capture) % 8 == 0);
+    BUILD_ASSERT_DECL(sizeof(struct kd_lookup) % 8 == 0);
+
+    size_t ofs = ROUND_UP(head, 8);
+    size_t lookups_size = c ? c->n * sizeof *c->lookups : 0;
+    size_t words_size = c ? c->n_words * sizeof *c->words : 0;
+    char *block = xmalloc(ofs + (c ? sizeof *c : 0) + lookups_size
+                          + words_size);
+
+    memset(block, 0, head);
+    *packedp = NULL;
+    if (c) {
+        struct kd_capture *p = ALIGNED_CAST(struct kd_capture *, block + ofs);
+
+        *p = *c;
+        p->lookups = (struct kd_lookup *) (p + 1);
+        p->allocated = p->n;
+        memcpy(p->lookups, c->lookups, lookups_size);
+        p->words = ALIGNED_CAST(uint64_t *,
+                                (char *) p->lookups + lookups_size);
+        p->allocated_words = p->n_words;
+        memcpy(p->words, c->words, words_size);
+        c->n = c->n_words = 0;
+        *packedp = p;
+    }
+    return block;
 }
 
 /* Hooks (any thread). */
@@ -627,17 +703,20 @@ kd_ukey_changed(struct udpif *udpif, enum udpif_ukey_event event,
                 size_t mask_len OVS_UNUSED,
                 const struct xlate_cache *xcache, uint64_t token)
 {
-    struct kd_event *ev = xzalloc(sizeof *ev);
+    struct kd_capture *c = (event != UDPIF_UKEY_DELETED
+                            ? kd_capture_take(xcache) : NULL);
+    struct kd_capture *packed;
+    struct kd_event *ev = kd_capture_pack(c, sizeof *ev, &packed);
 
+    kd_capture_release(c);
     ev->type = KD_EV_UKEY;
     ev->gen = token;
     ev->udpif = udpif;
     ev->ukey_event = event;
     ev->id = *id;
-    if (event != UDPIF_UKEY_DELETED) {
-        ev->capture = kd_capture_take(xcache);
-        ev->learns = xcache && kd_xcache_learns(xcache);
-    }
+    ev->capture = packed;
+    ev->learns = event != UDPIF_UKEY_DELETED && xcache
+                 && kd_xcache_learns(xcache);
     kd_enqueue(ev, false);
 }
 
@@ -1104,7 +1183,9 @@ kd_event_destroy(struct kd_event *ev)
 {
     ofproto_rule_unref(ev->rule);
     ofproto_rule_unref(ev->old_rule);
-    kd_capture_destroy(ev->capture);
+    if (ev->capture) {
+        kd_capture_clear(ev->capture);  /* Packed into 'ev'. */
+    }
     free(ev);
 }
 
@@ -1529,7 +1610,7 @@ kd_verify_flow(const struct dpif_backer *backer, const struct dpif_flow *f,
         ds_put_format(out, ", %s\n", ds_cstr(&why));
     }
     ds_destroy(&why);
-    kd_capture_destroy(c);
+    kd_capture_release(c);
     xlate_cache_delete(xcache);
     xlate_out_uninit(&xout);
     ofpbuf_uninit(&odp_actions);
