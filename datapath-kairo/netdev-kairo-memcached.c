@@ -60,6 +60,7 @@ COVERAGE_DEFINE(kairo_mc_not_memcached);
 COVERAGE_DEFINE(kairo_mc_no_backend);
 COVERAGE_DEFINE(kairo_mc_unsteered_passed);
 COVERAGE_DEFINE(kairo_mc_unsteered_dropped);
+COVERAGE_DEFINE(kairo_mc_rx_repass);
 COVERAGE_DEFINE(kairo_mc_queue_full);
 COVERAGE_DEFINE(kairo_mc_ring_built);
 COVERAGE_DEFINE(kairo_mc_cache_hit);
@@ -1958,18 +1959,25 @@ netdev_kairo_mc_rxq_recv(struct netdev_rxq *rxq,
     return 0;
 }
 
+static bool
+mc_queue_is_empty(struct mc_queue *q)
+{
+    bool empty;
+
+    ovs_mutex_lock(&q->mutex);
+    empty = !q->count;
+    ovs_mutex_unlock(&q->mutex);
+    return empty;
+}
+
 static void
 netdev_kairo_mc_rxq_wait(struct netdev_rxq *rxq)
 {
     struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(rxq->netdev);
     struct mc_queue *q = &dev->queues[rxq->queue_id];
     uint64_t seq = seq_read(q->seq);
-    bool empty;
 
-    ovs_mutex_lock(&q->mutex);
-    empty = !q->count;
-    ovs_mutex_unlock(&q->mutex);
-    if (empty) {
+    if (mc_queue_is_empty(q)) {
         seq_wait(q->seq, seq);
     } else {
         poll_immediate_wake();
@@ -2018,6 +2026,32 @@ static const struct netdev_class netdev_kairo_mc_class =
     NETDEV_KAIRO_MC_CLASS("kairo-memcached", false);
 static const struct netdev_class netdev_kairo_mc_pmd_class =
     NETDEV_KAIRO_MC_CLASS("kairo-memcached-pmd", true);
+
+/* dpif_netdev_rx_pending_hook: whether 'netdev' is a kairo-memcached port
+ * (polled by the main thread) whose receive queues hold packets.  What a
+ * port sends into it (steered requests, rewritten replies, answers from the
+ * cache) then leaves it in the same run of the datapath, not one main loop
+ * later: one pass through the switch costs no extra iteration of
+ * ovs-vswitchd's main loop. */
+static bool
+netdev_kairo_mc_rx_pending(const struct netdev *netdev)
+{
+    if (netdev_get_class(netdev) != &netdev_kairo_mc_class) {
+        return false;
+    }
+
+    struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
+    unsigned int n;
+
+    atomic_read_relaxed(&dev->n_active_rxq, &n);
+    for (unsigned int i = 0; i < n && i < KAIRO_MC_POOL_MAX_RXQ; i++) {
+        if (!mc_queue_is_empty(&dev->queues[i])) {
+            COVERAGE_INC(kairo_mc_rx_repass);
+            return true;
+        }
+    }
+    return false;
+}
 
 /* Commands (main thread). */
 
@@ -2656,6 +2690,7 @@ netdev_kairo_mc_register(void)
     if (ovsthread_once_start(&once)) {
         netdev_register_provider(&netdev_kairo_mc_class);
         netdev_register_provider(&netdev_kairo_mc_pmd_class);
+        dpif_netdev_rx_pending_hook = netdev_kairo_mc_rx_pending;
         unixctl_command_register("kairo/mc-show", "[PORT]", 0, 1,
                                  mc_unixctl_show, NULL);
         unixctl_command_register("kairo/mc-route", "PORT KEY", 2, 2,
