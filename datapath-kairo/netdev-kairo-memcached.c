@@ -194,7 +194,10 @@ struct mc_queue {
     struct dp_packet **pkts OVS_GUARDED; /* KAIRO_MC_POOL_MAX_QUEUE_LEN. */
     size_t head OVS_GUARDED;    /* Index of the oldest packet. */
     size_t count OVS_GUARDED;   /* Number of packets held. */
-    struct seq *seq;            /* Changed when a packet is added. */
+    bool waiting OVS_GUARDED;   /* rxq_wait() found it empty since the
+                                 * last change of 'seq'. */
+    struct seq *seq;            /* Changed when a packet is added while
+                                 * 'waiting'. */
 };
 
 /* Port-wide counters, updated by packet threads. */
@@ -486,6 +489,7 @@ mc_queue_push(struct netdev_kairo_mc *dev, unsigned int qid,
     struct mc_queue *q = &dev->queues[qid];
     unsigned int limit;
     size_t added = 0;
+    bool wake;
 
     atomic_read_relaxed(&dev->queue_len, &limit);
     ovs_mutex_lock(&q->mutex);
@@ -495,9 +499,17 @@ mc_queue_push(struct netdev_kairo_mc *dev, unsigned int qid,
         q->pkts[tail] = pkts[added];
         q->count++;
     }
+    /* Only a thread that found the queue empty in rxq_wait() needs waking
+     * (seq_change() takes a global lock): the thread that polls the queue
+     * and has not yet waited will see the packets when it does, and PMD
+     * threads never wait. */
+    wake = added && q->waiting;
+    if (wake) {
+        q->waiting = false;
+    }
     ovs_mutex_unlock(&q->mutex);
 
-    if (added) {
+    if (wake) {
         seq_change(q->seq);
     }
     if (added < n) {
@@ -726,38 +738,57 @@ mc_parse_headers(struct dp_packet *pkt, struct mc_headers *h)
     return 0;
 }
 
-/* Sets the IPv4 address at 'field' in 'h' to 'ip', updating the IPv4 and
- * (if present) UDP checksums. */
-static void
-mc_set_ip(struct mc_headers *h, ovs_16aligned_be32 *field, ovs_be32 ip)
+/* Returns the ones' complement sum of the 16-bit words of 'new' and of the
+ * complements of those of 'old', both as stored: what replacing 'old' by
+ * 'new' adds to a checksum (RFC 1624).  The sum does not depend on byte
+ * order as long as every word is taken alike. */
+static inline uint32_t
+mc_csum_delta32(ovs_be32 old_, ovs_be32 new_)
 {
-    ovs_be32 old = get_16aligned_be32(field);
+    uint32_t old = (OVS_FORCE uint32_t) old_;
+    uint32_t new = (OVS_FORCE uint32_t) new_;
 
-    if (old != ip) {
-        h->ip->ip_csum = recalc_csum32(h->ip->ip_csum, old, ip);
-        if (h->udp->udp_csum) {
-            h->udp->udp_csum = recalc_csum32(h->udp->udp_csum, old, ip);
-            if (!h->udp->udp_csum) {
-                h->udp->udp_csum = htons(0xffff);
-            }
-        }
-        put_16aligned_be32(field, ip);
-    }
+    return ((uint16_t) ~(old >> 16) + (uint16_t) ~old
+            + (new >> 16) + (new & 0xffff));
 }
 
-/* Sets the UDP port at 'field' in 'h' to 'port', updating the UDP checksum
- * if there is one. */
-static void
-mc_set_port(struct mc_headers *h, ovs_be16 *field, ovs_be16 port)
+/* Returns checksum field 'csum' updated by 'delta' (see mc_csum_delta32()):
+ * HC' = ~(~HC + delta), as RFC 1624 eqn. 3. */
+static inline ovs_be16
+mc_csum_apply(ovs_be16 csum, uint32_t delta)
 {
-    if (*field != port) {
-        if (h->udp->udp_csum) {
-            h->udp->udp_csum = recalc_csum16(h->udp->udp_csum, *field, port);
-            if (!h->udp->udp_csum) {
-                h->udp->udp_csum = htons(0xffff);
-            }
+    uint32_t sum = (uint16_t) ~(OVS_FORCE uint16_t) csum + delta;
+
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    return (OVS_FORCE ovs_be16) (uint16_t) ~sum;
+}
+
+/* Sets the IPv4 address at 'ip_field' and the UDP port at 'port_field' in
+ * 'h' to 'ip' and 'port', updating the IPv4 checksum and the UDP checksum
+ * (if there is one) once each. */
+static void
+mc_set_addr(struct mc_headers *h, ovs_16aligned_be32 *ip_field, ovs_be32 ip,
+            ovs_be16 *port_field, ovs_be16 port)
+{
+    ovs_be32 old_ip = get_16aligned_be32(ip_field);
+    uint32_t delta = 0;
+
+    if (old_ip != ip) {
+        delta = mc_csum_delta32(old_ip, ip);
+        h->ip->ip_csum = mc_csum_apply(h->ip->ip_csum, delta);
+        put_16aligned_be32(ip_field, ip);
+    }
+    if (*port_field != port) {
+        delta += ((uint16_t) ~(OVS_FORCE uint16_t) *port_field
+                  + (OVS_FORCE uint16_t) port);
+        *port_field = port;
+    }
+    if (delta && h->udp->udp_csum) {
+        h->udp->udp_csum = mc_csum_apply(h->udp->udp_csum, delta);
+        if (!h->udp->udp_csum) {
+            h->udp->udp_csum = htons(0xffff);
         }
-        *field = port;
     }
 }
 
@@ -773,8 +804,8 @@ mc_steer(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h,
 
     h->eth->eth_dst = b->mac;
     if (pool->cfg.rewrite == KAIRO_MC_REWRITE_IP) {
-        mc_set_ip(h, &h->ip->ip_dst, b->ip);
-        mc_set_port(h, &h->udp->udp_dst, htons(b->port));
+        mc_set_addr(h, &h->ip->ip_dst, b->ip, &h->udp->udp_dst,
+                    htons(b->port));
     }
     dp_packet_reset_offload(pkt);
 
@@ -1607,8 +1638,8 @@ mc_process(struct mc_tx *tx, struct dp_packet *pkt)
                 mc_cache_fill(tx, &h);
             }
             h.eth->eth_src = cfg->vmac;
-            mc_set_ip(&h, &h.ip->ip_src, cfg->vip);
-            mc_set_port(&h, &h.udp->udp_src, htons(cfg->vport));
+            mc_set_addr(&h, &h.ip->ip_src, cfg->vip, &h.udp->udp_src,
+                        htons(cfg->vport));
             dp_packet_reset_offload(pkt);
             tx->replies++;
             mc_tx_count_backend(tx, idx, 0, 0, 0, 1);
@@ -1660,6 +1691,7 @@ netdev_kairo_mc_construct(struct netdev *netdev)
         ovs_mutex_init(&q->mutex);
         q->pkts = xcalloc(KAIRO_MC_POOL_MAX_QUEUE_LEN, sizeof *q->pkts);
         q->head = q->count = 0;
+        q->waiting = false;
         q->seq = seq_create();
     }
     smap_init(&dev->options);
@@ -1959,13 +1991,18 @@ netdev_kairo_mc_rxq_recv(struct netdev_rxq *rxq,
     return 0;
 }
 
+/* Returns true if 'q' is empty.  If 'wait', the caller is about to wait for
+ * that to change, on 'q->seq' read before this call. */
 static bool
-mc_queue_is_empty(struct mc_queue *q)
+mc_queue_is_empty(struct mc_queue *q, bool wait)
 {
     bool empty;
 
     ovs_mutex_lock(&q->mutex);
     empty = !q->count;
+    if (empty && wait) {
+        q->waiting = true;
+    }
     ovs_mutex_unlock(&q->mutex);
     return empty;
 }
@@ -1977,7 +2014,7 @@ netdev_kairo_mc_rxq_wait(struct netdev_rxq *rxq)
     struct mc_queue *q = &dev->queues[rxq->queue_id];
     uint64_t seq = seq_read(q->seq);
 
-    if (mc_queue_is_empty(q)) {
+    if (mc_queue_is_empty(q, true)) {
         seq_wait(q->seq, seq);
     } else {
         poll_immediate_wake();
@@ -2045,7 +2082,7 @@ netdev_kairo_mc_rx_pending(const struct netdev *netdev)
 
     atomic_read_relaxed(&dev->n_active_rxq, &n);
     for (unsigned int i = 0; i < n && i < KAIRO_MC_POOL_MAX_RXQ; i++) {
-        if (!mc_queue_is_empty(&dev->queues[i])) {
+        if (!mc_queue_is_empty(&dev->queues[i], false)) {
             COVERAGE_INC(kairo_mc_rx_repass);
             return true;
         }
