@@ -147,6 +147,7 @@ KAIRO_SYSTEM_TESTSUITE_AT = \
 	tests/kairo-system-testsuite.at \
 	tests/kairo-system-memcached.at
 EXTRA_DIST += $(KAIRO_SYSTEM_TESTSUITE_AT) tests/kairo-mc-udp.py \
+	tests/kairo-dpdk-memcached.sh \
 	tests/kairo-mc-cache-check.py \
 	tests/kairo-delta-random.py \
 	tests/kairo-mc-packet.py
