@@ -159,6 +159,7 @@ struct kd_thread {
     struct kd_capture *slots[KD_MAX_SLOTS];     /* Oldest first. */
     size_t n_spares;
     struct kd_capture *spares[KD_MAX_SPARES];   /* Empty, for reuse. */
+    struct ovs_list spare_events;   /* Ukey event blocks, for reuse. */
 };
 
 static ovsthread_key_t kd_thread_key;
@@ -184,7 +185,9 @@ enum kd_event_type {
 };
 
 struct kd_event {
-    struct ovs_list list_node;
+    struct ovs_list list_node;  /* In 'kd_queue', or a list of spares. */
+    size_t block_size;          /* Ukey events: bytes allocated, for reuse;
+                                 * others: 0. */
     enum kd_event_type type;
     uint64_t gen;               /* Deltas: their generation; ukey events: the
                                  * token of their translation. */
@@ -211,6 +214,19 @@ static struct ovs_list kd_queue OVS_GUARDED_BY(kd_queue_mutex)
 static struct seq *kd_queue_seq;
 static atomic_size_t kd_n_queued = ATOMIC_VAR_INIT(0);  /* In 'kd_queue'. */
 static atomic_bool kd_main_sleeps = ATOMIC_VAR_INIT(true);
+
+/* Ukey event blocks go back to the translating threads for reuse instead of
+ * being freed by the main thread: a block freed by a thread other than the
+ * one that allocated it costs the allocating thread's arena lock, which the
+ * upcall path then contends for.  The main thread gathers the blocks of a
+ * run and hands them over at once; a translating thread takes them all
+ * when its own run out. */
+static struct ovs_mutex kd_spare_mutex = OVS_MUTEX_INITIALIZER;
+static struct ovs_list kd_spare_events OVS_GUARDED_BY(kd_spare_mutex)
+    = OVS_LIST_INITIALIZER(&kd_spare_events);
+static size_t kd_n_spare_events OVS_GUARDED_BY(kd_spare_mutex);
+#define KD_MAX_SPARE_EVENTS 4096    /* Beyond this, blocks are freed. */
+#define KD_EVENT_BLOCK 512          /* Block sizes are multiples of this. */
 
 /* While a burst of ukey events lasts, how often the main thread maps them,
  * in milliseconds. */
@@ -388,6 +404,10 @@ kd_thread_destroy(void *t_)
     for (size_t i = 0; i < t->n_spares; i++) {
         kd_capture_destroy(t->spares[i]);
     }
+    struct kd_event *ev;
+    LIST_FOR_EACH_POP (ev, list_node, &t->spare_events) {
+        free(ev);
+    }
     free(t);
 }
 
@@ -398,6 +418,7 @@ kd_thread_get(void)
 
     if (!t) {
         t = xzalloc(sizeof *t);
+        ovs_list_init(&t->spare_events);
         ovsthread_setspecific(kd_thread_key, t);
     }
     return t;
@@ -570,41 +591,70 @@ kd_capture_take(const struct xlate_cache *xcache)
     return i >= 0 ? kd_thread_remove(t, i) : NULL;
 }
 
-/* Returns one new block of 'head' bytes, zeroed, followed, if 'c' is
- * nonnull, by a copy of 'c' and its lookups and words that owns them, which
- * it stores in '*packedp' (otherwise NULL): the lookups' rule references
- * and whole flows move from 'c' to the copy.  So a ukey event costs one
- * allocation, freed with free(). */
-static void *
-kd_capture_pack(struct kd_capture *c, size_t head,
-                struct kd_capture **packedp)
+/* Returns the bytes kd_capture_pack() needs for 'c' (may be NULL). */
+static size_t
+kd_capture_packed_size(const struct kd_capture *c)
+{
+    return (c ? sizeof *c + c->n * sizeof *c->lookups
+                + c->n_words * sizeof *c->words
+            : 0);
+}
+
+/* Copies 'c' and its lookups and words into the kd_capture_packed_size(c)
+ * bytes at 'p', 8-byte aligned, and returns the copy, which owns them: the
+ * lookups' rule references and whole flows move from 'c' to it.  The copy
+ * is never freed by itself (see kd_event_destroy()). */
+static struct kd_capture *
+kd_capture_pack(struct kd_capture *c, void *p_)
 {
     BUILD_ASSERT_DECL(sizeof(struct kd_capture) % 8 == 0);
     BUILD_ASSERT_DECL(sizeof(struct kd_lookup) % 8 == 0);
 
-    size_t ofs = ROUND_UP(head, 8);
-    size_t lookups_size = c ? c->n * sizeof *c->lookups : 0;
-    size_t words_size = c ? c->n_words * sizeof *c->words : 0;
-    char *block = xmalloc(ofs + (c ? sizeof *c : 0) + lookups_size
-                          + words_size);
+    struct kd_capture *p = p_;
+    size_t lookups_size = c->n * sizeof *c->lookups;
 
-    memset(block, 0, head);
-    *packedp = NULL;
-    if (c) {
-        struct kd_capture *p = ALIGNED_CAST(struct kd_capture *, block + ofs);
+    *p = *c;
+    p->lookups = (struct kd_lookup *) (p + 1);
+    p->allocated = p->n;
+    memcpy(p->lookups, c->lookups, lookups_size);
+    p->words = ALIGNED_CAST(uint64_t *, (char *) p->lookups + lookups_size);
+    p->allocated_words = p->n_words;
+    memcpy(p->words, c->words, c->n_words * sizeof *c->words);
+    c->n = c->n_words = 0;
+    return p;
+}
 
-        *p = *c;
-        p->lookups = (struct kd_lookup *) (p + 1);
-        p->allocated = p->n;
-        memcpy(p->lookups, c->lookups, lookups_size);
-        p->words = ALIGNED_CAST(uint64_t *,
-                                (char *) p->lookups + lookups_size);
-        p->allocated_words = p->n_words;
-        memcpy(p->words, c->words, words_size);
-        c->n = c->n_words = 0;
-        *packedp = p;
+/* Returns a ukey event with 'extra' bytes after it, zeroed up to those, from
+ * this thread's spare blocks if one is big enough. */
+static struct kd_event *
+kd_event_alloc(size_t extra)
+{
+    struct kd_thread *t = kd_thread_get();
+    size_t size = ROUND_UP(sizeof(struct kd_event), 8) + extra;
+    struct kd_event *ev = NULL;
+
+    if (ovs_list_is_empty(&t->spare_events)) {
+        ovs_mutex_lock(&kd_spare_mutex);
+        ovs_list_push_back_all(&t->spare_events, &kd_spare_events);
+        kd_n_spare_events = 0;
+        ovs_mutex_unlock(&kd_spare_mutex);
     }
-    return block;
+    while (!ev && !ovs_list_is_empty(&t->spare_events)) {
+        ev = CONTAINER_OF(ovs_list_pop_front(&t->spare_events),
+                          struct kd_event, list_node);
+        if (ev->block_size < size) {
+            free(ev);
+            ev = NULL;
+        }
+    }
+
+    size_t block_size = ev ? ev->block_size : ROUND_UP(size, KD_EVENT_BLOCK);
+    if (!ev) {
+        ev = xmalloc(block_size);
+    }
+    memset(ev, 0, sizeof *ev);
+    ev->block_size = block_size;
+    return ev;
 }
 
 /* Hooks (any thread). */
@@ -705,16 +755,18 @@ kd_ukey_changed(struct udpif *udpif, enum udpif_ukey_event event,
 {
     struct kd_capture *c = (event != UDPIF_UKEY_DELETED
                             ? kd_capture_take(xcache) : NULL);
-    struct kd_capture *packed;
-    struct kd_event *ev = kd_capture_pack(c, sizeof *ev, &packed);
+    struct kd_event *ev = kd_event_alloc(kd_capture_packed_size(c));
 
-    kd_capture_release(c);
+    if (c) {
+        ev->capture = kd_capture_pack(c, (char *) ev
+                                      + ROUND_UP(sizeof *ev, 8));
+        kd_capture_release(c);
+    }
     ev->type = KD_EV_UKEY;
     ev->gen = token;
     ev->udpif = udpif;
     ev->ukey_event = event;
     ev->id = *id;
-    ev->capture = packed;
     ev->learns = event != UDPIF_UKEY_DELETED && xcache
                  && kd_xcache_learns(xcache);
     kd_enqueue(ev, false);
@@ -1178,6 +1230,10 @@ kd_process_ukey(struct kd_event *ev)
     }
 }
 
+/* Ukey event blocks this run has finished with (main thread). */
+static struct ovs_list kd_done_events = OVS_LIST_INITIALIZER(&kd_done_events);
+static size_t kd_n_done_events;
+
 static void
 kd_event_destroy(struct kd_event *ev)
 {
@@ -1186,7 +1242,39 @@ kd_event_destroy(struct kd_event *ev)
     if (ev->capture) {
         kd_capture_clear(ev->capture);  /* Packed into 'ev'. */
     }
-    free(ev);
+    if (ev->block_size) {
+        ovs_list_push_back(&kd_done_events, &ev->list_node);
+        kd_n_done_events++;
+    } else {
+        free(ev);
+    }
+}
+
+/* Hands the ukey event blocks of this run back to the translating threads,
+ * or frees them if the threads hold enough. */
+static void
+kd_events_recycle(void)
+{
+    if (!kd_n_done_events) {
+        return;
+    }
+
+    bool keep;
+    ovs_mutex_lock(&kd_spare_mutex);
+    keep = kd_n_spare_events + kd_n_done_events <= KD_MAX_SPARE_EVENTS;
+    if (keep) {
+        ovs_list_push_back_all(&kd_spare_events, &kd_done_events);
+        kd_n_spare_events += kd_n_done_events;
+    }
+    ovs_mutex_unlock(&kd_spare_mutex);
+
+    if (!keep) {
+        struct kd_event *ev;
+        LIST_FOR_EACH_POP (ev, list_node, &kd_done_events) {
+            free(ev);
+        }
+    }
+    kd_n_done_events = 0;
 }
 
 /* Requests a full revalidation of every udpif and awaits every megaflow. */
@@ -1320,6 +1408,7 @@ kd_run__(const struct udpif *dying)
         }
         kd_event_destroy(ev);
     }
+    kd_events_recycle();
     if (dying) {
         struct kd_udpif *kdu = kd_udpif_find(dying);
 
