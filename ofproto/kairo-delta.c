@@ -228,6 +228,9 @@ static size_t kd_n_spare_events OVS_GUARDED_BY(kd_spare_mutex);
 #define KD_MAX_SPARE_EVENTS 4096    /* Beyond this, blocks are freed. */
 #define KD_EVENT_BLOCK 512          /* Block sizes are multiples of this. */
 
+/* Offset of the bytes that follow a ukey event in its block. */
+#define KD_EVENT_HEAD ROUND_UP(sizeof(struct kd_event), 8)
+
 /* While a burst of ukey events lasts, how often the main thread maps them,
  * in milliseconds. */
 #define KD_BURST_MS 10
@@ -624,13 +627,13 @@ kd_capture_pack(struct kd_capture *c, void *p_)
     return p;
 }
 
-/* Returns a ukey event with 'extra' bytes after it, zeroed up to those, from
- * this thread's spare blocks if one is big enough. */
+/* Returns a zeroed ukey event followed by 'extra' bytes (not zeroed) at
+ * KD_EVENT_HEAD, from this thread's spare blocks if one is big enough. */
 static struct kd_event *
 kd_event_alloc(size_t extra)
 {
     struct kd_thread *t = kd_thread_get();
-    size_t size = ROUND_UP(sizeof(struct kd_event), 8) + extra;
+    size_t size = KD_EVENT_HEAD + extra;
     struct kd_event *ev = NULL;
 
     if (ovs_list_is_empty(&t->spare_events)) {
@@ -758,8 +761,7 @@ kd_ukey_changed(struct udpif *udpif, enum udpif_ukey_event event,
     struct kd_event *ev = kd_event_alloc(kd_capture_packed_size(c));
 
     if (c) {
-        ev->capture = kd_capture_pack(c, (char *) ev
-                                      + ROUND_UP(sizeof *ev, 8));
+        ev->capture = kd_capture_pack(c, (char *) ev + KD_EVENT_HEAD);
         kd_capture_release(c);
     }
     ev->type = KD_EV_UKEY;
