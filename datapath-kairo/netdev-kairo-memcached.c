@@ -29,6 +29,7 @@
 #include "kairo-ketama.h"
 #include "kairo-mc-cache.h"
 #include "kairo-mc-hash.h"
+#include "kairo-mc-health.h"
 #include "kairo-mc-pool.h"
 #include "kairo-mc-proto.h"
 #include "kairo-show.h"
@@ -63,6 +64,10 @@ COVERAGE_DEFINE(kairo_mc_unsteered_dropped);
 COVERAGE_DEFINE(kairo_mc_rx_repass);
 COVERAGE_DEFINE(kairo_mc_queue_full);
 COVERAGE_DEFINE(kairo_mc_ring_built);
+COVERAGE_DEFINE(kairo_mc_backend_failure);
+COVERAGE_DEFINE(kairo_mc_backend_ejected);
+COVERAGE_DEFINE(kairo_mc_backend_retried);
+COVERAGE_DEFINE(kairo_mc_backend_recovered);
 COVERAGE_DEFINE(kairo_mc_cache_hit);
 COVERAGE_DEFINE(kairo_mc_cache_miss);
 COVERAGE_DEFINE(kairo_mc_cache_answered);
@@ -122,7 +127,10 @@ struct mc_backend_stats {
     atomic_ullong requests;     /* Datagrams steered to the backend. */
     atomic_ullong reads;        /* Read commands among them. */
     atomic_ullong writes;       /* Write commands among them. */
-    atomic_ullong replies;      /* Replies rewritten back to the VIP. */
+    atomic_ullong awaited;      /* Datagrams among them that await a
+                                 * reply (for liveness). */
+    atomic_ullong replies;      /* Replies from the backend that passed
+                                 * through the port. */
 };
 
 /* Maps a backend's IPv4 address and UDP port to its index, to recognize
@@ -132,6 +140,14 @@ struct mc_addr_node {
     ovs_be32 ip;                /* Backend IP. */
     uint16_t port;              /* Backend UDP port. */
     size_t idx;                 /* Backend index. */
+};
+
+/* Maps a backend's Ethernet address to its index, to tell which backend a
+ * reply comes from with rewrite=mac, where backends share the VIP. */
+struct mc_mac_node {
+    struct hmap_node node;      /* In 'macs' of struct mc_pool. */
+    struct eth_addr mac;        /* Backend MAC. */
+    size_t idx;                 /* Index of the first backend with it. */
 };
 
 /* Why the cache did not answer a get it saw (MC_CR_*). */
@@ -173,6 +189,7 @@ struct mc_pool {
     struct ovs_refcount ref;    /* Held by each struct mc_state. */
     struct kairo_mc_pool_config cfg; /* The parsed options. */
     struct hmap addrs;          /* Contains struct mc_addr_node. */
+    struct hmap macs;           /* Contains struct mc_mac_node. */
     struct mc_backend_stats *stats; /* One per backend. */
     uint16_t reply_port;        /* The UDP port of every backend, if they
                                  * share one, else 0: a datagram from
@@ -237,6 +254,8 @@ struct netdev_kairo_mc {
     /* Main thread only. */
     struct smap options;        /* Options last applied. */
     unsigned int requested_n_rxq; /* Queues for the next reconfigure. */
+    struct kairo_mc_health health; /* Liveness of the current backends. */
+    long long health_next;      /* When to sample 'health' next. */
 
     struct ovs_mutex mutex;     /* Protects the members below. */
     struct eth_addr hwaddr OVS_GUARDED; /* Port MAC. */
@@ -310,11 +329,16 @@ mc_pool_unref(struct mc_pool *pool)
 {
     if (pool && ovs_refcount_unref_relaxed(&pool->ref) == 1) {
         struct mc_addr_node *node;
+        struct mc_mac_node *mac_node;
 
         HMAP_FOR_EACH_POP (node, node, &pool->addrs) {
             free(node);
         }
         hmap_destroy(&pool->addrs);
+        HMAP_FOR_EACH_POP (mac_node, node, &pool->macs) {
+            free(mac_node);
+        }
+        hmap_destroy(&pool->macs);
         if (pool->cache) {
             ovs_mutex_destroy(&pool->cache->mutex);
             kairo_mc_cache_destroy(pool->cache->cache);
@@ -359,6 +383,21 @@ mc_pool_find_addr(const struct mc_pool *pool, ovs_be32 ip, uint16_t port)
     return -1;
 }
 
+/* Returns the index of the first backend whose MAC is 'mac' in 'pool', or
+ * -1. */
+static int
+mc_pool_find_mac(const struct mc_pool *pool, struct eth_addr mac)
+{
+    const struct mc_mac_node *node;
+
+    HMAP_FOR_EACH_WITH_HASH (node, node, hash_mac(mac, 0, 0), &pool->macs) {
+        if (eth_addr_equals(node->mac, mac)) {
+            return node->idx;
+        }
+    }
+    return -1;
+}
+
 /* Returns true if backends 'a' and 'b' are the same server (address and
  * name), for carrying state across a reconfiguration. */
 static bool
@@ -381,6 +420,7 @@ mc_pool_create(struct kairo_mc_pool_config *cfg, const struct mc_pool *old)
     pool->cfg = *cfg;
     kairo_mc_pool_config_init(cfg);
     hmap_init(&pool->addrs);
+    hmap_init(&pool->macs);
     pool->stats = xcalloc(MAX(pool->cfg.n_backends, 1),
                           sizeof *pool->stats);
     if (pool->cfg.cache_size) {
@@ -411,6 +451,13 @@ mc_pool_create(struct kairo_mc_pool_config *cfg, const struct mc_pool *old)
             hmap_insert(&pool->addrs, &node->node,
                         mc_addr_hash(b->ip, b->port));
         }
+        if (mc_pool_find_mac(pool, b->mac) < 0) {
+            struct mc_mac_node *node = xmalloc(sizeof *node);
+
+            node->mac = b->mac;
+            node->idx = i;
+            hmap_insert(&pool->macs, &node->node, hash_mac(b->mac, 0, 0));
+        }
         pool->reply_port = (!i || b->port == pool->reply_port
                             ? b->port : 0);
         for (size_t j = 0; old && j < old->cfg.n_backends; j++) {
@@ -421,6 +468,7 @@ mc_pool_create(struct kairo_mc_pool_config *cfg, const struct mc_pool *old)
                 atomic_init(&s->requests, mc_read(&o->requests));
                 atomic_init(&s->reads, mc_read(&o->reads));
                 atomic_init(&s->writes, mc_read(&o->writes));
+                atomic_init(&s->awaited, mc_read(&o->awaited));
                 atomic_init(&s->replies, mc_read(&o->replies));
                 break;
             }
@@ -429,11 +477,28 @@ mc_pool_create(struct kairo_mc_pool_config *cfg, const struct mc_pool *old)
     return pool;
 }
 
-/* Builds a state for 'pool' (taking a reference) with the backend
- * liveness in 'alive' (copied).  Returns 0, or an errno value with a
- * malloc()ed message in '*errp'. */
+/* Returns a malloc()ed array that tells, for each of the 'n' backends,
+ * whether it takes part in the ring: administratively up ('alive') and not
+ * ejected by 'health'. */
+static bool *
+mc_ring_liveness(size_t n, const bool *alive,
+                 const struct kairo_mc_health *health)
+{
+    bool *live = xmalloc(MAX(n, 1) * sizeof *live);
+
+    for (size_t i = 0; i < n; i++) {
+        live[i] = (alive[i] && !(kairo_mc_health_enabled(health)
+                                 && kairo_mc_health_is_ejected(health, i)));
+    }
+    return live;
+}
+
+/* Builds a state for 'pool' (taking a reference) with the administrative
+ * backend liveness in 'alive' (copied) and the ejections in 'health'.
+ * Returns 0, or an errno value with a malloc()ed message in '*errp'. */
 static int
 mc_state_create(struct mc_pool *pool, const bool *alive,
+                const struct kairo_mc_health *health,
                 struct mc_state **statep, char **errp)
 {
     const struct kairo_mc_pool_config *cfg = &pool->cfg;
@@ -443,12 +508,14 @@ mc_state_create(struct mc_pool *pool, const bool *alive,
     state->alive = xmemdup(alive, MAX(n, 1) * sizeof *alive);
     if (n) {
         struct kairo_ketama_server *servers = xmalloc(n * sizeof *servers);
+        bool *live = mc_ring_liveness(n, alive, health);
         struct kairo_ketama_config kcfg;
         int error;
 
-        kairo_mc_pool_to_ketama(cfg, alive, servers, &kcfg);
+        kairo_mc_pool_to_ketama(cfg, live, servers, &kcfg);
         error = kairo_ketama_create(&kcfg, servers, n, &state->ring);
         free(servers);
+        free(live);
         if (error) {
             free(state->alive);
             free(state);
@@ -475,6 +542,28 @@ mc_state_publish(struct netdev_kairo_mc *dev, struct mc_state *state)
     ovsrcu_set(&dev->state, state);
     if (old) {
         ovsrcu_postpone(mc_state_destroy, old);
+    }
+}
+
+/* Returns the current state of 'dev' (main thread). */
+static struct mc_state *
+mc_get_state(const struct netdev_kairo_mc *dev)
+{
+    return ovsrcu_get_protected(struct mc_state *, &dev->state);
+}
+
+/* Appends to 'out' how backend 'idx' of 'state' is called: its name if it
+ * has one, otherwise IP:PORT. */
+static void
+mc_put_backend_label(struct ds *out, const struct mc_state *state,
+                     size_t idx)
+{
+    const struct kairo_mc_backend *b = &state->pool->cfg.backends[idx];
+
+    if (b->name) {
+        ds_put_cstr(out, b->name);
+    } else {
+        ds_put_format(out, "%s:%"PRIu16, b->host, b->port);
     }
 }
 
@@ -575,7 +664,7 @@ struct mc_tx {
      * bit i set if backend i has any); others count directly. */
     uint64_t touched;
     struct mc_tx_backend {
-        uint32_t requests, reads, writes, replies;
+        uint32_t requests, reads, writes, awaited, replies;
     } backends[MC_TX_BACKENDS];
 };
 
@@ -597,26 +686,26 @@ mc_tx_backend(struct mc_tx *tx, int idx)
     return &tx->backends[idx];
 }
 
-/* Adds 'requests', 'reads', 'writes' and 'replies' to the counters of
- * backend 'idx' for 'tx'. */
+/* Adds the counts in 'd' to the counters of backend 'idx' for 'tx'. */
 static inline void
-mc_tx_count_backend(struct mc_tx *tx, int idx, uint32_t requests,
-                    uint32_t reads, uint32_t writes, uint32_t replies)
+mc_tx_count_backend(struct mc_tx *tx, int idx, const struct mc_tx_backend d)
 {
     struct mc_tx_backend *b = mc_tx_backend(tx, idx);
 
     if (b) {
-        b->requests += requests;
-        b->reads += reads;
-        b->writes += writes;
-        b->replies += replies;
+        b->requests += d.requests;
+        b->reads += d.reads;
+        b->writes += d.writes;
+        b->awaited += d.awaited;
+        b->replies += d.replies;
     } else {
         struct mc_backend_stats *s = &tx->state->pool->stats[idx];
 
-        mc_add_nonzero(&s->requests, requests);
-        mc_add_nonzero(&s->reads, reads);
-        mc_add_nonzero(&s->writes, writes);
-        mc_add_nonzero(&s->replies, replies);
+        mc_add_nonzero(&s->requests, d.requests);
+        mc_add_nonzero(&s->reads, d.reads);
+        mc_add_nonzero(&s->writes, d.writes);
+        mc_add_nonzero(&s->awaited, d.awaited);
+        mc_add_nonzero(&s->replies, d.replies);
     }
 }
 
@@ -674,6 +763,7 @@ mc_tx_flush(struct mc_tx *tx)
         mc_add_nonzero(&s->requests, b->requests);
         mc_add_nonzero(&s->reads, b->reads);
         mc_add_nonzero(&s->writes, b->writes);
+        mc_add_nonzero(&s->awaited, b->awaited);
         mc_add_nonzero(&s->replies, b->replies);
     }
 }
@@ -794,10 +884,12 @@ mc_set_addr(struct mc_headers *h, ovs_16aligned_be32 *ip_field, ovs_be32 ip,
 
 /* Rewrites the request 'pkt' (headers 'h') for backend 'idx' of 'state',
  * counts it and queues it.  'n_reads' and 'n_writes' count the read and
- * write commands it carries. */
+ * write commands it carries; 'awaits_reply' tells whether the backend
+ * answers it (not only noreply or quiet commands). */
 static void
 mc_steer(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h,
-         int idx, unsigned int n_reads, unsigned int n_writes)
+         int idx, unsigned int n_reads, unsigned int n_writes,
+         bool awaits_reply)
 {
     const struct mc_pool *pool = tx->state->pool;
     const struct kairo_mc_backend *b = &pool->cfg.backends[idx];
@@ -812,7 +904,9 @@ mc_steer(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h,
     tx->steered++;
     tx->reads += n_reads;
     tx->writes += n_writes;
-    mc_tx_count_backend(tx, idx, 1, n_reads, n_writes, 0);
+    mc_tx_count_backend(tx, idx, (struct mc_tx_backend) {
+                            .requests = 1, .reads = n_reads,
+                            .writes = n_writes, .awaited = awaits_reply });
     mc_tx_queue(tx, mc_queue_for(tx->dev, idx), pkt);
 }
 
@@ -1466,7 +1560,7 @@ mc_split(struct mc_tx *tx, struct dp_packet *pkt, const struct mc_headers *h,
 
         ovs_assert(!mc_parse_headers(parts[k], &ph));
         mc_steer(tx, parts[k], &ph, part_idx[k],
-                 req->is_read, req->is_write);
+                 req->is_read, req->is_write, true);
     }
     dp_packet_delete(pkt);
 }
@@ -1481,6 +1575,7 @@ mc_pipeline(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h,
     struct kairo_mc_request next;
     const struct kairo_mc_request *req = first;
     unsigned int n_reads = 0, n_writes = 0;
+    bool awaits_reply = false;
     int backend = -1;
 
     for (;;) {
@@ -1504,6 +1599,7 @@ mc_pipeline(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h,
         }
         n_reads += req->is_read;
         n_writes += req->is_write;
+        awaits_reply = awaits_reply || !req->noreply;
         if (state->pool->cache) {
             mc_cache_snoop(tx, req);
         }
@@ -1527,7 +1623,7 @@ mc_pipeline(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h,
     }
     COVERAGE_INC(kairo_mc_pipelined);
     mc_inc(&tx->dev->counters.pipelined);
-    mc_steer(tx, pkt, h, backend, n_reads, n_writes);
+    mc_steer(tx, pkt, h, backend, n_reads, n_writes, awaits_reply);
 }
 
 /* Handles the request in 'pkt' (headers 'h'). */
@@ -1598,7 +1694,8 @@ mc_request(struct mc_tx *tx, struct dp_packet *pkt, struct mc_headers *h)
         mc_cache_expect(tx, h, &req, n_replies);
     }
     if (same) {
-        mc_steer(tx, pkt, h, idx[0], req.is_read, req.is_write);
+        mc_steer(tx, pkt, h, idx[0], req.is_read, req.is_write,
+                 !req.noreply);
     } else {
         mc_split(tx, pkt, h, &req, idx);
     }
@@ -1642,12 +1739,19 @@ mc_process(struct mc_tx *tx, struct dp_packet *pkt)
                         htons(cfg->vport));
             dp_packet_reset_offload(pkt);
             tx->replies++;
-            mc_tx_count_backend(tx, idx, 0, 0, 0, 1);
+            mc_tx_count_backend(tx, idx,
+                                (struct mc_tx_backend) { .replies = 1 });
             mc_tx_queue(tx, mc_queue_for(dev, idx), pkt);
             return;
         }
     } else if (h.udp->udp_src == htons(cfg->vport)
                && h.udp->udp_dst != htons(cfg->vport)) {
+        int idx = mc_pool_find_mac(state->pool, h.eth->eth_src);
+
+        if (idx >= 0) {
+            mc_tx_count_backend(tx, idx,
+                                (struct mc_tx_backend) { .replies = 1 });
+        }
         if (state->pool->cache) {
             mc_cache_fill(tx, &h);
         }
@@ -1696,6 +1800,8 @@ netdev_kairo_mc_construct(struct netdev *netdev)
     }
     smap_init(&dev->options);
     dev->requested_n_rxq = 1;
+    kairo_mc_health_init(&dev->health, &(struct kairo_mc_health_config) {
+                             .timeout_ms = 0 }, 0);
 
     ovs_mutex_init(&dev->mutex);
     /* A locally administered unicast MAC derived from the name. */
@@ -1736,6 +1842,7 @@ netdev_kairo_mc_destruct(struct netdev *netdev)
         ovs_mutex_destroy(&q->mutex);
     }
     smap_destroy(&dev->options);
+    kairo_mc_health_destroy(&dev->health);
     ovs_mutex_destroy(&dev->mutex);
 }
 
@@ -1756,19 +1863,33 @@ netdev_kairo_mc_get_config(const struct netdev *netdev, struct smap *args)
 }
 
 /* Returns a copy of the administrative liveness of the backends of 'cfg',
- * taken from 'old' for backends it also has; new backends are up. */
+ * taken from 'old' for backends it also has; new backends are up.
+ * Initializes 'health' for 'cfg', carrying over from 'old_health' (the
+ * liveness of the backends of 'old') what it knows of the same
+ * backends. */
 static bool *
 mc_carry_alive(const struct kairo_mc_pool_config *cfg,
-               const struct mc_state *old)
+               const struct mc_state *old,
+               const struct kairo_mc_health *old_health,
+               struct kairo_mc_health *health)
 {
     bool *alive = xmalloc(MAX(cfg->n_backends, 1) * sizeof *alive);
+    struct kairo_mc_health_config hcfg = {
+        .timeout_ms = cfg->timeout,
+        .failure_limit = cfg->server_failure_limit,
+        .retry_ms = cfg->server_retry_timeout,
+    };
 
+    kairo_mc_health_init(health, &hcfg, cfg->n_backends);
     for (size_t i = 0; i < cfg->n_backends; i++) {
         alive[i] = true;
         for (size_t j = 0; old && j < old->pool->cfg.n_backends; j++) {
             if (mc_backend_same(&cfg->backends[i],
                                 &old->pool->cfg.backends[j])) {
                 alive[i] = old->alive[j];
+                if (j < old_health->n_backends) {
+                    kairo_mc_health_carry(health, i, old_health, j);
+                }
                 break;
             }
         }
@@ -1783,6 +1904,7 @@ netdev_kairo_mc_set_config(struct netdev *netdev, const struct smap *args,
     struct netdev_kairo_mc *dev = netdev_kairo_mc_cast(netdev);
     const char *name = netdev_get_name(netdev);
     struct kairo_mc_pool_config cfg;
+    struct kairo_mc_health health;
     struct mc_state *old, *state;
     struct mc_pool *pool;
     char *error = NULL;
@@ -1804,17 +1926,21 @@ netdev_kairo_mc_set_config(struct netdev *netdev, const struct smap *args,
         return retval;
     }
 
-    alive = mc_carry_alive(&cfg, old);
+    alive = mc_carry_alive(&cfg, old, &dev->health, &health);
     pool = mc_pool_create(&cfg, old ? old->pool : NULL);
-    retval = mc_state_create(pool, alive, &state, &error);
+    retval = mc_state_create(pool, alive, &health, &state, &error);
     free(alive);
     mc_pool_unref(pool);   /* The state holds it now, if it was built. */
     if (retval) {
+        kairo_mc_health_destroy(&health);
         *errp = xasprintf("%s: %s", name, error);
         VLOG_WARN("%s", *errp);
         free(error);
         return retval;
     }
+    kairo_mc_health_destroy(&dev->health);
+    dev->health = health;
+    dev->health_next = time_msec();
 
     pool = state->pool;
     atomic_store_relaxed(&dev->queue_len, pool->cfg.queue_len);
@@ -2030,6 +2156,152 @@ netdev_kairo_mc_rxq_drain(struct netdev_rxq *rxq)
     return 0;
 }
 
+/* Backend liveness (main thread). */
+
+/* Publishes for 'dev' a state with the pool of 'state' and a ring rebuilt
+ * for the administrative liveness 'alive' (copied) and the ejections in
+ * 'dev->health', and empties the pool's cache, whose keys may have moved.
+ * Returns the new state. */
+static struct mc_state *
+mc_state_relive(struct netdev_kairo_mc *dev, const struct mc_state *state,
+                const bool *alive)
+{
+    size_t n = state->pool->cfg.n_backends;
+    struct mc_state *new_state = xzalloc(sizeof *new_state);
+    bool *live = mc_ring_liveness(n, alive, &dev->health);
+
+    new_state->alive = xmemdup(alive, n * sizeof *alive);
+    kairo_ketama_rebuild(state->ring, live, &new_state->ring);
+    free(live);
+    COVERAGE_INC(kairo_mc_ring_built);
+    ovs_refcount_ref(&state->pool->ref);
+    new_state->pool = state->pool;
+    mc_state_publish(dev, new_state);
+    if (new_state->pool->cache) {
+        /* Keys move: start again from what the new owners answer. */
+        mc_cache_flush__(new_state->pool->cache, time_msec(), 0);
+    }
+    return new_state;
+}
+
+/* Logs and counts 'event', which kairo_mc_health_sample() reported for
+ * backend 'idx' of 'dev' under 'state'. */
+static void
+mc_health_report(const struct netdev_kairo_mc *dev,
+                 const struct mc_state *state, size_t idx,
+                 enum kairo_mc_health_event event)
+{
+    static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 20);
+    const struct kairo_mc_pool_config *cfg = &state->pool->cfg;
+    const struct kairo_mc_health_backend *b = &dev->health.backends[idx];
+    struct ds label = DS_EMPTY_INITIALIZER;
+
+    mc_put_backend_label(&label, state, idx);
+    switch (event) {
+    case KAIRO_MC_HEALTH_FAILURE:
+        COVERAGE_INC(kairo_mc_backend_failure);
+        VLOG_INFO_RL(&rl, "%s: backend %s left requests unanswered for %u "
+                     "ms (failure %u of %u)", netdev_get_name(&dev->up),
+                     ds_cstr(&label), cfg->timeout, b->failures,
+                     cfg->server_failure_limit);
+        break;
+    case KAIRO_MC_HEALTH_EJECT:
+        COVERAGE_INC(kairo_mc_backend_failure);
+        COVERAGE_INC(kairo_mc_backend_ejected);
+        VLOG_WARN("%s: backend %s ejected for %u ms: requests unanswered for "
+                  "%u ms, %u times in a row%s%s", netdev_get_name(&dev->up),
+                  ds_cstr(&label), cfg->server_retry_timeout, cfg->timeout,
+                  cfg->server_failure_limit,
+                  cfg->auto_eject ? "" : " (auto_eject is false: routing "
+                  "unchanged)",
+                  cfg->rewrite == KAIRO_MC_REWRITE_MAC
+                  && !mc_read(&state->pool->stats[idx].replies)
+                  ? "; no reply from it ever passed through the port (with "
+                  "rewrite=mac, send backends' replies to the port)" : "");
+        break;
+    case KAIRO_MC_HEALTH_RETRY:
+        COVERAGE_INC(kairo_mc_backend_retried);
+        VLOG_INFO("%s: backend %s retried after %u ms",
+                  netdev_get_name(&dev->up), ds_cstr(&label),
+                  cfg->server_retry_timeout);
+        break;
+    case KAIRO_MC_HEALTH_RECOVER:
+        COVERAGE_INC(kairo_mc_backend_recovered);
+        VLOG_INFO_RL(&rl, "%s: backend %s answers again",
+                     netdev_get_name(&dev->up), ds_cstr(&label));
+        break;
+    case KAIRO_MC_HEALTH_NONE:
+        break;
+    }
+    ds_destroy(&label);
+}
+
+/* Samples the liveness of every backend of 'dev' at 'now', and rebuilds
+ * the ring if an ejection began or ended and auto_eject is on. */
+static void
+mc_health_run(struct netdev_kairo_mc *dev, long long now)
+{
+    const struct mc_state *state = mc_get_state(dev);
+    bool rebuild = false;
+
+    dev->health_next = now + kairo_mc_health_period(&dev->health);
+    if (!state || state->pool->cfg.n_backends != dev->health.n_backends) {
+        return;
+    }
+    for (size_t i = 0; i < dev->health.n_backends; i++) {
+        const struct mc_backend_stats *s = &state->pool->stats[i];
+        enum kairo_mc_health_event event;
+
+        event = kairo_mc_health_sample(&dev->health, i, mc_read(&s->awaited),
+                                       mc_read(&s->replies), now);
+        mc_health_report(dev, state, i, event);
+        if ((event == KAIRO_MC_HEALTH_EJECT
+             || event == KAIRO_MC_HEALTH_RETRY)
+            && state->pool->cfg.auto_eject && state->alive[i]) {
+            rebuild = true;
+        }
+    }
+    if (rebuild) {
+        mc_state_relive(dev, state, state->alive);
+    }
+}
+
+/* netdev_class 'run': samples the liveness of the backends of the ports of
+ * 'netdev_class' that track it, when due. */
+static void
+netdev_kairo_mc_run(const struct netdev_class *netdev_class)
+{
+    long long now = time_msec();
+    struct netdev_kairo_mc *dev;
+
+    ovs_mutex_lock(&mc_devs_mutex);
+    LIST_FOR_EACH (dev, list_node, &mc_devs) {
+        if (dev->up.netdev_class == netdev_class
+            && kairo_mc_health_enabled(&dev->health)
+            && now >= dev->health_next) {
+            mc_health_run(dev, now);
+        }
+    }
+    ovs_mutex_unlock(&mc_devs_mutex);
+}
+
+/* netdev_class 'wait': wakes the main loop when a port of 'netdev_class'
+ * is due to sample its backends' liveness. */
+static void
+netdev_kairo_mc_wait(const struct netdev_class *netdev_class)
+{
+    struct netdev_kairo_mc *dev;
+
+    ovs_mutex_lock(&mc_devs_mutex);
+    LIST_FOR_EACH (dev, list_node, &mc_devs) {
+        if (dev->up.netdev_class == netdev_class
+            && kairo_mc_health_enabled(&dev->health)) {
+            poll_timer_wait_until(dev->health_next);
+        }
+    }
+    ovs_mutex_unlock(&mc_devs_mutex);
+}
+
 /* The class of a kairo-memcached netdev of type 'TYPE': "kairo-memcached",
  * whose receive queues the datapath's main thread polls (woken by
  * rxq_wait()), or "kairo-memcached-pmd", whose receive queues PMD threads
@@ -2038,6 +2310,8 @@ netdev_kairo_mc_rxq_drain(struct netdev_rxq *rxq)
     {                                                        \
         .type = TYPE,                                        \
         .is_pmd = IS_PMD,                                    \
+        .run = netdev_kairo_mc_run,                          \
+        .wait = netdev_kairo_mc_wait,                        \
         .alloc = netdev_kairo_mc_alloc,                      \
         .construct = netdev_kairo_mc_construct,              \
         .destruct = netdev_kairo_mc_destruct,                \
@@ -2109,27 +2383,7 @@ mc_find_dev(const char *name)
     return found;
 }
 
-/* Returns the current state of 'dev' (main thread). */
-static struct mc_state *
-mc_get_state(const struct netdev_kairo_mc *dev)
-{
-    return ovsrcu_get_protected(struct mc_state *, &dev->state);
-}
 
-/* Appends to 'out' how backend 'idx' of 'state' is called: its name if it
- * has one, otherwise IP:PORT. */
-static void
-mc_put_backend_label(struct ds *out, const struct mc_state *state,
-                     size_t idx)
-{
-    const struct kairo_mc_backend *b = &state->pool->cfg.backends[idx];
-
-    if (b->name) {
-        ds_put_cstr(out, b->name);
-    } else {
-        ds_put_format(out, "%s:%"PRIu16, b->host, b->port);
-    }
-}
 
 /* One value of a cache, for the hottest keys and kairo/mc-cache-dump. */
 struct mc_cache_row {
@@ -2264,6 +2518,27 @@ mc_show_cache(struct ds *out, const struct mc_state *state,
     mc_cache_rows_destroy(&rows);
 }
 
+/* Appends the liveness line of kairo/mc-show for backend 'idx' of
+ * 'health' to 'out'. */
+static void
+mc_show_health(struct ds *out, const struct kairo_mc_health *health,
+               size_t idx)
+{
+    const struct kairo_mc_health_backend *b = &health->backends[idx];
+
+    if (b->ejected) {
+        ds_put_format(out, "      liveness: ejected, retry in %lld ms",
+                      MAX(b->retry_at - time_msec(), 0));
+    } else if (b->failures) {
+        ds_put_format(out, "      liveness: failing (%u of %u)",
+                      b->failures, health->cfg.failure_limit);
+    } else {
+        ds_put_cstr(out, "      liveness: ok");
+    }
+    ds_put_format(out, ", failures %"PRIu64", ejections %"PRIu64"\n",
+                  b->n_failures, b->n_ejections);
+}
+
 /* Appends the kairo/mc-show text of 'dev' to 'out'. */
 static void
 mc_show_dev(struct ds *out, const struct netdev_kairo_mc *dev)
@@ -2298,6 +2573,12 @@ mc_show_dev(struct ds *out, const struct netdev_kairo_mc *dev)
         ds_put_format(out, ", bad-request %s, rxqs %u, queue_len %u\n",
                       kairo_mc_policy_to_string(cfg->bad_request), n_rxq,
                       cfg->queue_len);
+        if (cfg->timeout) {
+            ds_put_format(out, "  liveness: timeout %u ms, "
+                          "server_failure_limit %u, server_retry_timeout %u "
+                          "ms\n", cfg->timeout, cfg->server_failure_limit,
+                          cfg->server_retry_timeout);
+        }
         ds_put_format(out, "  backends: %"PRIuSIZE" (%"PRIuSIZE" live), "
                       "ring points: %"PRIuSIZE"\n", cfg->n_backends,
                       state->ring ? kairo_ketama_n_live(state->ring) : 0,
@@ -2318,6 +2599,9 @@ mc_show_dev(struct ds *out, const struct netdev_kairo_mc *dev)
                           kairo_ketama_server_points(state->ring, i),
                           mc_read(&s->requests), mc_read(&s->reads),
                           mc_read(&s->writes), mc_read(&s->replies));
+            if (kairo_mc_health_enabled(&dev->health)) {
+                mc_show_health(out, &dev->health, i);
+            }
         }
     } else {
         ds_put_cstr(out, "  not configured\n");
@@ -2514,7 +2798,7 @@ mc_unixctl_backend(struct unixctl_conn *conn, int argc OVS_UNUSED,
                    const char *argv[], void *aux OVS_UNUSED)
 {
     struct netdev_kairo_mc *dev = mc_find_dev(argv[1]);
-    struct mc_state *state, *new_state;
+    const struct mc_state *state;
     struct ds out = DS_EMPTY_INITIALIZER;
     bool up;
     int idx;
@@ -2542,23 +2826,12 @@ mc_unixctl_backend(struct unixctl_conn *conn, int argc OVS_UNUSED,
     }
 
     if (state->alive[idx] != up) {
-        struct kairo_ketama *ring;
         size_t n = state->pool->cfg.n_backends;
+        bool *alive = xmemdup(state->alive, n * sizeof *state->alive);
 
-        new_state = xzalloc(sizeof *new_state);
-        new_state->alive = xmemdup(state->alive, n * sizeof *state->alive);
-        new_state->alive[idx] = up;
-        kairo_ketama_rebuild(state->ring, new_state->alive, &ring);
-        COVERAGE_INC(kairo_mc_ring_built);
-        new_state->ring = ring;
-        ovs_refcount_ref(&state->pool->ref);
-        new_state->pool = state->pool;
-        mc_state_publish(dev, new_state);
-        if (state->pool->cache) {
-            /* Keys move: start again from what the new owners answer. */
-            mc_cache_flush__(state->pool->cache, time_msec(), 0);
-        }
-        state = new_state;
+        alive[idx] = up;
+        state = mc_state_relive(dev, state, alive);
+        free(alive);
     }
 
     ds_put_format(&out, "%s: backend ", netdev_get_name(&dev->up));

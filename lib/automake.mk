@@ -9,6 +9,8 @@ lib_libkairo_la_SOURCES = \
 	lib/kairo-mc-cache.h \
 	lib/kairo-mc-hash.c \
 	lib/kairo-mc-hash.h \
+	lib/kairo-mc-health.c \
+	lib/kairo-mc-health.h \
 	lib/kairo-mc-pool.c \
 	lib/kairo-mc-pool.h \
 	lib/kairo-mc-proto.c \

@@ -34,7 +34,8 @@ static const char *const kairo_mc_pool_options[] = {
     "backends", "hash", "distribution", "hash_tag", "auto_eject", "rewrite",
     "vip", "vport", "vmac", "bad-request", "n_rxq", "queue_len",
     "cache_size", "cache_clients", "cache_threshold", "cache_max_ttl",
-    "cache_settle", "cache_max_reply",
+    "cache_settle", "cache_max_reply", "timeout", "server_failure_limit",
+    "server_retry_timeout",
 };
 
 void
@@ -52,6 +53,8 @@ kairo_mc_pool_config_init(struct kairo_mc_pool_config *cfg)
     cfg->cache_max_ttl = 10;
     cfg->cache_settle = 10;
     cfg->cache_max_reply = 1400;
+    cfg->server_failure_limit = 2;
+    cfg->server_retry_timeout = 30000;
 }
 
 void
@@ -442,6 +445,26 @@ kairo_mc_pool_parse_option(struct kairo_mc_pool_config *cfg,
         cfg->hash_tag = value[0] ? xstrdup(value) : NULL;
     } else if (!strcmp(key, "auto_eject")) {
         return kairo_mc_pool_parse_bool(key, value, &cfg->auto_eject);
+    } else if (!strcmp(key, "timeout")) {
+        if (!kairo_mc_pool_parse_uint(value, 0, KAIRO_MC_POOL_MAX_TIMEOUT,
+                                      &n) || (n && n < 10)) {
+            return xasprintf("timeout: bad time \"%s\" (0 for none, or 10 "
+                             "to %d ms)", value, KAIRO_MC_POOL_MAX_TIMEOUT);
+        }
+        cfg->timeout = n;
+    } else if (!strcmp(key, "server_failure_limit")) {
+        if (!kairo_mc_pool_parse_uint(value, 1, 1000, &n)) {
+            return xasprintf("server_failure_limit: bad count \"%s\" (1 to "
+                             "1000)", value);
+        }
+        cfg->server_failure_limit = n;
+    } else if (!strcmp(key, "server_retry_timeout")) {
+        if (!kairo_mc_pool_parse_uint(value, 10, KAIRO_MC_POOL_MAX_TIMEOUT,
+                                      &n)) {
+            return xasprintf("server_retry_timeout: bad time \"%s\" (10 to "
+                             "%d ms)", value, KAIRO_MC_POOL_MAX_TIMEOUT);
+        }
+        cfg->server_retry_timeout = n;
     } else if (!strcmp(key, "rewrite")) {
         if (!strcmp(value, "mac")) {
             cfg->rewrite = KAIRO_MC_REWRITE_MAC;

@@ -37,7 +37,18 @@
  *   distribution  ketama (default), modula, random or libmemcached.
  *   hash_tag      Empty or exactly two characters, e.g. "{}".
  *   auto_eject    "true" or "false" (default): whether backends marked
- *                 down leave the ring, as twemproxy's auto_eject_hosts.
+ *                 down, or ejected for failing, leave the ring, as
+ *                 twemproxy's auto_eject_hosts.
+ *   timeout       Milliseconds a backend may leave requests unanswered
+ *                 before that counts as a failure (kairo-mc-health.h): 0
+ *                 (default: failures are not tracked) or 10 to
+ *                 KAIRO_MC_POOL_MAX_TIMEOUT.  Replies must pass through
+ *                 the port to be seen.
+ *   server_failure_limit  Failures in a row that eject a backend, 1 to
+ *                 1000; 2.
+ *   server_retry_timeout  Milliseconds an ejected backend stays out of
+ *                 the ring before it is retried, 10 to
+ *                 KAIRO_MC_POOL_MAX_TIMEOUT; 30000.
  *   rewrite       "mac" (default: only the destination MAC changes) or
  *                 "ip" (destination MAC, IP and UDP port change, and
  *                 replies from backends are rewritten back to vip, vport
@@ -107,6 +118,9 @@ struct smap;
 /* Largest receive queue, in packets. */
 #define KAIRO_MC_POOL_MAX_QUEUE_LEN 4096
 
+/* Longest timeout and server_retry_timeout, in ms (an hour). */
+#define KAIRO_MC_POOL_MAX_TIMEOUT 3600000
+
 /* Default receive queue length, in packets. */
 #define KAIRO_MC_POOL_DEFAULT_QUEUE_LEN 1024
 
@@ -141,6 +155,9 @@ struct kairo_mc_pool_config {
     enum kairo_ketama_distribution distribution; /* Key distribution. */
     char *hash_tag;             /* NULL or two characters.  Owned. */
     bool auto_eject;            /* Down backends leave the ring. */
+    unsigned int timeout;       /* Request timeout in ms, 0 for none. */
+    unsigned int server_failure_limit; /* Failures that eject. */
+    unsigned int server_retry_timeout; /* Ejection length in ms. */
     enum kairo_mc_rewrite rewrite; /* How requests are rewritten. */
     enum kairo_mc_policy bad_request; /* Unsteerable traffic policy. */
     bool has_vip;               /* Whether 'vip' was given. */
@@ -172,8 +189,9 @@ bool kairo_mc_pool_is_cache_client(const struct kairo_mc_pool_config *cfg,
                                    ovs_be32 ip);
 
 /* Initializes 'cfg' to the defaults: no backends, fnv1a_64, ketama, no
- * hash tag, no auto-eject, mac rewrite, pass, vport 11211, 1 queue of
- * KAIRO_MC_POOL_DEFAULT_QUEUE_LEN packets, no cache. */
+ * hash tag, no auto-eject, no timeout (failure limit 2, retry after 30 s),
+ * mac rewrite, pass, vport 11211, 1 queue of KAIRO_MC_POOL_DEFAULT_QUEUE_LEN
+ * packets, no cache. */
 void kairo_mc_pool_config_init(struct kairo_mc_pool_config *cfg);
 
 /* Frees what 'cfg' owns (not 'cfg' itself).  'cfg' may then be

@@ -11,6 +11,7 @@ tests_kairo_unit_SOURCES = \
 	tests/test-kairo-ketama.c \
 	tests/test-kairo-mc-cache.c \
 	tests/test-kairo-mc-hash.c \
+	tests/test-kairo-mc-health.c \
 	tests/test-kairo-mc-pool.c \
 	tests/test-kairo-mc-proto.c \
 	tests/test-kairo-version.c

@@ -33,6 +33,7 @@
     KAIRO_UNIT_SUITE(mc_proto)                  \
     KAIRO_UNIT_SUITE(mc_cache)                  \
     KAIRO_UNIT_SUITE(mc_hash)                   \
+    KAIRO_UNIT_SUITE(mc_health)                 \
     KAIRO_UNIT_SUITE(mc_pool)                   \
     KAIRO_UNIT_SUITE(ketama)
 

@@ -186,6 +186,9 @@ test_options(void)
     CU_ASSERT_EQUAL(cfg.vport, 11211);
     CU_ASSERT_EQUAL(cfg.n_rxq, 1);
     CU_ASSERT_FALSE(cfg.auto_eject);
+    CU_ASSERT_EQUAL(cfg.timeout, 0);
+    CU_ASSERT_EQUAL(cfg.server_failure_limit, 2);
+    CU_ASSERT_EQUAL(cfg.server_retry_timeout, 30000);
     kairo_mc_pool_config_destroy(&cfg);
 
     error = parse_options(&cfg, (const char *const[]) {
@@ -193,7 +196,8 @@ test_options(void)
         "hash", "md5", "distribution", "modula", "hash_tag", "{}",
         "auto_eject", "true", "rewrite", "ip", "vip", "10.0.0.100",
         "vport", "11311", "vmac", "aa:bb:cc:dd:ee:ff", "bad-request", "drop",
-        "n_rxq", "4", "queue_len", "16", NULL });
+        "n_rxq", "4", "queue_len", "16", "timeout", "250",
+        "server_failure_limit", "3", "server_retry_timeout", "5000", NULL });
     CU_ASSERT_PTR_NULL(error);
     CU_ASSERT_EQUAL(cfg.n_backends, 2);
     CU_ASSERT_EQUAL(cfg.hash, KAIRO_MC_HASH_MD5);
@@ -207,6 +211,9 @@ test_options(void)
     CU_ASSERT_EQUAL(cfg.bad_request, KAIRO_MC_POLICY_DROP);
     CU_ASSERT_EQUAL(cfg.n_rxq, 4);
     CU_ASSERT_EQUAL(cfg.queue_len, 16);
+    CU_ASSERT_EQUAL(cfg.timeout, 250);
+    CU_ASSERT_EQUAL(cfg.server_failure_limit, 3);
+    CU_ASSERT_EQUAL(cfg.server_retry_timeout, 5000);
     CU_ASSERT_EQUAL(kairo_mc_pool_find_backend(&cfg, "10.0.0.2"), 1);
     CU_ASSERT_EQUAL(kairo_mc_pool_find_backend(&cfg, "10.0.0.2:11211"), 1);
     CU_ASSERT_EQUAL(kairo_mc_pool_find_backend(&cfg, "10.0.0.3"), -1);
@@ -301,6 +308,15 @@ test_options_errors(void)
                 "cache_max_ttl: bad time");
     options_bad((const char *const[]) { "cache_max_reply", "65508", NULL },
                 "cache_max_reply: bad size");
+    options_bad((const char *const[]) { "timeout", "5", NULL },
+                "timeout: bad time \"5\" (0 for none, or 10 to 3600000 ms)");
+    options_bad((const char *const[]) { "timeout", "3600001", NULL },
+                "timeout: bad time");
+    options_bad((const char *const[]) { "server_failure_limit", "0", NULL },
+                "server_failure_limit: bad count");
+    options_bad((const char *const[]) { "server_retry_timeout", "1s",
+                                        NULL },
+                "server_retry_timeout: bad time");
     options_bad((const char *const[]) { "tx_pcap", "x.pcap", NULL },
                 "unknown option \"tx_pcap\" (known: backends,");
     options_bad((const char *const[]) { "backends", "10.0.0.1", "hash",
