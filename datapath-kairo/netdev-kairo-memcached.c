@@ -1233,11 +1233,48 @@ enum mc_answer {
     MC_ANSWER_ALL,              /* Answered: the request is gone. */
 };
 
+/* A buffer for replies longer than one datagram, per thread that needs
+ * one. */
+DEFINE_PER_THREAD_MALLOCED_DATA(uint8_t *, mc_reply_buf);
+
+/* Queues for 'tx' the reply message 'msg' ('size' bytes, without frame
+ * header) to the request whose headers are 'h' and request id is
+ * 'request_id', cut into datagrams of at most KAIRO_MC_REPLY_DATAGRAM
+ * bytes, as memcached cuts its replies. */
+static void
+mc_reply_queue(struct mc_tx *tx, const struct mc_headers *h,
+               uint16_t request_id, const uint8_t *msg, size_t size)
+{
+    size_t chunk = KAIRO_MC_REPLY_DATAGRAM - KAIRO_MC_FRAME_HEADER_LEN;
+    struct kairo_mc_frame frame = {
+        .request_id = request_id,
+        .total = DIV_ROUND_UP(size, chunk),
+    };
+
+    for (size_t ofs = 0; ofs < size; ofs += chunk, frame.seq++) {
+        size_t len = MIN(chunk, size - ofs);
+        struct dp_packet *reply;
+        uint8_t *payload;
+
+        reply = mc_reply_start(h, KAIRO_MC_FRAME_HEADER_LEN + len, &payload);
+        kairo_mc_put_frame(payload, &frame);
+        memcpy(payload + KAIRO_MC_FRAME_HEADER_LEN, msg + ofs, len);
+        mc_reply_finish(reply, KAIRO_MC_FRAME_HEADER_LEN + len);
+        mc_tx_queue(tx, 0, reply);
+    }
+}
+
 /* Answers what it can of the get 'req' in '*pktp' (headers 'h') from the
  * cache of 'tx''s pool, which must have one.  For MC_ANSWER_PART, replaces
  * '*pktp', '*h' and '*req' with a request for the keys that missed.  Sets
  * '*expect' if a key that missed is hot, so that the reply to the forwarded
- * request may fill the cache. */
+ * request may fill the cache.
+ *
+ * A reply of one datagram is written straight into its packet.  One longer
+ * than a datagram (up to cache_max_reply) is written into a buffer and cut
+ * into datagrams, and only answers a request whose keys all hit: the
+ * client could not tell its datagrams from those of a backend's reply with
+ * the same request id. */
 static enum mc_answer
 mc_cache_answer(struct mc_tx *tx, struct dp_packet **pktp,
                 struct mc_headers *h, struct kairo_mc_request *req,
@@ -1248,8 +1285,8 @@ mc_cache_answer(struct mc_tx *tx, struct dp_packet **pktp,
     struct mc_counters *c = &tx->dev->counters;
     bool gets = req->op == KAIRO_MC_OP_GETS;
     bool mg = req->op == KAIRO_MC_OP_MG;
-    struct dp_packet *reply;
-    uint8_t *payload, *p, *end;
+    struct dp_packet *reply = NULL;
+    uint8_t *msg, *p, *end;
     uint64_t missed = 0;
     size_t n_hits = 0;
     bool too_big = false;
@@ -1271,9 +1308,19 @@ mc_cache_answer(struct mc_tx *tx, struct dp_packet **pktp,
         return MC_ANSWER_NONE;
     }
 
-    reply = mc_reply_start(h, cfg->cache_max_reply, &payload);
-    p = payload + KAIRO_MC_FRAME_HEADER_LEN;
-    end = payload + cfg->cache_max_reply - (mg ? 0 : 5); /* "END\r\n". */
+    if (cfg->cache_max_reply <= KAIRO_MC_REPLY_DATAGRAM) {
+        reply = mc_reply_start(h, cfg->cache_max_reply, &msg);
+        msg += KAIRO_MC_FRAME_HEADER_LEN;
+    } else {
+        msg = mc_reply_buf_get();
+        if (!msg) {
+            msg = xmalloc(KAIRO_MC_POOL_MAX_REPLY);
+            mc_reply_buf_set_unsafe(msg);
+        }
+    }
+    p = msg;
+    end = (msg + cfg->cache_max_reply - KAIRO_MC_FRAME_HEADER_LEN
+           - (mg ? 0 : 5)); /* "END\r\n". */
 
     ovs_mutex_lock(&cache->mutex);
     for (size_t i = 0; i < req->n_keys; i++) {
@@ -1309,6 +1356,16 @@ mc_cache_answer(struct mc_tx *tx, struct dp_packet **pktp,
 
     COVERAGE_ADD(kairo_mc_cache_hit, n_hits);
     COVERAGE_ADD(kairo_mc_cache_miss, req->n_keys - n_hits);
+    if (!missed && !mg) {
+        memcpy(p, "END\r\n", 5);
+        p += 5;
+    }
+    if (missed && p - msg > KAIRO_MC_REPLY_DATAGRAM
+                            - KAIRO_MC_FRAME_HEADER_LEN) {
+        /* Part of the keys would need a reply of several datagrams. */
+        too_big = true;
+        n_hits = 0;
+    }
     if (too_big) {
         COVERAGE_INC(kairo_mc_cache_refused);
         mc_inc(&c->cache_refused[MC_CR_SIZE]);
@@ -1318,28 +1375,31 @@ mc_cache_answer(struct mc_tx *tx, struct dp_packet **pktp,
         return MC_ANSWER_NONE;
     }
 
-    struct kairo_mc_frame frame = {
-        .request_id = req->frame.request_id,
-        .total = 1,
-    };
-    kairo_mc_put_frame(payload, &frame);
-    if (!missed && !mg) {
-        memcpy(p, "END\r\n", 5);
-        p += 5;
-    }
-
+    struct dp_packet *rest = NULL;
     if (missed) {
         /* The keys that missed go on, without the ones answered. */
-        struct dp_packet *rest = mc_build_part(*pktp, h, req, missed);
-
+        rest = mc_build_part(*pktp, h, req, missed);
         if (!rest) {
             /* Forward the whole request rather than answer in part. */
             dp_packet_delete(reply);
             return MC_ANSWER_NONE;
         }
-        mc_reply_finish(reply, p - payload);
+    }
+    if (reply) {
+        struct kairo_mc_frame frame = {
+            .request_id = req->frame.request_id,
+            .total = 1,
+        };
+
+        kairo_mc_put_frame(msg - KAIRO_MC_FRAME_HEADER_LEN, &frame);
+        mc_reply_finish(reply, KAIRO_MC_FRAME_HEADER_LEN + (p - msg));
         mc_tx_queue(tx, 0, reply);
-        dp_packet_delete(*pktp);
+    } else {
+        mc_reply_queue(tx, h, req->frame.request_id, msg, p - msg);
+    }
+    dp_packet_delete(*pktp);
+
+    if (rest) {
         *pktp = rest;
         ovs_assert(!mc_parse_headers(rest, h));
         ovs_assert(!kairo_mc_parse_request(h->payload, h->payload_len,
@@ -1348,10 +1408,6 @@ mc_cache_answer(struct mc_tx *tx, struct dp_packet **pktp,
         mc_inc(&c->cache_partial);
         return MC_ANSWER_PART;
     }
-
-    mc_reply_finish(reply, p - payload);
-    mc_tx_queue(tx, 0, reply);
-    dp_packet_delete(*pktp);
     COVERAGE_INC(kairo_mc_cache_answered);
     mc_inc(&c->cache_answered);
     return MC_ANSWER_ALL;
@@ -1375,30 +1431,43 @@ mc_cache_expect(struct mc_tx *tx, const struct mc_headers *h,
 }
 
 /* Fills the cache of 'tx''s pool, which must have one, from the reply
- * whose headers are 'h', if it answers a get the cache expects. */
+ * whose headers are 'h', if it answers a get the cache expects.  A reply
+ * message of several datagrams fills it once its last datagram is in. */
 static void
 mc_cache_fill(struct mc_tx *tx, const struct mc_headers *h)
 {
     struct mc_cache *cache = tx->state->pool->cache;
+    uint64_t client = mc_client_id(get_16aligned_be32(&h->ip->ip_dst),
+                                   h->udp->udp_dst);
     struct kairo_mc_cache_ticket ticket;
     struct kairo_mc_frame frame;
     unsigned int n_filled = 0, n_refused = 0;
     size_t ofs = KAIRO_MC_FRAME_HEADER_LEN;
+    const uint8_t *msg = h->payload;
+    size_t size = h->payload_len;
+    bool take;
 
-    if (kairo_mc_parse_frame(h->payload, h->payload_len, &frame)
-        || frame.seq || frame.total != 1) {
+    if (kairo_mc_parse_frame(h->payload, h->payload_len, &frame)) {
         return;
     }
 
     ovs_mutex_lock(&cache->mutex);
-    if (kairo_mc_cache_take(cache->cache,
-                            mc_client_id(get_16aligned_be32(&h->ip->ip_dst),
-                                         h->udp->udp_dst),
-                            frame.request_id, tx->now, &ticket)) {
+    if (frame.total == 1 && !frame.seq) {
+        take = kairo_mc_cache_take(cache->cache, client, frame.request_id,
+                                   tx->now, &ticket);
+    } else {
+        take = (kairo_mc_cache_take_part(cache->cache, client,
+                                         frame.request_id, frame.seq,
+                                         frame.total, h->payload,
+                                         h->payload_len, tx->now, &ticket,
+                                         &msg, &size)
+                == KAIRO_MC_PART_COMPLETE);
+    }
+    if (take) {
         struct kairo_mc_value v;
 
-        while (kairo_mc_parse_reply_item(h->payload, h->payload_len, ofs,
-                                         &v, &ofs) == KAIRO_MC_REPLY_VALUE) {
+        while (kairo_mc_parse_reply_item(msg, size, ofs, &v, &ofs)
+               == KAIRO_MC_REPLY_VALUE) {
             enum kairo_mc_cache_fill result;
 
             result = kairo_mc_cache_fill(
@@ -2492,11 +2561,12 @@ mc_show_cache(struct ds *out, const struct mc_state *state,
     ds_put_format(out, "  cache counters: hits %"PRIu64" misses %"PRIu64
                   " answered %llu partial %llu fills %"PRIu64
                   " invalidations %"PRIu64" evictions %"PRIu64
-                  " expirations %"PRIu64" flushes %"PRIu64"\n",
+                  " expirations %"PRIu64" flushes %"PRIu64" reassembled %"
+                  PRIu64"\n",
                   st.hits, st.misses, mc_read(&c->cache_answered),
                   mc_read(&c->cache_partial), st.fills[KAIRO_MC_FILL_OK],
                   st.invalidations, st.evictions, st.expirations,
-                  st.flushes);
+                  st.flushes, st.reassembled);
     ds_put_cstr(out, "  cache refused:");
     for (int r = 0; r < MC_N_CACHE_REFUSALS; r++) {
         unsigned long long n = mc_read(&c->cache_refused[r]);
@@ -2507,8 +2577,10 @@ mc_show_cache(struct ds *out, const struct mc_state *state,
         ds_put_format(out, " fill-%s %"PRIu64,
                       kairo_mc_cache_fill_to_string(f), st.fills[f]);
     }
-    ds_put_format(out, " flush-unsteered %llu ambiguous-id %"PRIu64"\n",
-                  mc_read(&c->cache_flush_unsteered), st.expect_ambiguous);
+    ds_put_format(out, " flush-unsteered %llu ambiguous-id %"PRIu64
+                  " reassembly-dropped %"PRIu64"\n",
+                  mc_read(&c->cache_flush_unsteered), st.expect_ambiguous,
+                  st.reassembly_dropped);
     ds_put_cstr(out, "  cache hottest:");
     for (size_t i = 0; i < rows.n && i < MC_SHOW_HOTTEST; i++) {
         ds_put_format(out, " %s (%"PRIu64")", rows.rows[i].key,

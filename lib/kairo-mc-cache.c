@@ -67,6 +67,20 @@ struct expectation {
     struct kairo_mc_cache_ticket ticket; /* When it was forwarded. */
 };
 
+/* A reply message of several datagrams being reassembled. */
+struct reassembly {
+    uint64_t client;            /* Whom it goes to. */
+    uint16_t request_id;        /* Its request id. */
+    uint16_t next_seq;          /* The datagram expected next; 0 if the
+                                 * slot is free. */
+    uint16_t total;             /* Datagrams in the message. */
+    long long expires_ms;       /* When to give it up. */
+    uint8_t *buf;               /* Frame header of datagram 0, then the
+                                 * payloads so far. */
+    size_t size;                /* Bytes in 'buf'. */
+    size_t capacity;            /* Bytes allocated for 'buf'. */
+};
+
 struct kairo_mc_cache {
     struct kairo_mc_cache_config cfg; /* Settings. */
     struct hmap entries;        /* Contains struct cache_entry. */
@@ -80,6 +94,9 @@ struct kairo_mc_cache {
     long long flush_until_ms;   /* When it takes effect. */
     struct write_slot slots[KAIRO_MC_CACHE_SLOTS];
     struct expectation expectations[KAIRO_MC_CACHE_EXPECTATIONS];
+    struct reassembly reassemblies[KAIRO_MC_CACHE_REASSEMBLIES];
+    uint8_t *message;           /* The last message reassembled, kept until
+                                 * the next call. */
 };
 
 /* Returns the memory 'e' accounts for. */
@@ -134,6 +151,10 @@ kairo_mc_cache_destroy(struct kairo_mc_cache *cache)
         }
         hmap_destroy(&cache->entries);
         kairo_mc_sketch_destroy(&cache->sketch);
+        for (size_t i = 0; i < KAIRO_MC_CACHE_REASSEMBLIES; i++) {
+            free(cache->reassemblies[i].buf);
+        }
+        free(cache->message);
         free(cache);
     }
 }
@@ -460,6 +481,116 @@ kairo_mc_cache_take(struct kairo_mc_cache *cache, uint64_t client,
     *ticket = x->ticket;
     x->n_replies--;
     return ok;
+}
+
+/* Frees the reassembly 'r' of 'cache' and counts it as dropped. */
+static void
+reassembly_drop(struct kairo_mc_cache *cache, struct reassembly *r)
+{
+    free(r->buf);
+    memset(r, 0, sizeof *r);
+    cache->stats.reassembly_dropped++;
+}
+
+/* Returns the reassembly of 'cache' for 'client' and 'request_id' at
+ * 'now', or NULL; drops the expired ones it meets. */
+static struct reassembly *
+reassembly_find(struct kairo_mc_cache *cache, uint64_t client,
+                uint16_t request_id, long long now)
+{
+    struct reassembly *found = NULL;
+
+    for (size_t i = 0; i < KAIRO_MC_CACHE_REASSEMBLIES; i++) {
+        struct reassembly *r = &cache->reassemblies[i];
+
+        if (!r->next_seq) {
+            continue;
+        } else if (now >= r->expires_ms) {
+            reassembly_drop(cache, r);
+        } else if (r->client == client && r->request_id == request_id) {
+            found = r;
+        }
+    }
+    return found;
+}
+
+enum kairo_mc_cache_part
+kairo_mc_cache_take_part(struct kairo_mc_cache *cache, uint64_t client,
+                         uint16_t request_id, uint16_t seq, uint16_t total,
+                         const void *payload, size_t size, long long now,
+                         struct kairo_mc_cache_ticket *ticket,
+                         const uint8_t **message, size_t *message_size)
+{
+    size_t max_size = MIN(cache->cfg.max_value + 512, KAIRO_MC_MAX_DATAGRAM);
+    struct reassembly *r;
+    size_t len;
+
+    free(cache->message);
+    cache->message = NULL;
+    if (size < KAIRO_MC_FRAME_HEADER_LEN || total < 2 || seq >= total) {
+        return KAIRO_MC_PART_IGNORED;
+    }
+    len = size - KAIRO_MC_FRAME_HEADER_LEN;
+
+    r = reassembly_find(cache, client, request_id, now);
+    if (seq == 0) {
+        const struct expectation *x = expectation_slot(cache, client,
+                                                       request_id);
+
+        if (r) {
+            /* A new message with the same id: the old one is cut short. */
+            reassembly_drop(cache, r);
+        }
+        if (!expectation_matches(x, client, request_id, now)) {
+            return KAIRO_MC_PART_IGNORED;
+        }
+        for (size_t i = 0; i < KAIRO_MC_CACHE_REASSEMBLIES && !r; i++) {
+            if (!cache->reassemblies[i].next_seq) {
+                r = &cache->reassemblies[i];
+            }
+        }
+        if (!r || size > max_size) {
+            cache->stats.reassembly_dropped++;
+            return KAIRO_MC_PART_IGNORED;
+        }
+        r->client = client;
+        r->request_id = request_id;
+        r->total = total;
+        r->expires_ms = now + KAIRO_MC_CACHE_EXPECT_MS;
+        r->capacity = MIN(max_size, (size_t) total * size);
+        r->buf = xmalloc(r->capacity);
+        memcpy(r->buf, payload, size);
+        r->size = size;
+        r->next_seq = 1;
+        return KAIRO_MC_PART_KEPT;
+    }
+
+    if (!r) {
+        return KAIRO_MC_PART_IGNORED;
+    }
+    if (seq != r->next_seq || total != r->total || r->size + len > max_size) {
+        reassembly_drop(cache, r);
+        return KAIRO_MC_PART_IGNORED;
+    }
+    if (r->size + len > r->capacity) {
+        r->capacity = MIN(max_size, MAX(2 * r->capacity, r->size + len));
+        r->buf = xrealloc(r->buf, r->capacity);
+    }
+    memcpy(r->buf + r->size, (const uint8_t *) payload
+           + KAIRO_MC_FRAME_HEADER_LEN, len);
+    r->size += len;
+    if (++r->next_seq < total) {
+        return KAIRO_MC_PART_KEPT;
+    }
+
+    /* Complete. */
+    cache->message = r->buf;
+    *message = r->buf;
+    *message_size = r->size;
+    memset(r, 0, sizeof *r);
+    cache->stats.reassembled++;
+    return (kairo_mc_cache_take(cache, client, request_id, now, ticket)
+            ? KAIRO_MC_PART_COMPLETE : KAIRO_MC_PART_IGNORED);
 }
 
 void

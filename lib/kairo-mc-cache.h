@@ -33,6 +33,10 @@
  * cache from the VALUE items of the reply with that ticket.  Expectations
  * (kairo_mc_cache_expect() and kairo_mc_cache_take()) remember the ticket of
  * each forwarded get by client and request id until its replies come back.
+ * A reply message cut into several datagrams (memcached cuts replies into
+ * datagrams of at most KAIRO_MC_REPLY_DATAGRAM bytes) is reassembled
+ * first (kairo_mc_cache_take_part()): its datagrams must come in order, as
+ * one server sends them; any gap or reordering drops it, unfilled.
  *
  * Coherence.  The caller reports every write it forwards, before forwarding
  * it (kairo_mc_cache_write(), kairo_mc_cache_flush()).  A write removes the
@@ -79,6 +83,10 @@ struct ds;
 
 /* How long an expectation waits for its replies, in ms. */
 #define KAIRO_MC_CACHE_EXPECT_MS 1000
+
+/* Reply messages of several datagrams reassembled at once; a datagram that
+ * would start one more is not kept. */
+#define KAIRO_MC_CACHE_REASSEMBLIES 64
 
 /* Settings of a cache. */
 struct kairo_mc_cache_config {
@@ -142,6 +150,9 @@ struct kairo_mc_cache_stats {
     uint64_t expirations;       /* Entries found expired. */
     uint64_t expectations;      /* Expectations recorded. */
     uint64_t expect_ambiguous;  /* Expectations spoiled by a reused id. */
+    uint64_t reassembled;       /* Multi-datagram messages reassembled. */
+    uint64_t reassembly_dropped; /* Multi-datagram messages given up: out
+                                 * of order, too big, too many at once. */
     size_t n_values;            /* Entries with a value. */
     size_t n_hints;             /* Entries without one. */
     size_t bytes;               /* Memory the entries use. */
@@ -209,6 +220,37 @@ void kairo_mc_cache_expect(struct kairo_mc_cache *cache, uint64_t client,
 bool kairo_mc_cache_take(struct kairo_mc_cache *cache, uint64_t client,
                          uint16_t request_id, long long now,
                          struct kairo_mc_cache_ticket *ticket);
+
+/* What kairo_mc_cache_take_part() did with one datagram of a reply
+ * message of several. */
+enum kairo_mc_cache_part {
+    KAIRO_MC_PART_IGNORED,      /* Not kept: unexpected, or its message was
+                                 * dropped (see reassembly_dropped). */
+    KAIRO_MC_PART_KEPT,         /* Kept; more datagrams are to come. */
+    KAIRO_MC_PART_COMPLETE,     /* The last one: the message is complete. */
+};
+
+/* Adds datagram 'seq' of 'total' (at least 2) of a reply to 'client' with
+ * request id 'request_id', received at 'now', to the message being
+ * reassembled.  'payload' and 'size' are the whole UDP payload, frame header
+ * included.  Datagram 0 starts a message if a get is expected from 'client'
+ * with 'request_id'; every other must follow the one before.  A message is
+ * dropped if a datagram is missing, repeated or out of order, if it would
+ * exceed the largest value admitted plus 512 bytes (at most
+ * KAIRO_MC_MAX_DATAGRAM, what the reply parser reads), or if
+ * KAIRO_MC_CACHE_REASSEMBLIES others are in progress.
+ *
+ * On KAIRO_MC_PART_COMPLETE, counts the message against its expectation as
+ * kairo_mc_cache_take() does, stores the get's ticket in '*ticket' and the
+ * message in '*message' and '*size': the frame header of datagram 0, then
+ * the payloads of every datagram after their frame headers, in order, valid
+ * until the next call on 'cache'.  Returns KAIRO_MC_PART_IGNORED for a
+ * complete message whose expectation is ambiguous. */
+enum kairo_mc_cache_part kairo_mc_cache_take_part(
+    struct kairo_mc_cache *cache, uint64_t client, uint16_t request_id,
+    uint16_t seq, uint16_t total, const void *payload, size_t size,
+    long long now, struct kairo_mc_cache_ticket *ticket,
+    const uint8_t **message, size_t *message_size);
 
 /* Stores the counters of 'cache' in '*stats'. */
 void kairo_mc_cache_get_stats(const struct kairo_mc_cache *cache,

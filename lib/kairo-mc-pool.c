@@ -546,9 +546,10 @@ kairo_mc_pool_parse_option(struct kairo_mc_pool_config *cfg,
         }
         cfg->cache_settle = n;
     } else if (!strcmp(key, "cache_max_reply")) {
-        if (!kairo_mc_pool_parse_uint(value, 64, 65507, &n)) {
+        if (!kairo_mc_pool_parse_uint(value, 64, KAIRO_MC_POOL_MAX_REPLY,
+                                      &n)) {
             return xasprintf("cache_max_reply: bad size \"%s\" (64 to "
-                             "65507 bytes)", value);
+                             "%d bytes)", value, KAIRO_MC_POOL_MAX_REPLY);
         }
         cfg->cache_max_reply = n;
     } else {

@@ -83,9 +83,13 @@
  *                   switch can go unseen.
  *   cache_settle    Milliseconds after a write during which replies to
  *                   gets are not cached, 0 to 10000; 10.
- *   cache_max_reply Largest UDP payload the switch sends as a reply, in
- *                   bytes, 64 to 65507; 1400.  A hit whose reply would be
- *                   larger is forwarded to its backend instead.
+ *   cache_max_reply Largest reply the switch sends, in bytes of frame
+ *                   header and reply text, 64 to KAIRO_MC_POOL_MAX_REPLY;
+ *                   1400 (one datagram).  Also the largest value cached.
+ *                   A longer reply is cut into datagrams of
+ *                   KAIRO_MC_REPLY_DATAGRAM bytes, as memcached does.  A
+ *                   hit whose reply would be larger is forwarded to its
+ *                   backend instead.
  *
  * Any other option is an error.
  *
@@ -120,6 +124,9 @@ struct smap;
 
 /* Longest timeout and server_retry_timeout, in ms (an hour). */
 #define KAIRO_MC_POOL_MAX_TIMEOUT 3600000
+
+/* Largest cache_max_reply, in bytes: the most a UDP datagram carries. */
+#define KAIRO_MC_POOL_MAX_REPLY 65507
 
 /* Default receive queue length, in packets. */
 #define KAIRO_MC_POOL_DEFAULT_QUEUE_LEN 1024

@@ -105,6 +105,11 @@
  * carry. */
 #define KAIRO_MC_MAX_DATAGRAM 65535
 
+/* Largest reply datagram memcached sends, frame header included, in bytes
+ * (its UDP_MAX_PAYLOAD_SIZE): longer replies are cut into datagrams of this
+ * size, numbered by sequence and total. */
+#define KAIRO_MC_REPLY_DATAGRAM 1400
+
 /* Size of a binary protocol request header, in bytes. */
 #define KAIRO_MC_BIN_HEADER_LEN 24
 

@@ -8,6 +8,9 @@
       Prints, as hex for "ovs-appctl netdev-dummy/receive", an
       Ethernet/IPv4/UDP packet whose UDP payload is the 8-byte memcached frame
       header followed by PAYLOAD (Python escapes such as \\r\\n allowed).
+      With --split N, PAYLOAD is cut into datagrams of at most N bytes,
+      frame header included, numbered 0 to n-1 of n, as memcached cuts a
+      long reply, and one packet is printed per line.
 
   kairo-mc-packet.py decode FILE.pcap
       Prints one line per packet: addresses, ports, whether the IPv4 and UDP
@@ -45,11 +48,22 @@ def csum(data):
 
 
 def build(args):
-    payload = args.payload.encode('latin1').decode('unicode_escape')
-    payload = payload.encode('latin1')
-    if not args.no_frame:
-        payload = struct.pack('!HHHH', args.reqid, args.seq, args.total,
-                              0) + payload
+    text = args.payload.encode('latin1').decode('unicode_escape')
+    text = text.encode('latin1')
+    if args.split:
+        chunk = args.split - 8
+        parts = [text[i:i + chunk] for i in range(0, len(text), chunk)]
+        for seq, part in enumerate(parts):
+            build_one(args, struct.pack('!HHHH', args.reqid, seq,
+                                        len(parts), 0) + part)
+    elif args.no_frame:
+        build_one(args, text)
+    else:
+        build_one(args, struct.pack('!HHHH', args.reqid, args.seq,
+                                    args.total, 0) + text)
+
+
+def build_one(args, payload):
     if args.truncate is not None:
         payload = payload[:args.truncate]
     src_ip, dst_ip = ip_bytes(args.src_ip), ip_bytes(args.dst_ip)
@@ -134,6 +148,7 @@ def main():
     b.add_argument('--no-csum', action='store_true')
     b.add_argument('--fragment', action='store_true')
     b.add_argument('--truncate', type=int)
+    b.add_argument('--split', type=int)
     b.add_argument('payload')
     d = sub.add_parser('decode')
     d.add_argument('pcap')

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "kairo-mc-cache.h"
+#include "kairo-mc-proto.h"
 #include "kairo-mc-sketch.h"
 #include "kairo-unit.h"
 #include "util.h"
@@ -336,6 +337,128 @@ test_expectations(void)
     kairo_mc_cache_destroy(cache);
 }
 
+/* Sends datagram 'seq' of 'total', holding 'text' after a frame header, to
+ * kairo_mc_cache_take_part() for client 1, request id 7, at 'now'. */
+static enum kairo_mc_cache_part
+take_part(struct kairo_mc_cache *cache, uint16_t seq, uint16_t total,
+          const char *text, long long now, const uint8_t **msg, size_t *size)
+{
+    uint8_t dgram[512];
+    struct kairo_mc_cache_ticket t;
+    struct kairo_mc_frame frame = {
+        .request_id = 7, .seq = seq, .total = total,
+    };
+    size_t len = strlen(text);
+
+    ovs_assert(len + KAIRO_MC_FRAME_HEADER_LEN <= sizeof dgram);
+    kairo_mc_put_frame(dgram, &frame);
+    memcpy(dgram + KAIRO_MC_FRAME_HEADER_LEN, text, len);
+    return kairo_mc_cache_take_part(cache, 1, 7, seq, total, dgram,
+                                    len + KAIRO_MC_FRAME_HEADER_LEN, now, &t,
+                                    msg, size);
+}
+
+/* Multi-datagram replies are reassembled in order, for expected gets
+ * only, within the size limit; anything out of order drops the message. */
+static void
+test_reassembly(void)
+{
+    struct kairo_mc_cache *cache = make_cache(1 << 20, 1, 0);
+    struct kairo_mc_cache_stats st;
+    const uint8_t *msg;
+    char big[400];
+    size_t size;
+
+    /* Not expected. */
+    CU_ASSERT_EQUAL(take_part(cache, 0, 2, "VALUE ", 1000, &msg, &size),
+                    KAIRO_MC_PART_IGNORED);
+    CU_ASSERT_EQUAL(take_part(cache, 1, 2, "x", 1000, &msg, &size),
+                    KAIRO_MC_PART_IGNORED);
+
+    /* Expected: three datagrams in order. */
+    kairo_mc_cache_expect(cache, 1, 7, 1, 1000);
+    CU_ASSERT_EQUAL(take_part(cache, 0, 3, "VALUE k 0 5\r\nab", 1001, &msg,
+                              &size), KAIRO_MC_PART_KEPT);
+    CU_ASSERT_EQUAL(take_part(cache, 1, 3, "cd", 1002, &msg, &size),
+                    KAIRO_MC_PART_KEPT);
+    CU_ASSERT_EQUAL(take_part(cache, 2, 3, "e\r\nEND\r\n", 1003, &msg,
+                              &size), KAIRO_MC_PART_COMPLETE);
+    CU_ASSERT_EQUAL(size, KAIRO_MC_FRAME_HEADER_LEN + 25);
+    CU_ASSERT(!memcmp(msg + KAIRO_MC_FRAME_HEADER_LEN,
+                      "VALUE k 0 5\r\nabcde\r\nEND\r\n", 25));
+    /* The expectation was counted: a second message is not expected. */
+    CU_ASSERT_EQUAL(take_part(cache, 0, 2, "VALUE ", 1004, &msg, &size),
+                    KAIRO_MC_PART_IGNORED);
+
+    /* A gap, a repeat or a changed total drops the message. */
+    kairo_mc_cache_expect(cache, 1, 7, 1, 2000);
+    CU_ASSERT_EQUAL(take_part(cache, 0, 3, "a", 2001, &msg, &size),
+                    KAIRO_MC_PART_KEPT);
+    CU_ASSERT_EQUAL(take_part(cache, 2, 3, "c", 2002, &msg, &size),
+                    KAIRO_MC_PART_IGNORED);
+    CU_ASSERT_EQUAL(take_part(cache, 1, 3, "b", 2003, &msg, &size),
+                    KAIRO_MC_PART_IGNORED);
+    CU_ASSERT_EQUAL(take_part(cache, 0, 2, "a", 2004, &msg, &size),
+                    KAIRO_MC_PART_KEPT);
+    CU_ASSERT_EQUAL(take_part(cache, 0, 2, "a", 2005, &msg, &size),
+                    KAIRO_MC_PART_KEPT);
+    CU_ASSERT_EQUAL(take_part(cache, 1, 3, "b", 2006, &msg, &size),
+                    KAIRO_MC_PART_IGNORED);
+
+    /* Over max_value (1000) + 512 bytes: dropped. */
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    kairo_mc_cache_expect(cache, 1, 7, 1, 3000);
+    CU_ASSERT_EQUAL(take_part(cache, 0, 5, big, 3001, &msg, &size),
+                    KAIRO_MC_PART_KEPT);
+    CU_ASSERT_EQUAL(take_part(cache, 1, 5, big, 3001, &msg, &size),
+                    KAIRO_MC_PART_KEPT);
+    CU_ASSERT_EQUAL(take_part(cache, 2, 5, big, 3001, &msg, &size),
+                    KAIRO_MC_PART_KEPT);
+    CU_ASSERT_EQUAL(take_part(cache, 3, 5, big, 3001, &msg, &size),
+                    KAIRO_MC_PART_IGNORED);
+
+    /* Expired while incomplete. */
+    kairo_mc_cache_expect(cache, 1, 7, 1, 4000);
+    CU_ASSERT_EQUAL(take_part(cache, 0, 2, "a", 4000, &msg, &size),
+                    KAIRO_MC_PART_KEPT);
+    CU_ASSERT_EQUAL(take_part(cache, 1, 2, "b",
+                              4000 + KAIRO_MC_CACHE_EXPECT_MS, &msg, &size),
+                    KAIRO_MC_PART_IGNORED);
+
+    kairo_mc_cache_get_stats(cache, &st);
+    CU_ASSERT_EQUAL(st.reassembled, 1);
+    CU_ASSERT_EQUAL(st.reassembly_dropped, 5);
+    kairo_mc_cache_destroy(cache);
+}
+
+/* At most KAIRO_MC_CACHE_REASSEMBLIES messages are reassembled at once. */
+static void
+test_reassembly_limit(void)
+{
+    struct kairo_mc_cache *cache = make_cache(1 << 20, 1, 0);
+    struct kairo_mc_cache_ticket t;
+    const uint8_t *msg;
+    uint8_t dgram[16] = { 0 };
+    size_t size;
+
+    for (uint64_t client = 0; client <= KAIRO_MC_CACHE_REASSEMBLIES;
+         client++) {
+        kairo_mc_cache_expect(cache, client, 1, 1, 0);
+        CU_ASSERT_EQUAL(kairo_mc_cache_take_part(cache, client, 1, 0, 2,
+                                                 dgram, sizeof dgram, 0, &t,
+                                                 &msg, &size),
+                        (client < KAIRO_MC_CACHE_REASSEMBLIES
+                         ? KAIRO_MC_PART_KEPT : KAIRO_MC_PART_IGNORED));
+    }
+    CU_ASSERT_EQUAL(kairo_mc_cache_take_part(cache, 3, 1, 1, 2, dgram,
+                                             sizeof dgram, 0, &t, &msg,
+                                             &size),
+                    KAIRO_MC_PART_COMPLETE);
+    CU_ASSERT_EQUAL(size, 16 + 8);
+    kairo_mc_cache_destroy(cache);
+}
+
 /* Adds the mc_cache suite to the CUnit registry. */
 CU_ErrorCode
 kairo_unit_register_mc_cache(void)
@@ -348,7 +471,9 @@ kairo_unit_register_mc_cache(void)
         || !CU_add_test(suite, "coherence", test_coherence)
         || !CU_add_test(suite, "expiry", test_expiry)
         || !CU_add_test(suite, "eviction", test_eviction)
-        || !CU_add_test(suite, "expectations", test_expectations)) {
+        || !CU_add_test(suite, "expectations", test_expectations)
+        || !CU_add_test(suite, "reassembly", test_reassembly)
+        || !CU_add_test(suite, "reassembly limit", test_reassembly_limit)) {
         return CU_get_error();
     }
     return CUE_SUCCESS;

@@ -35,7 +35,12 @@
  *
  *   - read as a reply with kairo_mc_parse_reply_item(), as a cache filling
  *     from it does, each VALUE item written back with kairo_mc_put_value()
- *     and read again.
+ *     and read again;
+ *
+ *   - cut into datagrams of a reply message, sometimes repeated, dropped or
+ *     out of order, and fed to the reassembly of lib/kairo-mc-cache.c, whose
+ *     state carries over from input to input; a message it completes must
+ *     be exactly the datagrams' payloads in order, and is read as a reply.
  *
  * Every result is checked against the contract in lib/kairo-mc-proto.h, and
  * any violation aborts, so that libFuzzer keeps the input. */
@@ -47,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kairo-mc-cache.h"
 #include "kairo-mc-proto.h"
 #include "util.h"
 
@@ -691,6 +697,102 @@ fuzz_reply(const uint8_t *payload, size_t size)
 }
 
 /* Fuzzes the parser with the 'size'-byte input 'data', one UDP payload. */
+/* Cuts 'payload' into 2 to 5 datagrams of a reply message from one of 8
+ * clients, chosen by 'hash', and feeds them to a cache's reassembly in
+ * order, or with one datagram repeated, dropped or swapped.  The cache
+ * lives across inputs, with a clock that advances 100 ms per input, so
+ * that messages left incomplete pile up, expire and hit the limit.  A
+ * message the cache completes must be the datagrams' payloads in order. */
+static void
+fuzz_reassembly(const uint8_t *payload, size_t size, uint64_t hash)
+{
+    static struct kairo_mc_cache *cache;
+    static uint16_t request_id;
+    static long long now;
+    uint16_t total = 2 + hash % 4;
+    uint64_t client = (hash >> 8) % 8;
+    unsigned int fault = (hash >> 32) % 4;  /* 0 none, 1 repeat, 2 drop,
+                                             * 3 swap. */
+    uint16_t victim = (hash >> 40) % total;
+    size_t chunk = size / total + 1;
+    uint16_t order[8];
+    int model = -1;             /* The datagram the reassembly expects
+                                 * next, or -1 for none. */
+    size_t n = 0;
+
+    if (!cache) {
+        struct kairo_mc_cache_config cfg = {
+            .max_bytes = 1 << 20,
+            .max_value = 1000,      /* Messages up to 1512 bytes. */
+            .threshold = 1,
+            .decay_period = 1000,
+            .max_ttl_ms = 1000,
+        };
+        cache = kairo_mc_cache_create(&cfg);
+    }
+    /* A new id per input: a message left over from an earlier input has
+     * expired before its id comes back. */
+    request_id++;
+    now += 100;
+    kairo_mc_cache_expect(cache, client, request_id, 1, now);
+
+    for (uint16_t seq = 0; seq < total; seq++) {
+        if (fault == 2 && seq == victim) {
+            continue;
+        }
+        order[n++] = seq;
+        if (fault == 1 && seq == victim) {
+            order[n++] = seq;
+        }
+    }
+    if (fault == 3 && victim + 1 < total) {
+        order[victim] = victim + 1;
+        order[victim + 1] = victim;
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        uint16_t seq = order[i];
+        size_t ofs = MIN(seq * chunk, size);
+        size_t len = MIN(chunk, size - ofs);
+        uint8_t *dgram = alloc_exact(KAIRO_MC_FRAME_HEADER_LEN + len);
+        struct kairo_mc_frame frame = {
+            .request_id = request_id, .seq = seq, .total = total,
+        };
+        struct kairo_mc_cache_ticket ticket;
+        enum kairo_mc_cache_part part;
+        const uint8_t *msg;
+        size_t msg_size;
+
+        kairo_mc_put_frame(dgram, &frame);
+        if (len) {
+            memcpy(dgram + KAIRO_MC_FRAME_HEADER_LEN, payload + ofs, len);
+        }
+        part = kairo_mc_cache_take_part(cache, client, request_id, seq,
+                                        total, dgram,
+                                        KAIRO_MC_FRAME_HEADER_LEN + len, now,
+                                        &ticket, &msg, &msg_size);
+        free(dgram);
+
+        /* Datagram 0 (again) starts the message; any other must be the
+         * one expected; the last completes it, within the size limit. */
+        model = (seq == 0 ? 1 : model >= 0 && seq == model ? model + 1 : -1);
+        if (model == total) {
+            model = -1;
+            FUZZ_CHECK(part == (KAIRO_MC_FRAME_HEADER_LEN + size <= 1512
+                                ? KAIRO_MC_PART_COMPLETE
+                                : KAIRO_MC_PART_IGNORED));
+        } else {
+            FUZZ_CHECK(part != KAIRO_MC_PART_COMPLETE);
+        }
+        if (part == KAIRO_MC_PART_COMPLETE) {
+            FUZZ_CHECK(msg_size == KAIRO_MC_FRAME_HEADER_LEN + size);
+            FUZZ_CHECK(!size || !memcmp(msg + KAIRO_MC_FRAME_HEADER_LEN,
+                                        payload, size));
+            fuzz_reply(msg, msg_size);
+        }
+    }
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -701,6 +803,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fuzz_payload(payload, size, hash_input(data, size));
     fuzz_reply(payload, size);
+    fuzz_reassembly(payload, size, hash_input(data, size));
 
     /* The parser only reads the payload. */
     FUZZ_CHECK(!size || !memcmp(payload, data, size));
