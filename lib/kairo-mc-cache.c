@@ -95,6 +95,7 @@ struct kairo_mc_cache {
     struct write_slot slots[KAIRO_MC_CACHE_SLOTS];
     struct expectation expectations[KAIRO_MC_CACHE_EXPECTATIONS];
     struct reassembly reassemblies[KAIRO_MC_CACHE_REASSEMBLIES];
+    size_t n_reassemblies;      /* Slots of 'reassemblies' in use. */
     uint8_t *message;           /* The last message reassembled, kept until
                                  * the next call. */
 };
@@ -489,6 +490,7 @@ reassembly_drop(struct kairo_mc_cache *cache, struct reassembly *r)
 {
     free(r->buf);
     memset(r, 0, sizeof *r);
+    cache->n_reassemblies--;
     cache->stats.reassembly_dropped++;
 }
 
@@ -500,7 +502,8 @@ reassembly_find(struct kairo_mc_cache *cache, uint64_t client,
 {
     struct reassembly *found = NULL;
 
-    for (size_t i = 0; i < KAIRO_MC_CACHE_REASSEMBLIES; i++) {
+    for (size_t i = 0; cache->n_reassemblies
+                       && i < KAIRO_MC_CACHE_REASSEMBLIES; i++) {
         struct reassembly *r = &cache->reassemblies[i];
 
         if (!r->next_seq) {
@@ -538,7 +541,8 @@ kairo_mc_cache_take_part(struct kairo_mc_cache *cache, uint64_t client,
                                                        request_id);
 
         if (r) {
-            /* A new message with the same id: the old one is cut short. */
+            /* A new message with the same id: the old one is cut short,
+             * and its slot is taken again below. */
             reassembly_drop(cache, r);
         }
         if (!expectation_matches(x, client, request_id, now)) {
@@ -562,6 +566,7 @@ kairo_mc_cache_take_part(struct kairo_mc_cache *cache, uint64_t client,
         memcpy(r->buf, payload, size);
         r->size = size;
         r->next_seq = 1;
+        cache->n_reassemblies++;
         return KAIRO_MC_PART_KEPT;
     }
 
@@ -588,6 +593,7 @@ kairo_mc_cache_take_part(struct kairo_mc_cache *cache, uint64_t client,
     *message = r->buf;
     *message_size = r->size;
     memset(r, 0, sizeof *r);
+    cache->n_reassemblies--;
     cache->stats.reassembled++;
     return (kairo_mc_cache_take(cache, client, request_id, now, ticket)
             ? KAIRO_MC_PART_COMPLETE : KAIRO_MC_PART_IGNORED);
