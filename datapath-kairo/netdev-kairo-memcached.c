@@ -1937,7 +1937,7 @@ netdev_kairo_mc_get_config(const struct netdev *netdev, struct smap *args)
  * liveness of the backends of 'old') what it knows of the same
  * backends. */
 static bool *
-mc_carry_alive(const struct kairo_mc_pool_config *cfg,
+mc_carry_liveness(const struct kairo_mc_pool_config *cfg,
                const struct mc_state *old,
                const struct kairo_mc_health *old_health,
                struct kairo_mc_health *health)
@@ -1995,7 +1995,7 @@ netdev_kairo_mc_set_config(struct netdev *netdev, const struct smap *args,
         return retval;
     }
 
-    alive = mc_carry_alive(&cfg, old, &dev->health, &health);
+    alive = mc_carry_liveness(&cfg, old, &dev->health, &health);
     pool = mc_pool_create(&cfg, old ? old->pool : NULL);
     retval = mc_state_create(pool, alive, &health, &state, &error);
     free(alive);

@@ -127,21 +127,3 @@ kairo_mc_health_carry(struct kairo_mc_health *health, size_t new_idx,
 {
     health->backends[new_idx] = old->backends[old_idx];
 }
-
-const char *
-kairo_mc_health_event_to_string(enum kairo_mc_health_event event)
-{
-    switch (event) {
-    case KAIRO_MC_HEALTH_NONE:
-        return "none";
-    case KAIRO_MC_HEALTH_FAILURE:
-        return "failure";
-    case KAIRO_MC_HEALTH_EJECT:
-        return "eject";
-    case KAIRO_MC_HEALTH_RETRY:
-        return "retry";
-    case KAIRO_MC_HEALTH_RECOVER:
-        return "recover";
-    }
-    return "unknown";
-}

@@ -129,8 +129,4 @@ bool kairo_mc_health_is_ejected(const struct kairo_mc_health *health,
 void kairo_mc_health_carry(struct kairo_mc_health *health, size_t new_idx,
                            const struct kairo_mc_health *old, size_t old_idx);
 
-/* Returns the name of 'event' ("failure", "eject", ...); a static
- * string. */
-const char *kairo_mc_health_event_to_string(enum kairo_mc_health_event event);
-
 #endif /* kairo-mc-health.h */
