@@ -100,6 +100,8 @@ clean-local:
 		$(SHELL) '$(KAIRO_TESTSUITE)' -C tests --clean
 	test ! -f '$(KAIRO_SYSTEM_TESTSUITE)' || \
 		$(SHELL) '$(KAIRO_SYSTEM_TESTSUITE)' -C tests --clean
+	test ! -f '$(KAIRO_OVN_TESTSUITE)' || \
+		$(SHELL) '$(KAIRO_OVN_TESTSUITE)' -C tests --clean
 	rm -rf tests/ovs-compat-kairo tests/ovs-compat-stock
 
 # The OVS compatibility suite: OVS's own test files, run by OVS's own
@@ -140,6 +142,36 @@ check-fuzz:
 		--workdir='$(abs_top_builddir)/tests/fuzz-mc-proto' \
 		--seconds=$(FUZZ_SECONDS)
 .PHONY: check-fuzz
+
+# The OVN suite: ovn-northd and ovn-controller (Debian's OVN 23.03) drive
+# our ovs-vswitchd, each group in its own "kairo-sandbox --ovn"; seeded
+# northbound churn of every change kind, with an oracle independent of
+# kairo/verify (tests/kairo-ovn-churn.py).  check-ovn-long runs the same
+# churn at length for several seeds (slow; not part of CI).
+KAIRO_OVN_TESTSUITE_AT = \
+	tests/kairo-ovn-testsuite.at \
+	tests/kairo-ovn.at
+EXTRA_DIST += $(KAIRO_OVN_TESTSUITE_AT) tests/kairo-ovn-churn.py
+KAIRO_OVN_TESTSUITE = tests/kairo-ovn-testsuite
+$(KAIRO_OVN_TESTSUITE): tests/package.m4 $(KAIRO_OVN_TESTSUITE_AT)
+	$(AM_V_GEN)$(KAIRO_AUTOTEST_GEN)
+CLEANFILES += $(KAIRO_OVN_TESTSUITE)
+
+check-ovn: $(KAIRO_OVN_TESTSUITE) vswitchd/ovs-vswitchd tests/atlocal
+	$(SHELL) '$(KAIRO_OVN_TESTSUITE)' -C tests \
+		AUTOTEST_PATH='$(KAIRO_AUTOTEST_PATH)' $(TESTSUITEFLAGS)
+
+KAIRO_OVN_SEEDS ?= 1 2 3 4 5
+KAIRO_OVN_LONG_CHANGES ?= 300
+check-ovn-long: $(KAIRO_OVN_TESTSUITE) vswitchd/ovs-vswitchd tests/atlocal
+	@for seed in $(KAIRO_OVN_SEEDS); do \
+	  echo "check-ovn-long: seed $$seed"; \
+	  $(SHELL) '$(KAIRO_OVN_TESTSUITE)' -C tests \
+		AUTOTEST_PATH='$(KAIRO_AUTOTEST_PATH)' -k mixed \
+		KAIRO_OVN_SEED=$$seed KAIRO_OVN_CHANGES=$(KAIRO_OVN_LONG_CHANGES) \
+		$(TESTSUITEFLAGS) || exit 1; \
+	done
+.PHONY: check-ovn check-ovn-long
 
 # Kairo's system tests: real traffic between network namespaces through our
 # ovs-vswitchd on the userspace datapath, with real memcached servers.  They
