@@ -1,6 +1,8 @@
 # lib/: Kairo's pure logic, with no ofproto internals (see DESIGN.md).
 noinst_LTLIBRARIES += lib/libkairo.la
 lib_libkairo_la_SOURCES = \
+	lib/kairo-delta-deps.c \
+	lib/kairo-delta-deps.h \
 	lib/kairo-delta-index.c \
 	lib/kairo-delta-index.h \
 	lib/kairo-ketama.c \

@@ -144,11 +144,15 @@ struct kdi_sbucket {
     };
 };
 
-/* A rule that some lookup hit. */
+/* A rule that some lookup hit, with what the lookups that hit it through
+ * this entry may depend on: one entry per distinct ('rule', 'priority',
+ * 'conj', 'conj_id'), all in the same 'rules' bucket. */
 struct kdi_rule {
     struct hmap_node node;      /* In 'rules', by hash of 'rule'. */
     const void *rule;           /* The caller's rule identity. */
-    int priority;               /* The rule's priority. */
+    int priority;               /* The lookups' threshold priority. */
+    enum kairo_delta_index_conj conj;  /* Which conj_id rules matter. */
+    uint32_t conj_id;           /* With KAIRO_DELTA_INDEX_CONJ_ONE. */
     uint32_t index;             /* Its index in 'rule_slots'. */
     uint32_t n_hits;            /* Number of lookups in 'hits'. */
     uint32_t allocated_hits;    /* Capacity of 'hits'. */
@@ -177,6 +181,8 @@ struct kdi_query {
     const uint64_t *mask;       /* m.mask, FLOW_U64S words. */
     uint8_t table_id;           /* Table of the inserted rule. */
     int priority;               /* Priority of the inserted rule. */
+    bool conj_filter;           /* Inserting a rule on conj_id 'conj_id'. */
+    uint32_t conj_id;           /* With 'conj_filter'. */
     kairo_delta_index_cb *cb;   /* Called per affected megaflow. */
     void *aux;                  /* Passed to 'cb'. */
     size_t n_reported;          /* Calls of 'cb' so far. */
@@ -790,14 +796,20 @@ kdi_group_remove(struct kairo_delta_index *idx, struct kdi_lookup *l)
 
 /* Rules. */
 
-/* Returns the entry for 'rule' in 'idx', or NULL. */
+/* Returns the entry for lookups that hit 'in->rule' with 'in''s threshold
+ * and conjunctions, or NULL. */
 static struct kdi_rule *
-kdi_rule_find(const struct kairo_delta_index *idx, const void *rule)
+kdi_rule_find(const struct kairo_delta_index *idx,
+              const struct kairo_delta_index_lookup *in)
 {
     struct kdi_rule *r;
 
-    HMAP_FOR_EACH_WITH_HASH (r, node, hash_pointer(rule, 0), &idx->rules) {
-        if (r->rule == rule) {
+    HMAP_FOR_EACH_WITH_HASH (r, node, hash_pointer(in->rule, 0),
+                             &idx->rules) {
+        if (r->rule == in->rule && r->priority == in->priority
+            && r->conj == in->conj
+            && (in->conj != KAIRO_DELTA_INDEX_CONJ_ONE
+                || r->conj_id == in->conj_id)) {
             return r;
         }
     }
@@ -1015,7 +1027,7 @@ kdi_rules_rollback(struct kairo_delta_index *idx,
 {
     for (size_t i = 0; i < n; i++) {
         if (lookups[i].rule) {
-            struct kdi_rule *r = kdi_rule_find(idx, lookups[i].rule);
+            struct kdi_rule *r = kdi_rule_find(idx, &lookups[i]);
 
             if (r && !r->n_hits) {
                 kdi_rule_destroy(idx, r);
@@ -1053,28 +1065,28 @@ kairo_delta_index_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         n_words += preps[i].n_stored;
     }
 
-    /* Create the rule entries, checking that priorities agree. */
+    /* Create the rule entries. */
     for (size_t i = 0; i < n; i++) {
         const struct kairo_delta_index_lookup *l = &lookups[i];
         struct kdi_rule *r;
 
-        if (!l->rule) {
-            continue;
-        }
-        r = kdi_rule_find(idx, l->rule);
-        if (!r) {
-            r = kdi_alloc(idx, sizeof *r);
-            r->rule = l->rule;
-            r->priority = l->priority;
-            r->index = kdi_slots_add(idx, &idx->rule_slots, r);
-            r->n_hits = r->allocated_hits = 0;
-            r->hits = NULL;
-            hmap_insert(&idx->rules, &r->node, hash_pointer(l->rule, 0));
-        } else if (r->priority != l->priority) {
+        if (l->conj > KAIRO_DELTA_INDEX_CONJ_ANY) {
             kdi_rules_rollback(idx, lookups, i);
             error = EINVAL;
             goto out;
         }
+        if (!l->rule || kdi_rule_find(idx, l)) {
+            continue;
+        }
+        r = kdi_alloc(idx, sizeof *r);
+        r->rule = l->rule;
+        r->priority = l->priority;
+        r->conj = l->conj;
+        r->conj_id = l->conj == KAIRO_DELTA_INDEX_CONJ_ONE ? l->conj_id : 0;
+        r->index = kdi_slots_add(idx, &idx->rule_slots, r);
+        r->n_hits = r->allocated_hits = 0;
+        r->hits = NULL;
+        hmap_insert(&idx->rules, &r->node, hash_pointer(l->rule, 0));
     }
 
     mf = kdi_alloc(idx, kdi_megaflow_size(n, n_words));
@@ -1104,7 +1116,7 @@ kairo_delta_index_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         kdi_lookup_key(idx, l, g, key);
         kdi_group_insert(idx, g, l, kdi_hash_words(key, g->n_words));
         if (in->rule) {
-            kdi_rule_add_hit(idx, kdi_rule_find(idx, in->rule), l);
+            kdi_rule_add_hit(idx, kdi_rule_find(idx, in), l);
         }
     }
     hmap_insert(&idx->megaflows, &mf->node, hash_pointer(owner, 0));
@@ -1169,6 +1181,22 @@ kairo_delta_index_contains(const struct kairo_delta_index *idx,
 
 /* Insert queries. */
 
+/* Returns true if a lookup that hit 'r' (NULL for a miss) can be affected
+ * by insert query 'q' as far as priorities and conjunctions go: it missed,
+ * or its threshold is at most the query's priority and, for a rule on a
+ * conj_id, it looked up with that conj_id.  A miss is affected by any
+ * rule. */
+static bool
+kdi_rule_admits(const struct kdi_rule *r, const struct kdi_query *q)
+{
+    return (!r
+            || (r->priority <= q->priority
+                && (!q->conj_filter
+                    || r->conj == KAIRO_DELTA_INDEX_CONJ_ANY
+                    || (r->conj == KAIRO_DELTA_INDEX_CONJ_ONE
+                        && r->conj_id == q->conj_id))));
+}
+
 /* Returns true if lookup 'l' satisfies insert query 'q': same table, its
  * region intersects the match, and it missed or hit a rule of priority at
  * most the query's. */
@@ -1181,7 +1209,7 @@ kdi_lookup_affected(const struct kairo_delta_index *idx,
     uint64_t key[FLOW_U64S];
     const uint8_t *widx;
 
-    if (g->table_id != q->table_id || (r && r->priority > q->priority)) {
+    if (g->table_id != q->table_id || !kdi_rule_admits(r, q)) {
         return false;
     }
     widx = kdi_group_widx(g);
@@ -1206,7 +1234,7 @@ kdi_report(struct kairo_delta_index *idx, const struct kdi_lookup *l,
     const struct kdi_rule *r = kdi_lookup_rule(idx, l);
     const struct kdi_megaflow *mf;
 
-    if (r && r->priority > q->priority) {
+    if (!kdi_rule_admits(r, q)) {
         return;
     }
     mf = kdi_lookup_megaflow(l);
@@ -1331,6 +1359,25 @@ kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
     }
 }
 
+/* Runs insert query 'q' for match 'm' over 'idx' and returns how many
+ * megaflows it reported. */
+static size_t
+kdi_query_insert(struct kairo_delta_index *idx, const struct match *m,
+                 struct kdi_query *q)
+{
+    struct kdi_group *g;
+
+    q->value = (const uint64_t *) &m->flow;
+    q->mask = (const uint64_t *) &m->wc.masks;
+    q->n_reported = 0;
+    idx->stats.n_insert_queries++;
+    LIST_FOR_EACH (g, list_node, &idx->tables[q->table_id]) {
+        kdi_group_query(idx, g, q);
+    }
+    idx->stats.megaflows_reported += q->n_reported;
+    return q->n_reported;
+}
+
 /* Reports through 'cb' the megaflows of 'idx' that inserting a rule with
  * 'priority' and match 'm' into table 'table_id' affects, and returns how
  * many. */
@@ -1341,22 +1388,13 @@ kairo_delta_index_query_insert_match(struct kairo_delta_index *idx,
                                      kairo_delta_index_cb *cb, void *aux)
 {
     struct kdi_query q = {
-        .value = (const uint64_t *) &m->flow,
-        .mask = (const uint64_t *) &m->wc.masks,
         .table_id = table_id,
         .priority = priority,
         .cb = cb,
         .aux = aux,
-        .n_reported = 0,
     };
-    struct kdi_group *g;
 
-    idx->stats.n_insert_queries++;
-    LIST_FOR_EACH (g, list_node, &idx->tables[table_id]) {
-        kdi_group_query(idx, g, &q);
-    }
-    idx->stats.megaflows_reported += q.n_reported;
-    return q.n_reported;
+    return kdi_query_insert(idx, m, &q);
 }
 
 /* Like kairo_delta_index_query_insert_match(), for a minimatch 'm'. */
@@ -1373,34 +1411,64 @@ kairo_delta_index_query_insert(struct kairo_delta_index *idx,
                                                 &match, cb, aux);
 }
 
+/* Like kairo_delta_index_query_insert(), for a rule whose match 'm' fixes
+ * conj_id to 'conj_id': only lookups made with that conj_id, or with any,
+ * are affected.  'm''s own conj_id is ignored. */
+size_t
+kairo_delta_index_query_conj_insert(struct kairo_delta_index *idx,
+                                    uint8_t table_id, int priority,
+                                    const struct minimatch *m,
+                                    uint32_t conj_id,
+                                    kairo_delta_index_cb *cb, void *aux)
+{
+    struct kdi_query q = {
+        .table_id = table_id,
+        .priority = priority,
+        .conj_filter = true,
+        .conj_id = conj_id,
+        .cb = cb,
+        .aux = aux,
+    };
+    struct match match;
+
+    minimatch_expand(m, &match);
+    match.flow.conj_id = 0;
+    match.wc.masks.conj_id = 0;
+    return kdi_query_insert(idx, &match, &q);
+}
+
 /* Reports through 'cb' every megaflow of 'idx' with a lookup that hit
  * 'rule', and returns how many. */
 size_t
 kairo_delta_index_query_rule(struct kairo_delta_index *idx, const void *rule,
                              kairo_delta_index_cb *cb, void *aux)
 {
-    struct kdi_rule *r = kdi_rule_find(idx, rule);
     size_t n = 0;
+    struct kdi_rule *r;
 
     idx->stats.n_rule_queries++;
-    if (!r) {
-        return 0;
-    }
-    for (uint32_t i = 0; i < r->n_hits; i++) {
-        const struct kdi_lookup *l = r->hits[i];
-        const struct kdi_megaflow *mf = kdi_lookup_megaflow(l);
-        size_t j;
-
-        /* A megaflow that hit 'rule' more than once is reported for its
-         * first such lookup only. */
-        for (j = 0; j < l->pos; j++) {
-            if (mf->lookups[j].rule_idx == r->index) {
-                break;
-            }
+    HMAP_FOR_EACH_WITH_HASH (r, node, hash_pointer(rule, 0), &idx->rules) {
+        if (r->rule != rule) {
+            continue;
         }
-        if (j == l->pos) {
-            cb(mf->owner, mf->id, aux);
-            n++;
+        for (uint32_t i = 0; i < r->n_hits; i++) {
+            const struct kdi_lookup *l = r->hits[i];
+            const struct kdi_megaflow *mf = kdi_lookup_megaflow(l);
+            size_t j;
+
+            /* A megaflow that hit 'rule' more than once is reported for its
+             * first such lookup only. */
+            for (j = 0; j < l->pos; j++) {
+                const struct kdi_rule *rj = kdi_lookup_rule(idx,
+                                                            &mf->lookups[j]);
+                if (rj && rj->rule == rule) {
+                    break;
+                }
+            }
+            if (j == l->pos) {
+                cb(mf->owner, mf->id, aux);
+                n++;
+            }
         }
     }
     idx->stats.megaflows_reported += n;

@@ -25,8 +25,13 @@
  *
  *   - Insert query: a rule with priority 'p' and match 'm' is inserted into
  *     table 't'.  Which megaflows have a lookup L in 't' such that
- *     (L.key XOR m.value) AND L.mask AND m.mask == 0, and L missed or hit a
- *     rule whose priority is <= 'p'?  Equal priority counts as affected.
+ *     (L.key XOR m.value) AND L.mask AND m.mask == 0, and L missed or has a
+ *     threshold <= 'p'?  Equal priority counts as affected.  A lookup's
+ *     threshold is the priority below which no rule can change its result:
+ *     the priority of the rule it hit, lower if a conjunctive match took
+ *     part (see struct kairo_delta_index_lookup).  For a rule whose match
+ *     fixes conj_id, only lookups whose result came through that conj_id
+ *     count (kairo_delta_index_query_conj_insert()).
  *
  *   - Rule query: which megaflows hit rule R?
  *
@@ -81,15 +86,32 @@ struct minimatch;
 /* The largest number of lookups one megaflow may have. */
 #define KAIRO_DELTA_INDEX_MAX_LOOKUPS 4096
 
+/* Which rules on conj_id a lookup's result can depend on.  A classifier
+ * lookup whose conjunctive clauses all matched for some conjunction looks
+ * the flow up again with conj_id set to its id; only rules on those ids can
+ * then change the result. */
+enum kairo_delta_index_conj {
+    KAIRO_DELTA_INDEX_CONJ_NONE,  /* No conjunction matched: none. */
+    KAIRO_DELTA_INDEX_CONJ_ONE,   /* Only rules on 'conj_id'. */
+    KAIRO_DELTA_INDEX_CONJ_ANY,   /* Several ids, or unknown: any. */
+};
+
 /* One lookup made while translating a megaflow, as passed to
  * kairo_delta_index_add().  The index copies the data; the pointers need to
- * stay valid only during the call. */
+ * stay valid only during the call.  'key' and 'mask' must not fix conj_id:
+ * 'conj' says what the lookup depends on there. */
 struct kairo_delta_index_lookup {
     uint8_t table_id;                  /* OpenFlow table consulted. */
     const struct flow *key;            /* key_t: the flow at the lookup. */
     const struct flow_wildcards *mask; /* mask_t: the bits key_t fixes. */
     const void *rule;                  /* Rule hit, or NULL for a miss. */
-    int priority;                      /* Priority of 'rule' (if nonnull). */
+    int priority;                      /* Threshold, if 'rule' is nonnull:
+                                        * no rule inserted below it can
+                                        * change the result.  The priority
+                                        * of 'rule', or lower when a
+                                        * conjunctive match took part. */
+    enum kairo_delta_index_conj conj;  /* Conjunctions that took part. */
+    uint32_t conj_id;                  /* With KAIRO_DELTA_INDEX_CONJ_ONE. */
 };
 
 /* Counters and sizes of an index, from kairo_delta_index_get_stats().  The
@@ -141,8 +163,8 @@ void kairo_delta_index_destroy(struct kairo_delta_index *);
  * its 'n' lookups ('n' may be 0).  It returns 0, EEXIST if 'owner' is
  * already in the index, E2BIG if 'n' exceeds KAIRO_DELTA_INDEX_MAX_LOOKUPS or
  * the index might exceed its limit of 2**20 - 1 (table, mask) groups, or
- * EINVAL if a rule appears with a priority different from the one the index
- * already holds for it.  On error the index is unchanged.  Cost:
+ * EINVAL if a lookup's 'conj' is not one of enum kairo_delta_index_conj.  On
+ * error the index is unchanged.  Cost:
  * O(n * FLOW_U64S), plus keeping the groups' secondary hashes current.
  *
  * kairo_delta_index_remove() removes megaflow 'owner' and returns true, or
@@ -172,6 +194,11 @@ bool kairo_delta_index_contains(const struct kairo_delta_index *,
  * the probed buckets; groups that must be scanned cost their size.  They may
  * build a secondary hash, which is the only way a query changes the index.
  *
+ * kairo_delta_index_query_conj_insert() is the insert query for a rule
+ * whose match fixes conj_id to 'conj_id' (not 0, which is an ordinary
+ * match): its other fields as 'm', and only lookups that depend on rules on
+ * 'conj_id' (KAIRO_DELTA_INDEX_CONJ_ONE with that id, or _ANY).
+ *
  * kairo_delta_index_query_rule() reports the megaflows that hit 'rule'.
  * Cost: O(lookups that hit 'rule'). */
 size_t kairo_delta_index_query_insert(struct kairo_delta_index *,
@@ -183,6 +210,12 @@ size_t kairo_delta_index_query_insert_match(struct kairo_delta_index *,
                                             const struct match *m,
                                             kairo_delta_index_cb *cb,
                                             void *aux);
+size_t kairo_delta_index_query_conj_insert(struct kairo_delta_index *,
+                                           uint8_t table_id, int priority,
+                                           const struct minimatch *m,
+                                           uint32_t conj_id,
+                                           kairo_delta_index_cb *cb,
+                                           void *aux);
 size_t kairo_delta_index_query_rule(struct kairo_delta_index *,
                                     const void *rule,
                                     kairo_delta_index_cb *cb, void *aux);

@@ -23,9 +23,11 @@
 
 #include "classifier.h"
 #include "coverage.h"
+#include "openvswitch/ofp-group.h"
 #include "dpif.h"
 #include "flow.h"
 #include "hash.h"
+#include "kairo-delta-deps.h"
 #include "kairo-delta-index.h"
 #include "kairo-show.h"
 #include "netdev.h"
@@ -62,6 +64,8 @@ COVERAGE_DEFINE(kairo_delta_raced);
 COVERAGE_DEFINE(kairo_delta_opaque);
 COVERAGE_DEFINE(kairo_delta_fallback);
 COVERAGE_DEFINE(kairo_delta_capture_lost);
+COVERAGE_DEFINE(kairo_delta_conj_id);
+COVERAGE_DEFINE(kairo_delta_group);
 
 /* Limits on what a translating thread keeps for the ukey observer.  A
  * translation with more lookups, or one whose capture is pushed out, makes
@@ -85,8 +89,6 @@ COVERAGE_DEFINE(kairo_delta_capture_lost);
 
 /* Why the delta path chose a full revalidation. */
 #define KD_FALLBACKS                                                    \
-    KD_FALLBACK(GROUP, "group")             /* Group add/modify/delete. */ \
-    KD_FALLBACK(CONJUNCTION, "conjunction") /* Conjunctive rule changed. */ \
     KD_FALLBACK(COST, "cost")               /* Marks over the full share. */ \
     KD_FALLBACK(SWITCH_OFF, "switch-off")   /* kairo-delta set to false. */
 
@@ -134,12 +136,44 @@ struct kd_flow_wc {
 struct kd_lookup {
     const struct ofproto *ofproto;
     struct rule *rule;          /* Referenced, or NULL for a miss. */
+    int threshold;              /* If 'rule': no rule inserted below this
+                                 * priority can change the result. */
     uint8_t table_id;
+    uint8_t conj;               /* enum kairo_delta_index_conj. */
+    uint32_t conj_id;           /* With KAIRO_DELTA_INDEX_CONJ_ONE. */
     uint64_t map[2];
     size_t ofs;
     struct kd_flow_wc *full;    /* Whole flow and wildcards, or NULL. */
 };
 BUILD_ASSERT_DECL(FLOW_U64S <= 128);
+
+/* How a translation used a group (struct kd_group_ref's 'use'). */
+enum {
+    KD_GROUP_LOOKUP = 1 << 0,   /* Looked up to execute it (maybe missing). */
+    KD_GROUP_BUCKETS = 1 << 1,  /* Executed its bucket 'bucket_id'. */
+    KD_GROUP_LIVENESS = 1 << 2, /* Tested its liveness (watch_group). */
+    KD_GROUP_DP_HASH_ZERO = 1 << 3, /* Looked up with dp_hash 0: a dp_hash
+                                     * select group only hashes and
+                                     * recirculates then. */
+};
+
+/* A group a translation looked up. */
+struct kd_group_ref {
+    const struct ofproto *ofproto;
+    uint32_t group_id;
+    uint32_t dp_hash;           /* flow->dp_hash at its lookup. */
+    uint32_t bucket_id;         /* With KD_GROUP_BUCKETS. */
+    uint8_t use;                /* KD_GROUP_* bits. */
+};
+
+/* A conjunctive match of the classifier lookup under way on a thread. */
+struct kd_conj_match {
+    const struct classifier *cls;
+    uint32_t id;
+    int priority;
+    const struct cls_rule *rule;    /* Returned for the conj_id, or NULL. */
+};
+#define KD_MAX_CONJ_MATCHES 8
 
 /* A translating thread owns its captures and reuses them, arrays and all,
  * so that the upcall path does not allocate for them; a ukey event carries
@@ -147,14 +181,22 @@ BUILD_ASSERT_DECL(FLOW_U64S <= 128);
 struct kd_capture {
     const struct xlate_cache *xcache;   /* NULL until known. */
     bool full;                  /* Keep whole flows too. */
-    bool overflow;              /* More than KD_MAX_LOOKUPS lookups. */
+    bool overflow;              /* More than KD_MAX_LOOKUPS lookups, or
+                                 * more than KD_MAX_GROUP_REFS groups. */
     size_t n, allocated;
     struct kd_lookup *lookups;
     size_t n_words, allocated_words;
     uint64_t *words;
+    size_t n_groups, allocated_groups;
+    struct kd_group_ref *groups;
 };
+#define KD_MAX_GROUP_REFS 64    /* Groups kept per translation. */
 
 struct kd_thread {
+    size_t n_conj;              /* Conjunctive matches of the lookup under
+                                 * way, or KD_MAX_CONJ_MATCHES + 1 if there
+                                 * were more than fit. */
+    struct kd_conj_match conj[KD_MAX_CONJ_MATCHES];
     size_t n;
     struct kd_capture *slots[KD_MAX_SLOTS];     /* Oldest first. */
     size_t n_spares;
@@ -199,6 +241,7 @@ struct kd_event {
     enum ofp_flow_update_event rule_event;
     struct rule *rule;          /* Referenced. */
     struct rule *old_rule;      /* Referenced, or NULL. */
+    struct kd_group_changes *groups;  /* KD_EV_GROUP: what changed. */
 
     /* KD_EV_UKEY. */
     struct udpif *udpif;
@@ -206,6 +249,28 @@ struct kd_event {
     struct udpif_ukey_id id;
     struct kd_capture *capture; /* NULL if the lookups are unknown. */
     bool learns;                /* The translation executed a learn. */
+};
+
+/* What a group mod changed in one group, as the main thread maps it: the
+ * megaflows that looked the group up, unless 'refined' says which of them
+ * cannot be affected.  A modify of a dp_hash select group that keeps its
+ * type and selection parameters leaves alone the megaflows that only hashed
+ * and recirculated through it, and those whose dp_hash still picks the same
+ * bucket, with the same contents, from the new hash map. */
+struct kd_group_change {
+    uint32_t group_id;
+    bool refined;               /* Only some users are affected. */
+    uint32_t old_hash_mask;     /* If 'refined': the old group's. */
+    uint32_t hash_mask;         /* If 'refined': the new group's. */
+    uint32_t *hash_map;         /* If 'refined': bucket id per hash slot,
+                                 * UINT32_MAX for a bucket whose contents
+                                 * changed. */
+};
+
+/* One group mod's changes (KD_EV_GROUP). */
+struct kd_group_changes {
+    size_t n;
+    struct kd_group_change changes[];
 };
 
 static struct ovs_mutex kd_queue_mutex = OVS_MUTEX_INITIALIZER;
@@ -289,6 +354,11 @@ struct kd_megaflow {
 static struct hmap kd_bridges = HMAP_INITIALIZER(&kd_bridges);
 static struct hmap kd_udpifs = HMAP_INITIALIZER(&kd_udpifs);
 
+/* What megaflows depend on besides their lookups: the groups each looked
+ * up, keyed by (ofproto, group id), with struct kd_group_ref's 'use',
+ * 'dp_hash' and 'bucket_id' as payload. */
+static struct kairo_delta_deps *kd_deps;
+
 static uint64_t kd_last_queue_seq;
 static uint64_t kd_run_seq;         /* Incremented once per run. */
 static uint64_t kd_applied_gen;     /* Generation of the last delta mapped. */
@@ -301,7 +371,8 @@ static struct unixctl_conn **kd_waiters;
 static size_t kd_n_waiters;
 
 static struct {
-    uint64_t inserts, replaces, removes, groups, stock;
+    uint64_t inserts, replaces, removes, clauses, groups, stock;
+    uint64_t group_spared;      /* Group users a refinement spared. */
     uint64_t marked, raced, opaque_marks, inline_rounds, kicks;
     long long int latest_latency;   /* Slowest megaflow re-translated after
                                      * the latest delta, in microseconds. */
@@ -331,6 +402,7 @@ kd_capture_clear(struct kd_capture *c)
     }
     c->n = 0;
     c->n_words = 0;
+    c->n_groups = 0;
 }
 
 static void
@@ -340,6 +412,7 @@ kd_capture_destroy(struct kd_capture *c)
         kd_capture_clear(c);
         free(c->lookups);
         free(c->words);
+        free(c->groups);
         free(c);
     }
 }
@@ -350,6 +423,14 @@ static void
 kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
                  const struct flow *flow, const struct flow_wildcards *wc)
 {
+    /* The flow's conj_id is 0 at a lookup, while the wildcards may fix it
+     * for the conj_id lookups the classifier made inside: 'l->conj' says
+     * what the lookup depends on there, so the word's conj_id bits go. */
+    static const union {
+        struct flow flow;
+        uint64_t words[FLOW_U64S];
+    } conj = { .flow = { .conj_id = UINT32_MAX } };
+    const size_t conj_word = offsetof(struct flow, conj_id) / 8;
     const uint64_t *fw = (const uint64_t *) flow;
     const uint64_t *mw = (const uint64_t *) &wc->masks;
 
@@ -363,10 +444,12 @@ kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
     l->ofs = c->n_words;
     l->map[0] = l->map[1] = 0;
     for (size_t i = 0; i < FLOW_U64S; i++) {
-        if (mw[i]) {
+        uint64_t m = i == conj_word ? mw[i] & ~conj.words[i] : mw[i];
+
+        if (m) {
             l->map[i / 64] |= UINT64_C(1) << (i % 64);
-            *pairs++ = mw[i];
-            *pairs++ = fw[i] & mw[i];
+            *pairs++ = m;
+            *pairs++ = fw[i] & m;
         }
     }
     c->n_words = pairs - c->words;
@@ -483,6 +566,8 @@ static void
 kd_capture_start(const struct xlate_cache *xcache, bool full)
 {
     struct kd_thread *t = kd_thread_get();
+
+    t->n_conj = 0;
     if (kd_thread_has_unbound(t)) {
         t->slots[t->n - 1]->xcache = xcache;
         t->slots[t->n - 1]->full = full;
@@ -523,6 +608,98 @@ kd_xlate_token(const struct xlate_cache *xcache)
     return token;
 }
 
+/* Returns this thread's capture of the translation into 'xcache' under way,
+ * or NULL if it is not one the observer reports. */
+static struct kd_capture *
+kd_capture_find(struct kd_thread *t, const struct xlate_cache *xcache)
+{
+    ssize_t i;
+
+    if (!t || !t->n) {
+        return NULL;
+    }
+    i = kd_thread_find(t, xcache);
+    if (i >= 0) {
+        return t->slots[i];
+    } else if (kd_thread_has_unbound(t)) {
+        t->slots[t->n - 1]->xcache = xcache;
+        return t->slots[t->n - 1];
+    } else {
+        /* A lookup into a cache of its own, as native tunnelling makes for
+         * the underlay bridge, inside the translation under way, which is
+         * the newest: what it depends on there is not known. */
+        t->slots[t->n - 1]->overflow = true;
+        return NULL;
+    }
+}
+
+/* classifier_conjunction_hook: a conjunctive match in a lookup under way on
+ * this thread.  The lookup hook that follows the lookup takes it. */
+static void
+kd_conj_hook(const struct classifier *cls, uint32_t id, int priority,
+             const struct cls_rule *rule)
+{
+    struct kd_thread *t = ovsthread_getspecific(kd_thread_key);
+
+    if (t && t->n) {
+        if (t->n_conj < KD_MAX_CONJ_MATCHES) {
+            t->conj[t->n_conj++] = (struct kd_conj_match) {
+                .cls = cls, .id = id, .priority = priority, .rule = rule,
+            };
+        } else {
+            t->n_conj = KD_MAX_CONJ_MATCHES + 1;
+        }
+    }
+}
+
+/* Sets 'l''s threshold and conjunctions for a lookup in 'cls' that returned
+ * 'rule', from the conjunctive matches of 't' (which it consumes).  The
+ * classifier returns the first rule that the lookup with a complete
+ * conjunction's conj_id finds, trying conjunctions from the highest
+ * priority down: so a rule inserted at or above the lower of that
+ * conjunction's priority and the rule's can change the result.  If one of
+ * those lookups found nothing, any rule can, as with a miss. */
+static void
+kd_lookup_set_conj(struct kd_thread *t, const struct classifier *cls,
+                   const struct rule *rule, struct kd_lookup *l)
+{
+    size_t n = 0;
+    bool found_nothing = false, overflow = t->n_conj > KD_MAX_CONJ_MATCHES;
+    const struct kd_conj_match *last = NULL;
+
+    l->threshold = rule ? rule->cr.priority : INT_MIN;
+    l->conj = KAIRO_DELTA_INDEX_CONJ_NONE;
+    l->conj_id = 0;
+    for (size_t i = 0; i < MIN(t->n_conj, KD_MAX_CONJ_MATCHES); i++) {
+        const struct kd_conj_match *m = &t->conj[i];
+
+        if (m->cls != cls) {
+            continue;           /* Some other classifier's lookup. */
+        }
+        if (n++ && m->id != last->id) {
+            l->conj = KAIRO_DELTA_INDEX_CONJ_ANY;
+        }
+        found_nothing |= !m->rule;
+        last = m;
+    }
+    t->n_conj = 0;
+
+    if (overflow) {
+        l->threshold = INT_MIN;
+        l->conj = KAIRO_DELTA_INDEX_CONJ_ANY;
+    } else if (n) {
+        if (l->conj == KAIRO_DELTA_INDEX_CONJ_NONE) {
+            l->conj = KAIRO_DELTA_INDEX_CONJ_ONE;
+            l->conj_id = last->id;
+        }
+        if (found_nothing || !rule || last->rule != &rule->cr) {
+            l->threshold = INT_MIN;
+        } else {
+            l->threshold = MIN(last->priority, rule->cr.priority);
+        }
+    }
+}
+
 /* ofproto_dpif_lookup_hook. */
 static void
 kd_lookup_hook(struct ofproto_dpif *ofproto, uint8_t table_id,
@@ -530,23 +707,17 @@ kd_lookup_hook(struct ofproto_dpif *ofproto, uint8_t table_id,
                struct rule_dpif *rule, struct xlate_cache *xcache)
 {
     struct kd_thread *t = ovsthread_getspecific(kd_thread_key);
-    if (!t || !t->n) {
-        return;                 /* Not a translation the observer reports. */
-    }
+    struct kd_capture *c = kd_capture_find(t, xcache);
 
-    ssize_t i = kd_thread_find(t, xcache);
-    struct kd_capture *c;
-    if (i >= 0) {
-        c = t->slots[i];
-    } else if (kd_thread_has_unbound(t)) {
-        c = t->slots[t->n - 1];
-        c->xcache = xcache;
-    } else {
+    if (!c) {
+        if (t) {
+            t->n_conj = 0;
+        }
         return;
     }
-
     if (c->n >= KD_MAX_LOOKUPS) {
         c->overflow = true;
+        t->n_conj = 0;
         return;
     }
     if (c->n >= c->allocated) {
@@ -561,6 +732,7 @@ kd_lookup_hook(struct ofproto_dpif *ofproto, uint8_t table_id,
     /* A rule that is going away cannot be kept; recording a miss instead
      * only widens what the lookup is affected by. */
     l->rule = rule && ofproto_rule_try_ref(&rule->up) ? &rule->up : NULL;
+    kd_lookup_set_conj(t, &ofproto->up.tables[table_id].cls, l->rule, l);
 
     struct flow_wildcards catchall;
     if (!wc) {
@@ -574,6 +746,46 @@ kd_lookup_hook(struct ofproto_dpif *ofproto, uint8_t table_id,
         l->full->flow = *flow;
         l->full->wc = *wc;
     }
+}
+
+/* xlate_group_hook. */
+static void
+kd_xlate_group_hook(const struct ofproto_dpif *ofproto, uint32_t group_id,
+                    bool liveness, const struct flow *flow,
+                    const struct xlate_cache *xcache)
+{
+    struct kd_thread *t = ovsthread_getspecific(kd_thread_key);
+    struct kd_capture *c = kd_capture_find(t, xcache);
+    uint8_t use = (liveness ? KD_GROUP_LIVENESS
+                   : KD_GROUP_LOOKUP | (flow->dp_hash
+                                        ? 0 : KD_GROUP_DP_HASH_ZERO));
+
+    if (!c) {
+        return;
+    }
+    for (size_t i = 0; i < c->n_groups; i++) {
+        struct kd_group_ref *g = &c->groups[i];
+
+        if (g->ofproto == &ofproto->up && g->group_id == group_id) {
+            g->use |= use;
+            return;
+        }
+    }
+    if (c->n_groups >= KD_MAX_GROUP_REFS) {
+        c->overflow = true;
+        return;
+    }
+    if (c->n_groups >= c->allocated_groups) {
+        c->allocated_groups = MAX(4, 2 * c->allocated_groups);
+        c->groups = xrealloc(c->groups,
+                             c->allocated_groups * sizeof *c->groups);
+    }
+    c->groups[c->n_groups++] = (struct kd_group_ref) {
+        .ofproto = &ofproto->up,
+        .group_id = group_id,
+        .dp_hash = flow->dp_hash,
+        .use = use,
+    };
 }
 
 /* Takes this thread's capture for a translation into 'xcache'.  The caller
@@ -600,21 +812,25 @@ kd_capture_packed_size(const struct kd_capture *c)
 {
     return (c ? sizeof *c + c->n * sizeof *c->lookups
                 + c->n_words * sizeof *c->words
+                + c->n_groups * sizeof *c->groups
             : 0);
 }
 
-/* Copies 'c' and its lookups and words into the kd_capture_packed_size(c)
- * bytes at 'p', 8-byte aligned, and returns the copy, which owns them: the
- * lookups' rule references and whole flows move from 'c' to it.  The copy
- * is never freed by itself (see kd_event_destroy()). */
+/* Copies 'c' and its lookups, words and groups into the
+ * kd_capture_packed_size(c) bytes at 'p', 8-byte aligned, and returns the
+ * copy, which owns them: the lookups' rule references and whole flows move
+ * from 'c' to it.  The copy is never freed by itself (see
+ * kd_event_destroy()). */
 static struct kd_capture *
 kd_capture_pack(struct kd_capture *c, void *p_)
 {
     BUILD_ASSERT_DECL(sizeof(struct kd_capture) % 8 == 0);
     BUILD_ASSERT_DECL(sizeof(struct kd_lookup) % 8 == 0);
+    BUILD_ASSERT_DECL(sizeof(struct kd_group_ref) % 8 == 0);
 
     struct kd_capture *p = p_;
     size_t lookups_size = c->n * sizeof *c->lookups;
+    size_t words_size = c->n_words * sizeof *c->words;
 
     *p = *c;
     p->lookups = (struct kd_lookup *) (p + 1);
@@ -622,8 +838,12 @@ kd_capture_pack(struct kd_capture *c, void *p_)
     memcpy(p->lookups, c->lookups, lookups_size);
     p->words = ALIGNED_CAST(uint64_t *, (char *) p->lookups + lookups_size);
     p->allocated_words = p->n_words;
-    memcpy(p->words, c->words, c->n_words * sizeof *c->words);
-    c->n = c->n_words = 0;
+    memcpy(p->words, c->words, words_size);
+    p->groups = ALIGNED_CAST(struct kd_group_ref *,
+                             (char *) p->words + words_size);
+    p->allocated_groups = p->n_groups;
+    memcpy(p->groups, c->groups, c->n_groups * sizeof *c->groups);
+    c->n = c->n_words = c->n_groups = 0;
     return p;
 }
 
@@ -708,16 +928,102 @@ kd_rule_hook(struct ofproto *ofproto, enum ofp_flow_update_event event,
     kd_enqueue(ev, true);
 }
 
+static const struct group_dpif *
+kd_group_dpif(const struct ofgroup *group)
+{
+    return CONTAINER_OF(group, struct group_dpif, up);
+}
+
+/* Returns true if buckets 'a' and 'b' execute the same actions with the
+ * same liveness. */
+static bool
+kd_bucket_equal(const struct ofputil_bucket *a, const struct ofputil_bucket *b)
+{
+    return (a->watch_port == b->watch_port
+            && a->watch_group == b->watch_group
+            && ofpacts_equal(a->ofpacts, a->ofpacts_len,
+                             b->ofpacts, b->ofpacts_len));
+}
+
+/* Returns the bucket of 'group' with 'bucket_id', or NULL. */
+static const struct ofputil_bucket *
+kd_group_bucket(const struct ofgroup *group, uint32_t bucket_id)
+{
+    const struct ofputil_bucket *b;
+
+    LIST_FOR_EACH (b, list_node, &group->buckets) {
+        if (b->bucket_id == bucket_id) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* Fills 'gc', for group 'old' replaced by 'new' (same id), with what lets
+ * the main thread spare the megaflows the modify cannot affect: if both are
+ * dp_hash select groups with the same hashing, a megaflow that only hashed
+ * and recirculated still does the same, and one that picked a bucket by its
+ * dp_hash picks the same one, with the same contents, if the new hash map
+ * has it in the same slot.  (With another selection method the choice
+ * depends on every bucket, so every user is affected.) */
 static void
-kd_group_hook(struct ofproto *ofproto,
-              const struct ofproto_group_mod *ogm OVS_UNUSED)
+kd_group_change_refine(struct kd_group_change *gc,
+                       const struct group_dpif *old,
+                       const struct group_dpif *new)
+{
+    if (old->up.type != OFPGT11_SELECT || new->up.type != OFPGT11_SELECT
+        || old->selection_method != SEL_METHOD_DP_HASH
+        || new->selection_method != SEL_METHOD_DP_HASH
+        || old->hash_alg != new->hash_alg
+        || old->hash_basis != new->hash_basis
+        || !old->hash_map || !new->hash_map) {
+        return;
+    }
+
+    size_t n_slots = (size_t) new->hash_mask + 1;
+    gc->refined = true;
+    gc->old_hash_mask = old->hash_mask;
+    gc->hash_mask = new->hash_mask;
+    gc->hash_map = xmalloc(n_slots * sizeof *gc->hash_map);
+    for (size_t i = 0; i < n_slots; i++) {
+        const struct ofputil_bucket *b = new->hash_map[i];
+        const struct ofputil_bucket *was
+            = b ? kd_group_bucket(&old->up, b->bucket_id) : NULL;
+
+        gc->hash_map[i] = (was && kd_bucket_equal(was, b)
+                           ? b->bucket_id : UINT32_MAX);
+    }
+}
+
+static void
+kd_group_hook(struct ofproto *ofproto, const struct ofproto_group_mod *ogm)
 {
     struct kd_event *ev = xzalloc(sizeof *ev);
+    size_t n = MAX(group_collection_n(&ogm->old_groups), 1);
 
     ev->type = KD_EV_GROUP;
     ev->ofproto = ofproto;
     ev->delta = kd_is_enabled();
     ev->time = time_usec();
+    ev->groups = xzalloc(sizeof *ev->groups + n * sizeof *ev->groups->changes);
+    if (!group_collection_n(&ogm->old_groups)) {
+        /* An add: what looked the group up found nothing. */
+        ev->groups->n = 1;
+        ev->groups->changes[0].group_id = ogm->new_group->group_id;
+    } else {
+        struct ofgroup *old;
+
+        GROUP_COLLECTION_FOR_EACH (old, &ogm->old_groups) {
+            struct kd_group_change *gc
+                = &ev->groups->changes[ev->groups->n++];
+
+            gc->group_id = old->group_id;
+            if (ogm->new_group && ogm->new_group->group_id == old->group_id) {
+                kd_group_change_refine(gc, kd_group_dpif(old),
+                                       kd_group_dpif(ogm->new_group));
+            }
+        }
+    }
     kd_enqueue(ev, true);
 }
 
@@ -732,19 +1038,36 @@ kd_tables_version_hook(struct ofproto_dpif *ofproto OVS_UNUSED,
     return false;
 }
 
-/* Returns true if 'xcache' holds a learn action's entry. */
+/* Returns true if 'xcache' holds a learn action's entry.  Notes in 'c'
+ * (if nonnull) the bucket of each group whose buckets the translation
+ * executed. */
 static bool
-kd_xcache_learns(const struct xlate_cache *xcache)
+kd_xcache_scan(const struct xlate_cache *xcache, struct kd_capture *c)
 {
     struct ofpbuf entries = xcache->entries;    /* The loop pulls a copy. */
     struct xc_entry *entry;
+    bool learns = false;
 
     XC_ENTRY_FOR_EACH (entry, &entries) {
         if (entry->type == XC_LEARN) {
-            return true;
+            learns = true;
+        } else if (entry->type == XC_GROUP && c) {
+            const struct ofgroup *group = &entry->group.group->up;
+            const struct ofputil_bucket *bucket = entry->group.bucket;
+
+            for (size_t i = 0; i < c->n_groups; i++) {
+                struct kd_group_ref *g = &c->groups[i];
+
+                if (g->ofproto == group->ofproto
+                    && g->group_id == group->group_id) {
+                    g->use |= KD_GROUP_BUCKETS;
+                    g->bucket_id = bucket ? bucket->bucket_id : UINT32_MAX;
+                    break;
+                }
+            }
         }
     }
-    return false;
+    return learns;
 }
 
 static void
@@ -758,6 +1081,8 @@ kd_ukey_changed(struct udpif *udpif, enum udpif_ukey_event event,
 {
     struct kd_capture *c = (event != UDPIF_UKEY_DELETED
                             ? kd_capture_take(xcache) : NULL);
+    bool learns = (event != UDPIF_UKEY_DELETED && xcache
+                   && kd_xcache_scan(xcache, c));
     struct kd_event *ev = kd_event_alloc(kd_capture_packed_size(c));
 
     if (c) {
@@ -769,8 +1094,7 @@ kd_ukey_changed(struct udpif *udpif, enum udpif_ukey_event event,
     ev->udpif = udpif;
     ev->ukey_event = event;
     ev->id = *id;
-    ev->learns = event != UDPIF_UKEY_DELETED && xcache
-                 && kd_xcache_learns(xcache);
+    ev->learns = learns;
     kd_enqueue(ev, false);
 }
 
@@ -935,6 +1259,7 @@ kd_megaflow_unindex(struct kd_megaflow *mf)
         ovs_list_remove(&mf->opaque_node);
         mf->opaque = false;
     }
+    kairo_delta_deps_remove(kd_deps, mf);
 }
 
 static void
@@ -1032,7 +1357,9 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns)
                     .key = &fwcs[j].flow,
                     .mask = &fwcs[j].wc,
                     .rule = l->rule,
-                    .priority = l->rule ? l->rule->cr.priority : 0,
+                    .priority = l->threshold,
+                    .conj = l->conj,
+                    .conj_id = l->conj_id,
                 };
             }
         }
@@ -1055,6 +1382,24 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns)
         mf->bridges[mf->n_bridges++] = b;
     }
     free(lookups);
+
+    /* The groups it looked up. */
+    if (c->n_groups) {
+        struct kairo_delta_dep *deps = xmalloc(c->n_groups * sizeof *deps);
+
+        for (size_t i = 0; i < c->n_groups; i++) {
+            const struct kd_group_ref *g = &c->groups[i];
+
+            deps[i] = (struct kairo_delta_dep) {
+                .space = g->ofproto,
+                .key = g->group_id,
+                .data = { g->use | (uint64_t) g->dp_hash << 32,
+                          g->bucket_id },
+            };
+        }
+        kairo_delta_deps_set(kd_deps, mf, deps, c->n_groups);
+        free(deps);
+    }
 
     /* Keep the rules hit alive while the indexes name them. */
     mf->rules = xmalloc(c->n * sizeof *mf->rules);
@@ -1116,41 +1461,99 @@ kd_mark_opaque(long long int time)
     }
 }
 
-static void
-kd_fallback(enum kd_fallback reason)
+/* Returns true if 'ofpacts' are those of a conjunctive match's clause. */
+static bool
+kd_ofpacts_are_clause(const struct ofpact *ofpacts, size_t ofpacts_len)
 {
-    kd_stats.fallbacks[reason]++;
-    kd_fallback_now = true;
-    COVERAGE_INC(kairo_delta_fallback);
-    VLOG_DBG("full revalidation: %s", kd_fallback_names[reason]);
+    const struct ofpact *a;
+
+    OFPACT_FOR_EACH (a, ofpacts, ofpacts_len) {
+        if (a->type == OFPACT_CONJUNCTION) {
+            return true;
+        }
+    }
+    return false;
 }
 
-/* Returns true if 'rule' takes part in a conjunctive match, which the index
- * does not model: the classifier combines such rules behind the lookup. */
+/* Returns true if 'rule' (may be NULL) is a clause of a conjunctive match:
+ * the classifier never returns it, but whether a conjunction matches
+ * depends on it. */
 static bool
-kd_rule_is_conjunctive(const struct rule *rule)
+kd_rule_is_clause(const struct rule *rule)
 {
     if (!rule) {
         return false;
     }
 
     const struct rule_actions *actions = rule_get_actions(rule);
-    const struct ofpact *a;
-    OFPACT_FOR_EACH (a, actions->ofpacts, actions->ofpacts_len) {
-        if (a->type == OFPACT_CONJUNCTION) {
-            return true;
-        }
-    }
+    return kd_ofpacts_are_clause(actions->ofpacts, actions->ofpacts_len);
+}
 
-    struct match match;
-    minimatch_expand(&rule->cr.match, &match);
-    return match.wc.masks.conj_id != 0;
+/* Queries 'index' for the megaflows with a lookup in 'table_id' whose
+ * region meets 'match' and whose threshold is at most 'priority': those
+ * that a rule with that match and priority can affect by appearing or
+ * disappearing, clause or not (see DESIGN-NOTES.md, "Conjunctive matches").
+ * A rule on a conj_id other than 0 reaches only the lookups that looked
+ * that conj_id up; on conj_id 0 it is an ordinary rule. */
+static void
+kd_query_region(struct kairo_delta_index *index, uint8_t table_id,
+                int priority, const struct minimatch *match,
+                kairo_delta_index_cb *cb, void *aux)
+{
+    uint32_t conj_mask = MINIFLOW_GET_U32(&match->mask->masks, conj_id);
+    uint32_t conj_id = MINIFLOW_GET_U32(match->flow, conj_id) & conj_mask;
+
+    if (conj_mask == UINT32_MAX && conj_id) {
+        COVERAGE_INC(kairo_delta_conj_id);
+        kairo_delta_index_query_conj_insert(index, table_id, priority, match,
+                                            conj_id, cb, aux);
+    } else {
+        /* The lookups' regions never fix conj_id, so a partly masked one
+         * meets every lookup, which is sound. */
+        kairo_delta_index_query_insert(index, table_id, priority, match, cb,
+                                       aux);
+    }
+}
+
+/* The queries that map one rule change: the megaflows that hit 'hit' (if
+ * nonnull), and those whose lookups' regions meet 'region''s match at its
+ * priority (if nonnull). */
+struct kd_rule_queries {
+    const struct rule *hit;
+    const struct rule *region;
+};
+
+/* Returns the queries for a change in which 'rule' was removed ('removed')
+ * or inserted, replacing 'old_rule' if nonnull (same table, match and
+ * priority).  A megaflow that hit a rule that goes is affected; one that did
+ * not hit it is not, unless the rule is a clause, whose presence decides
+ * whether a conjunction matches; an inserted rule, clause or not, affects
+ * what its region meets. */
+static struct kd_rule_queries
+kd_rule_change_queries(bool removed, const struct rule *rule,
+                       const struct rule *old_rule)
+{
+    if (removed) {
+        return (struct kd_rule_queries) {
+            .hit = rule,
+            .region = kd_rule_is_clause(rule) ? rule : NULL,
+        };
+    } else if (old_rule) {
+        return (struct kd_rule_queries) {
+            .hit = old_rule,
+            .region = (kd_rule_is_clause(old_rule) || kd_rule_is_clause(rule)
+                       ? rule : NULL),
+        };
+    } else {
+        return (struct kd_rule_queries) { .region = rule };
+    }
 }
 
 static void
 kd_process_rule(struct kd_event *ev)
 {
     struct rule *rule = ev->rule;
+    bool removed = ev->rule_event == OFPFME_REMOVED;
 
     COVERAGE_INC(kairo_delta_rule);
     kd_stats.latest_latency = 0;
@@ -1159,38 +1562,111 @@ kd_process_rule(struct kd_event *ev)
         return;
     }
 
-    if (kd_rule_is_conjunctive(rule) || kd_rule_is_conjunctive(ev->old_rule)) {
-        kd_fallback(KD_FB_CONJUNCTION);
+    if (removed) {
+        kd_stats.removes++;
+    } else if (ev->old_rule) {
+        /* Even with unchanged actions the megaflows that hit the old rule
+         * are re-translated, so that their xlate caches (stats, timeouts)
+         * name the rule that is in the table. */
+        kd_stats.replaces++;
     } else {
-        struct kd_bridge *b = kd_bridge_find(ev->ofproto);
-
-        if (ev->rule_event == OFPFME_REMOVED) {
-            kd_stats.removes++;
-            if (b) {
-                kairo_delta_index_query_rule(b->index, rule, kd_mark_cb,
-                                             &ev->time);
-            }
-        } else if (ev->old_rule) {
-            /* Same table, match and priority: the megaflows that hit the
-             * old rule now hit the new one.  Even with unchanged actions
-             * they are re-translated, so that their xlate caches (stats,
-             * timeouts) name the rule that is in the table. */
-            kd_stats.replaces++;
-            if (b) {
-                kairo_delta_index_query_rule(b->index, ev->old_rule,
-                                             kd_mark_cb, &ev->time);
-            }
-        } else {
-            kd_stats.inserts++;
-            if (b) {
-                kairo_delta_index_query_insert(b->index, rule->table_id,
-                                               rule->cr.priority,
-                                               &rule->cr.match, kd_mark_cb,
-                                               &ev->time);
-            }
-        }
-        kd_mark_opaque(ev->time);
+        kd_stats.inserts++;
     }
+    if (kd_rule_is_clause(rule) || kd_rule_is_clause(ev->old_rule)) {
+        kd_stats.clauses++;
+    }
+
+    struct kd_bridge *b = kd_bridge_find(ev->ofproto);
+    if (b) {
+        struct kd_rule_queries q = kd_rule_change_queries(removed, rule,
+                                                          ev->old_rule);
+        if (q.hit) {
+            kairo_delta_index_query_rule(b->index, q.hit, kd_mark_cb,
+                                         &ev->time);
+        }
+        if (q.region) {
+            kd_query_region(b->index, q.region->table_id,
+                            q.region->cr.priority, &q.region->cr.match,
+                            kd_mark_cb, &ev->time);
+        }
+    }
+    kd_mark_opaque(ev->time);
+    kd_applied_gen = ev->gen;
+}
+
+/* A group change being mapped. */
+struct kd_group_query {
+    const struct kd_group_change *gc;
+    long long int time;
+    size_t n_spared;
+};
+
+/* Returns true if a megaflow whose dp_hash was 'dp_hash' under the old
+ * group's hash mask picks bucket 'bucket_id' from the new hash map in
+ * 'gc' for every packet it covers. */
+static bool
+kd_group_same_pick(const struct kd_group_change *gc, uint32_t dp_hash,
+                   uint32_t bucket_id)
+{
+    uint32_t old_mask = gc->old_hash_mask, new_mask = gc->hash_mask;
+
+    if (new_mask <= old_mask) {
+        /* Coarser or the same: one slot. */
+        return gc->hash_map[dp_hash & new_mask] == bucket_id;
+    }
+    /* Finer: every slot its packets' dp_hash values reach. */
+    for (uint32_t slot = 0; slot <= new_mask; slot++) {
+        if ((slot & old_mask) == (dp_hash & old_mask)
+            && gc->hash_map[slot] != bucket_id) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* kairo_delta_deps_query() callback for a group change: marks the megaflow
+ * unless the change's refinement spares it. */
+static void
+kd_group_dep_cb(const void *owner, const struct kairo_delta_dep *dep,
+                void *q_)
+{
+    struct kd_group_query *q = q_;
+    uint8_t use = dep->data[0] & 0xff;
+
+    if (q->gc->refined && !(use & KD_GROUP_LIVENESS)) {
+        bool spared = (use & KD_GROUP_BUCKETS
+                       ? kd_group_same_pick(q->gc, dep->data[0] >> 32,
+                                            dep->data[1])
+                       : (use & KD_GROUP_DP_HASH_ZERO) != 0);
+        if (spared) {
+            q->n_spared++;
+            return;
+        }
+    }
+    kd_mark(CONST_CAST(struct kd_megaflow *, owner), q->time);
+}
+
+/* Maps a group mod: the megaflows that looked up a group it changed. */
+static void
+kd_process_group(struct kd_event *ev)
+{
+    if (!ev->delta) {
+        kd_stats.stock++;
+        return;
+    }
+
+    kd_stats.groups++;
+    COVERAGE_INC(kairo_delta_group);
+    for (size_t i = 0; i < ev->groups->n; i++) {
+        struct kd_group_query q = {
+            .gc = &ev->groups->changes[i], .time = ev->time,
+        };
+
+        kairo_delta_deps_query(kd_deps, ev->ofproto, q.gc->group_id,
+                               kd_group_dep_cb, &q);
+        kd_stats.group_spared += q.n_spared;
+    }
+    kd_mark_opaque(ev->time);
     kd_applied_gen = ev->gen;
 }
 
@@ -1241,6 +1717,12 @@ kd_event_destroy(struct kd_event *ev)
 {
     ofproto_rule_unref(ev->rule);
     ofproto_rule_unref(ev->old_rule);
+    if (ev->groups) {
+        for (size_t i = 0; i < ev->groups->n; i++) {
+            free(ev->groups->changes[i].hash_map);
+        }
+        free(ev->groups);
+    }
     if (ev->capture) {
         kd_capture_clear(ev->capture);  /* Packed into 'ev'. */
     }
@@ -1393,13 +1875,7 @@ kd_run__(const struct udpif *dying)
             kd_process_rule(ev);
             break;
         case KD_EV_GROUP:
-            if (ev->delta) {
-                kd_stats.groups++;
-                kd_fallback(KD_FB_GROUP);
-                kd_applied_gen = ev->gen;
-            } else {
-                kd_stats.stock++;
-            }
+            kd_process_group(ev);
             break;
         case KD_EV_UKEY:
             if (ev->udpif != dying) {
@@ -1527,10 +2003,12 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
                   "%u%%\n", kd_is_enabled() ? "delta" : "stock",
                   kd_full_share);
     ds_put_format(out, "  deltas: %"PRIu64" inserts, %"PRIu64" replaces, "
-                  "%"PRIu64" removes, %"PRIu64" groups, %"PRIu64
+                  "%"PRIu64" removes (%"PRIu64" of clauses), %"PRIu64
+                  " groups (%"PRIu64" users spared), %"PRIu64
                   " left to stock revalidation\n",
                   kd_stats.inserts, kd_stats.replaces, kd_stats.removes,
-                  kd_stats.groups, kd_stats.stock);
+                  kd_stats.clauses, kd_stats.groups, kd_stats.group_spared,
+                  kd_stats.stock);
     ds_put_format(out, "  megaflows marked: %"PRIu64" (%"PRIu64" raced, %"
                   PRIu64" opaque), %zu awaiting re-translation, %"PRIu64
                   " rounds re-translated at once, %"PRIu64" revalidator "
@@ -1543,9 +2021,11 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
                       kd_stats.fallbacks[i]);
     }
     ds_put_char(out, '\n');
+    total.memory += kairo_delta_deps_memory(kd_deps);
     ds_put_format(out, "  index: %zu megaflows (%zu opaque), %"PRIu64
-                  " lookups in %"PRIu64" groups, %"PRIu64" bytes",
-                  n_megaflows, n_opaque, total.n_lookups, total.n_groups,
+                  " lookups in %"PRIu64" groups, %zu group references, %"
+                  PRIu64" bytes", n_megaflows, n_opaque, total.n_lookups,
+                  total.n_groups, kairo_delta_deps_n_deps(kd_deps),
                   total.memory);
     if (n_megaflows) {
         ds_put_format(out, " (%"PRIu64" per megaflow)",
@@ -1609,7 +2089,7 @@ kd_verify_regions(const struct kd_capture *c,
     for (size_t i = 0; i < c->n; i++) {
         const struct kd_lookup *l = &c->lookups[i];
         const struct ofproto *ofproto = l->ofproto;
-        int priority = l->rule ? l->rule->cr.priority : INT_MIN;
+        int priority = l->rule ? l->threshold : INT_MIN;
         struct rule *rule;
 
         if (l->table_id >= ofproto->n_tables) {
@@ -1824,7 +2304,6 @@ struct kd_explain {
     struct ofputil_port_map *port_map;
     struct hmap megaflows;      /* "struct kd_explained"s, by megaflow. */
     size_t n_deltas;            /* Rule changes the flow-mod makes. */
-    bool conjunction;           /* One of them is conjunctive. */
     struct kd_explained query;  /* Reason for the query under way. */
     const struct kd_udpif *kdu; /* The datapath being dumped. */
     struct svec lines;          /* Its megaflows, described. */
@@ -1875,39 +2354,53 @@ kd_explain_format_rule(const struct kd_explain *ex, const struct rule *rule,
     ofpacts_format(actions->ofpacts, actions->ofpacts_len, &fp);
 }
 
-/* The flow-mod would insert a rule with 'priority' and 'match' in
- * 'table_id'. */
+/* Queries, for the flow-mod, the megaflows whose lookups in 'table_id' a
+ * rule with 'priority' and 'match' appearing or disappearing affects. */
 static void
-kd_explain_insert(struct kd_explain *ex, struct kd_bridge *b,
+kd_explain_region(struct kd_explain *ex, struct kd_bridge *b,
                   uint8_t table_id, int priority,
-                  const struct minimatch *match, bool conjunctive)
+                  const struct minimatch *match)
 {
-    ex->n_deltas++;
-    ex->conjunction |= conjunctive;
-    ds_put_format(&ex->out, "inserts into table %"PRIu8" at priority %d\n",
-                  table_id, priority);
     ex->query = (struct kd_explained) {
         .why = KD_WHY_INSERT, .table_id = table_id, .priority = priority,
     };
     if (b) {
-        kairo_delta_index_query_insert(b->index, table_id, priority, match,
-                                       kd_explain_cb, ex);
+        kd_query_region(b->index, table_id, priority, match, kd_explain_cb,
+                        ex);
     }
 }
 
-/* The flow-mod would replace ('removing' false) or remove 'rule'. */
+/* The flow-mod would insert a rule with 'priority' and 'match' in
+ * 'table_id', a conjunctive match's clause if 'clause'. */
 static void
-kd_explain_rule(struct kd_explain *ex, struct kd_bridge *b,
-                const struct rule *rule, bool removing)
+kd_explain_insert(struct kd_explain *ex, struct kd_bridge *b,
+                  uint8_t table_id, int priority,
+                  const struct minimatch *match, bool clause)
 {
     ex->n_deltas++;
-    ex->conjunction |= kd_rule_is_conjunctive(rule);
+    ds_put_format(&ex->out, "inserts %sinto table %"PRIu8" at priority %d\n",
+                  clause ? "a conjunctive match's clause " : "", table_id,
+                  priority);
+    kd_explain_region(ex, b, table_id, priority, match);
+}
+
+/* The flow-mod would replace ('removing' false) or remove 'rule'; a
+ * replacement would be a conjunctive match's clause if 'new_clause'. */
+static void
+kd_explain_rule(struct kd_explain *ex, struct kd_bridge *b,
+                const struct rule *rule, bool removing, bool new_clause)
+{
+    ex->n_deltas++;
     ds_put_cstr(&ex->out, removing ? "removes " : "replaces ");
     kd_explain_format_rule(ex, rule, &ex->out);
     ds_put_char(&ex->out, '\n');
     ex->query = (struct kd_explained) { .why = KD_WHY_RULE, .rule = rule };
     if (b) {
         kairo_delta_index_query_rule(b->index, rule, kd_explain_cb, ex);
+    }
+    if (kd_rule_is_clause(rule) || new_clause) {
+        kd_explain_region(ex, b, rule->table_id, rule->cr.priority,
+                          &rule->cr.match);
     }
 }
 
@@ -1967,23 +2460,6 @@ kd_explain_collect(const struct ofproto *ofproto,
     return true;
 }
 
-/* Returns true if the actions or the match of 'fm' make it conjunctive. */
-static bool
-kd_fm_is_conjunctive(const struct ofputil_flow_mod *fm)
-{
-    const struct ofpact *a;
-
-    OFPACT_FOR_EACH (a, fm->ofpacts, fm->ofpacts_len) {
-        if (a->type == OFPACT_CONJUNCTION) {
-            return true;
-        }
-    }
-
-    struct match match;
-    minimatch_expand(&fm->match, &match);
-    return match.wc.masks.conj_id != 0;
-}
-
 /* Maps 'fm' to the rule changes ofproto would make and queries the index
  * for each.  Returns an error message, or NULL. */
 static const char *
@@ -1996,6 +2472,7 @@ kd_explain_flow_mod(struct kd_explain *ex, const struct ofputil_flow_mod *fm)
     bool strict = (fm->command == OFPFC_MODIFY_STRICT
                    || fm->command == OFPFC_DELETE_STRICT);
     bool may_add = fm->command == OFPFC_ADD;
+    bool new_clause = kd_ofpacts_are_clause(fm->ofpacts, fm->ofpacts_len);
 
     if (fm->command != OFPFC_ADD) {
         const struct rule **rules;
@@ -2005,13 +2482,9 @@ kd_explain_flow_mod(struct kd_explain *ex, const struct ofputil_flow_mod *fm)
             return "no such table";
         }
         for (size_t i = 0; i < n; i++) {
-            kd_explain_rule(ex, b, rules[i], is_delete);
+            kd_explain_rule(ex, b, rules[i], is_delete, new_clause);
         }
         free(rules);
-        if (n && !is_delete) {
-            /* The replacements take 'fm''s actions. */
-            ex->conjunction |= kd_fm_is_conjunctive(fm);
-        }
         may_add = (!n && !is_delete && fm->new_cookie != OVS_BE64_MAX
                    && fm->cookie_mask == htonll(0));
     }
@@ -2029,11 +2502,10 @@ kd_explain_flow_mod(struct kd_explain *ex, const struct ofputil_flow_mod *fm)
                                      ofproto->tables_version));
         cls_rule_destroy(&target);
         if (old) {
-            ex->conjunction |= kd_fm_is_conjunctive(fm);
-            kd_explain_rule(ex, b, old, false);
+            kd_explain_rule(ex, b, old, false, new_clause);
         } else {
             kd_explain_insert(ex, b, table_id, fm->priority, &fm->match,
-                              kd_fm_is_conjunctive(fm));
+                              new_clause);
         }
     }
     return NULL;
@@ -2064,9 +2536,9 @@ kd_explain_dp_flow(const struct dpif_backer *backer OVS_UNUSED,
     ds_put_cstr(s, ", why: ");
     switch (e->why) {
     case KD_WHY_INSERT:
-        ds_put_format(s, "a lookup in table %"PRIu8" that missed or hit "
-                      "priority %d or lower overlaps the new rule's match",
-                      e->table_id, e->priority);
+        ds_put_format(s, "a lookup in table %"PRIu8" that missed, or "
+                      "whose result a rule of priority %d can change, "
+                      "overlaps the rule's match", e->table_id, e->priority);
         break;
     case KD_WHY_RULE:
         ds_put_cstr(s, "hit ");
@@ -2098,12 +2570,6 @@ kd_explain_report(struct kd_explain *ex)
                     "re-translate every megaflow\n");
         return;
     }
-    if (ex->conjunction) {
-        ds_put_cstr(&ex->out, "a conjunctive match changes: full "
-                    "revalidation of every megaflow\n");
-        return;
-    }
-
     /* Every delta marks the opaque megaflows. */
     struct kd_udpif *kdu;
     ex->query = (struct kd_explained) { .why = KD_WHY_OPAQUE };
@@ -2268,6 +2734,9 @@ kairo_delta_init(void)
         ofproto_group_change_hook = kd_group_hook;
         ofproto_dpif_tables_version_hook = kd_tables_version_hook;
         ofproto_dpif_lookup_hook = kd_lookup_hook;
+        classifier_conjunction_hook = kd_conj_hook;
+        xlate_group_hook = kd_xlate_group_hook;
+        kd_deps = kairo_delta_deps_create();
         udpif_ukey_observer = &kd_observer;
 
         kairo_show_register_section("delta", kd_show, NULL);

@@ -7,6 +7,7 @@ check_PROGRAMS += tests/kairo-unit
 tests_kairo_unit_SOURCES = \
 	tests/kairo-unit.h \
 	tests/kairo-unit-main.c \
+	tests/test-kairo-delta-deps.c \
 	tests/test-kairo-delta-index.c \
 	tests/test-kairo-ketama.c \
 	tests/test-kairo-mc-cache.c \

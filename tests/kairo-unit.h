@@ -30,6 +30,7 @@
 #define KAIRO_UNIT_SUITES                       \
     KAIRO_UNIT_SUITE(version)                   \
     KAIRO_UNIT_SUITE(delta_index)               \
+    KAIRO_UNIT_SUITE(delta_deps)                \
     KAIRO_UNIT_SUITE(mc_proto)                  \
     KAIRO_UNIT_SUITE(mc_cache)                  \
     KAIRO_UNIT_SUITE(mc_hash)                   \

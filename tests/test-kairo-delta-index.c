@@ -330,6 +330,70 @@ test_dedup_and_rewrite(void)
     kairo_delta_index_destroy(idx);
 }
 
+/* Thresholds and conjunctions: one rule hit with different thresholds and
+ * conjunction kinds makes separate entries, all found by a rule query; an
+ * insert query compares the threshold, not the rule's priority; a conj_id
+ * insert query reaches only the lookups made with that conj_id or any. */
+static void
+test_conjunctions(void)
+{
+    struct kairo_delta_index *idx = kairo_delta_index_create();
+    struct hand_mf a = { .n = 0 }, b = { .n = 0 }, c = { .n = 0 };
+    struct kairo_delta_index_stats st;
+    struct hand_result r;
+    struct minimatch mm;
+    struct match match;
+
+    /* A: a conjunction (id 7) won at priority 5 and gave rule_a. */
+    hand_add(&a, 0, 0x0a000001, 0xffffffff, 1, &rule_a, 5);
+    a.l[0].conj = KAIRO_DELTA_INDEX_CONJ_ONE;
+    a.l[0].conj_id = 7;
+    /* B: rule_a hit without a conjunction. */
+    hand_add(&b, 0, 0x0a000001, 0xffffffff, 1, &rule_a, 10);
+    /* C: several conjunctions looked up, one of which found nothing. */
+    hand_add(&c, 0, 0x0a000001, 0xffffffff, 1, &rule_b, INT_MIN);
+    c.l[0].conj = KAIRO_DELTA_INDEX_CONJ_ANY;
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &a, a.l, a.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &b, b.l, b.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &c, c.l, c.n), 0);
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_rules, 3);
+
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 6, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    2);
+    CU_ASSERT(r.owners[0] != &b && r.owners[1] != &b);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 10, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    3);
+
+    match_init_catchall(&match);
+    match_set_nw_src(&match, htonl(0x0a000001));
+    match_set_conj_id(&match, 7);
+    minimatch_init(&mm, &match);
+    memset(&r, 0, sizeof r);
+    CU_ASSERT_EQUAL(kairo_delta_index_query_conj_insert(idx, 0, 20, &mm, 7,
+                                                        hand_cb, &r), 2);
+    CU_ASSERT(r.owners[0] != &b && r.owners[1] != &b);
+    memset(&r, 0, sizeof r);
+    CU_ASSERT_EQUAL(kairo_delta_index_query_conj_insert(idx, 0, 20, &mm, 8,
+                                                        hand_cb, &r), 1);
+    CU_ASSERT_PTR_EQUAL(r.owners[0], &c);
+    /* Below A's threshold, id 7 does not reach A. */
+    memset(&r, 0, sizeof r);
+    CU_ASSERT_EQUAL(kairo_delta_index_query_conj_insert(idx, 0, 4, &mm, 7,
+                                                        hand_cb, &r), 1);
+    minimatch_destroy(&mm);
+
+    memset(&r, 0, sizeof r);
+    CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_a, hand_cb, &r),
+                    2);
+    CU_ASSERT(kairo_delta_index_remove(idx, &a));
+    CU_ASSERT(kairo_delta_index_remove(idx, &b));
+    CU_ASSERT(kairo_delta_index_remove(idx, &c));
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_rules, 0);
+    kairo_delta_index_destroy(idx);
+}
+
 /* Errors leave the index unchanged; replace swaps lookups and keeps the old
  * entry when the new one is refused. */
 static void
@@ -345,10 +409,11 @@ test_errors_and_replace(void)
     CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &mf, mf.l, mf.n), 0);
     kairo_delta_index_get_stats(idx, &before);
 
-    /* rule_c is new, rule_a comes with another priority: refused, and the
-     * entry made for rule_c must be gone again. */
+    /* rule_c is new, rule_a comes with a bad conjunction kind: refused,
+     * and the entry made for rule_c must be gone again. */
     hand_add(&bad, 0, 0x0a000002, 0xffffffff, 1, &rule_c, 3);
     hand_add(&bad, 1, 0x0a000002, 0xffffffff, 1, &rule_a, 11);
+    bad.l[1].conj = KAIRO_DELTA_INDEX_CONJ_ANY + 1;
     CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &bad, bad.l, bad.n),
                     EINVAL);
     CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 1, &mf, bad.l, bad.n),
@@ -465,6 +530,7 @@ test_paths(void)
 #define DT_RULES_PER_TABLE 12   /* Rules per table. */
 #define DT_MAX_LOOKUPS 4        /* Lookups per megaflow, at most. */
 #define DT_MAX_TEMPLATES 8      /* Megaflow mask templates, at most. */
+#define DT_CONJ_IDS 3           /* Conjunction ids used. */
 
 /* One run of the differential test. */
 struct dt_config {
@@ -486,6 +552,9 @@ struct dt_megaflow {
     struct flow key[DT_MAX_LOOKUPS];                /* Per lookup. */
     struct flow_wildcards mask[DT_MAX_LOOKUPS];     /* Per lookup. */
     int rule[DT_MAX_LOOKUPS];   /* Rule index, or -1 for a miss. */
+    int threshold[DT_MAX_LOOKUPS];  /* Per lookup that hit a rule. */
+    enum kairo_delta_index_conj conj[DT_MAX_LOOKUPS];   /* Per lookup. */
+    uint32_t conj_id[DT_MAX_LOOKUPS];   /* With KAIRO_DELTA_INDEX_CONJ_ONE. */
 };
 
 /* The whole state of the differential test. */
@@ -564,6 +633,17 @@ dt_generate(struct dt *dt, struct dt_megaflow *mf)
                        ? -1
                        : table * DT_RULES_PER_TABLE
                          + rng_below(rng, DT_RULES_PER_TABLE));
+        /* Mostly the rule's own priority; sometimes lower, as when a
+         * conjunction took part, then with one conj_id or any. */
+        mf->threshold[i] = mf->rule[i] < 0 ? 0 : dt->priorities[mf->rule[i]];
+        mf->conj[i] = KAIRO_DELTA_INDEX_CONJ_NONE;
+        mf->conj_id[i] = 0;
+        if (mf->rule[i] >= 0 && !rng_below(rng, 4)) {
+            mf->threshold[i] -= rng_below(rng, 3);
+            mf->conj[i] = 1 + rng_below(rng, 2);
+            mf->conj_id[i] = (mf->conj[i] == KAIRO_DELTA_INDEX_CONJ_ONE
+                              ? rng_below(rng, DT_CONJ_IDS) : 0);
+        }
     }
 }
 
@@ -580,7 +660,9 @@ dt_lookups(const struct dt *dt, const struct dt_megaflow *mf,
             .key = &mf->key[i],
             .mask = &mf->mask[i],
             .rule = r < 0 ? NULL : &dt->rules[r],
-            .priority = r < 0 ? 0 : dt->priorities[r],
+            .priority = mf->threshold[i],
+            .conj = mf->conj[i],
+            .conj_id = mf->conj_id[i],
         };
     }
 }
@@ -663,12 +745,31 @@ dt_random_match(struct dt *dt, struct match *match, uint8_t *table)
     }
 }
 
-/* Runs a random insert query and checks it. */
+/* Returns true if lookup 'i' of 'mf' passes the priority and conjunction
+ * tests of an insert query at 'priority', for a rule on conj_id 'conj_id'
+ * if 'conj_id' is nonnegative. */
+static bool
+dt_lookup_admits(const struct dt_megaflow *mf, size_t i, int priority,
+                 int64_t conj_id)
+{
+    if (mf->rule[i] < 0) {
+        return true;
+    }
+    return (mf->threshold[i] <= priority
+            && (conj_id < 0
+                || mf->conj[i] == KAIRO_DELTA_INDEX_CONJ_ANY
+                || (mf->conj[i] == KAIRO_DELTA_INDEX_CONJ_ONE
+                    && mf->conj_id[i] == conj_id)));
+}
+
+/* Runs a random insert query, sometimes for a rule on a conj_id, and checks
+ * it. */
 static void
 dt_insert_query(struct dt *dt)
 {
     struct test_rng *rng = &dt->rng;
     int priority = rng_below(rng, 7);
+    int64_t conj_id = rng_below(rng, 4) ? -1 : rng_below(rng, DT_CONJ_IDS);
     struct minimatch mm;
     struct match match;
     uint8_t table;
@@ -680,10 +781,8 @@ dt_insert_query(struct dt *dt)
 
         dt->expected[s] = false;
         for (size_t i = 0; mf->live && i < mf->n; i++) {
-            int r = mf->rule[i];
-
             if (mf->table[i] == table
-                && (r < 0 || dt->priorities[r] <= priority)
+                && dt_lookup_admits(mf, i, priority, conj_id)
                 && regions_intersect(&mf->key[i], &mf->mask[i],
                                      &match.flow, &match.wc)) {
                 dt->expected[s] = true;
@@ -692,7 +791,13 @@ dt_insert_query(struct dt *dt)
         }
     }
 
-    if (rng_below(rng, 2)) {
+    if (conj_id >= 0) {
+        match_set_conj_id(&match, conj_id);
+        minimatch_init(&mm, &match);
+        n = kairo_delta_index_query_conj_insert(dt->idx, table, priority,
+                                                &mm, conj_id, dt_cb, dt);
+        minimatch_destroy(&mm);
+    } else if (rng_below(rng, 2)) {
         /* The match's unmasked value bits are often nonzero here, and must
          * not matter. */
         n = kairo_delta_index_query_insert_match(dt->idx, table, priority,
@@ -866,6 +971,8 @@ kairo_unit_register_delta_index(void)
                         test_insert_definition)
         || !CU_add_test(suite, "dedup and rewritten fields",
                         test_dedup_and_rewrite)
+        || !CU_add_test(suite, "thresholds and conjunctions",
+                        test_conjunctions)
         || !CU_add_test(suite, "errors and replace",
                         test_errors_and_replace)
         || !CU_add_test(suite, "query paths", test_paths)
