@@ -1007,9 +1007,12 @@ kd_group_hook(struct ofproto *ofproto, const struct ofproto_group_mod *ogm)
     ev->time = time_usec();
     ev->groups = xzalloc(sizeof *ev->groups + n * sizeof *ev->groups->changes);
     if (!group_collection_n(&ogm->old_groups)) {
-        /* An add: what looked the group up found nothing. */
-        ev->groups->n = 1;
-        ev->groups->changes[0].group_id = ogm->new_group->group_id;
+        /* An add: what looked the group up found nothing.  (A delete of
+         * every group when there is none changes nothing.) */
+        if (ogm->new_group) {
+            ev->groups->n = 1;
+            ev->groups->changes[0].group_id = ogm->new_group->group_id;
+        }
     } else {
         struct ofgroup *old;
 
