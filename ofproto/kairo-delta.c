@@ -300,6 +300,15 @@ static size_t kd_n_spare_events OVS_GUARDED_BY(kd_spare_mutex);
  * in milliseconds. */
 #define KD_BURST_MS 10
 
+/* Deltas are mapped as they arrive, but their marks are gathered into one
+ * round, which is re-translated once the deltas pause for this long, in
+ * microseconds, or this long after the round's first delta: the flow-mods
+ * of a burst (a controller's batch, several bundles) then cost one
+ * re-translation of each megaflow, against the final tables, rather than
+ * one per intermediate commit. */
+#define KD_ROUND_QUIET_US 1000
+#define KD_ROUND_MAX_US 4000
+
 /* The generation of the latest delta.  Written under 'kd_queue_mutex' so
  * that generations increase along the queue; read by xlate_token(). */
 static atomic_uint64_t kd_gen = ATOMIC_VAR_INIT(0);
@@ -340,7 +349,7 @@ struct kd_megaflow {
                                  * or the translation learns. */
     struct ovs_list opaque_node;    /* In 'kdu->opaque' if 'opaque'. */
 
-    uint64_t marked_run;        /* Run in which it was last marked. */
+    uint64_t marked_round;      /* Round in which it was last marked. */
     uint64_t pending_gen;       /* Nonzero: a translation with a token at
                                  * least this is awaited. */
     long long int pending_since;    /* Delta time of the first mark. */
@@ -360,7 +369,10 @@ static struct hmap kd_udpifs = HMAP_INITIALIZER(&kd_udpifs);
 static struct kairo_delta_deps *kd_deps;
 
 static uint64_t kd_last_queue_seq;
-static uint64_t kd_run_seq;         /* Incremented once per run. */
+static uint64_t kd_round_seq = 1;   /* Incremented once per round. */
+static long long int kd_round_first;    /* time_usec() of the open round's
+                                         * first delta, or 0. */
+static long long int kd_round_last;     /* ...and of its latest. */
 static uint64_t kd_applied_gen;     /* Generation of the last delta mapped. */
 static uint64_t kd_next_megaflow_seq = 1;
 static unsigned int kd_full_share = KD_DEFAULT_FULL_SHARE;
@@ -373,7 +385,7 @@ static size_t kd_n_waiters;
 static struct {
     uint64_t inserts, replaces, removes, clauses, groups, stock;
     uint64_t group_spared;      /* Group users a refinement spared. */
-    uint64_t marked, raced, opaque_marks, inline_rounds, kicks;
+    uint64_t marked, raced, opaque_marks, inline_rounds, kicks, rounds;
     long long int latest_latency;   /* Slowest megaflow re-translated after
                                      * the latest delta, in microseconds. */
     uint64_t fallbacks[KD_N_FALLBACKS];
@@ -1213,6 +1225,29 @@ kd_megaflow_resolve(struct kd_megaflow *mf)
     }
 }
 
+/* Notes a delta that happened at 'time' in the round of marks, opening one
+ * if none is. */
+static void
+kd_round_note(long long int time)
+{
+    if (!kd_round_first) {
+        kd_round_first = kd_round_last = time;
+        kd_stats.rounds++;
+    } else {
+        kd_round_last = MAX(kd_round_last, time);
+    }
+}
+
+/* Returns the time_usec() at which the open round is due, or LLONG_MAX. */
+static long long int
+kd_round_due(void)
+{
+    return (kd_round_first
+            ? MIN(kd_round_last + KD_ROUND_QUIET_US,
+                  kd_round_first + KD_ROUND_MAX_US)
+            : LLONG_MAX);
+}
+
 /* Marks 'mf' for re-translation by a delta that happened at 'time'. */
 static void
 kd_mark(struct kd_megaflow *mf, long long int time)
@@ -1226,10 +1261,11 @@ kd_mark(struct kd_megaflow *mf, long long int time)
     }
     mf->pending_gen = MAX(gen, 1);
 
-    if (mf->marked_run != kd_run_seq) {
+    kd_round_note(time);
+    if (mf->marked_round != kd_round_seq) {
         struct kd_udpif *kdu = mf->kdu;
 
-        mf->marked_run = kd_run_seq;
+        mf->marked_round = kd_round_seq;
         if (kdu->n_marks >= kdu->allocated_marks) {
             kdu->marks = x2nrealloc(kdu->marks, &kdu->allocated_marks,
                                     sizeof *kdu->marks);
@@ -1801,7 +1837,7 @@ kd_round_plan(size_t n_marks, size_t n_megaflows)
     return n_marks <= KD_MAX_INLINE ? KD_ROUND_INLINE : KD_ROUND_KICK;
 }
 
-/* Has this run's marks re-translated, at once if there are few and
+/* Has the round's marks re-translated, at once if there are few and
  * 'may_translate', otherwise by the revalidators, or falls back to a full
  * revalidation where that is cheaper. */
 static void
@@ -1809,6 +1845,8 @@ kd_flush_marks(bool may_translate)
 {
     struct kd_udpif *kdu;
 
+    kd_round_first = kd_round_last = 0;
+    kd_round_seq++;
     if (kd_fallback_now) {
         kd_fallback_now = false;
         kd_revalidate_all();
@@ -1869,7 +1907,6 @@ kd_run__(const struct udpif *dying)
     atomic_store(&kd_n_queued, 0);
     ovs_mutex_unlock(&kd_queue_mutex);
 
-    kd_run_seq++;
     kd_burst = false;
     struct kd_event *ev;
     LIST_FOR_EACH_POP (ev, list_node, &events) {
@@ -1897,8 +1934,11 @@ kd_run__(const struct udpif *dying)
             kd_udpif_destroy(kdu);
         }
     }
-    /* No translation here while a datapath is being torn down. */
-    kd_flush_marks(!dying);
+    /* A round is flushed when it is due; at once while a datapath is being
+     * torn down, but with no translation then. */
+    if (dying || kd_fallback_now || time_usec() >= kd_round_due()) {
+        kd_flush_marks(!dying);
+    }
     kd_reply_waiters();
 }
 
@@ -1923,7 +1963,8 @@ kairo_delta_run(void)
     /* A round re-translated at once queues the events of its translations:
      * map them in a second pass, so that kairo/wait and the latencies see
      * the round finished without waiting for the next poll loop. */
-    for (int i = 0; i < 2 && !kd_queue_is_empty(); i++) {
+    for (int i = 0; i < 2 && (!kd_queue_is_empty()
+                              || time_usec() >= kd_round_due()); i++) {
         kd_run__(NULL);
     }
 }
@@ -1939,6 +1980,9 @@ kairo_delta_wait(void)
         if (!kd_queue_is_empty()) {
             poll_immediate_wake();
         }
+    }
+    if (kd_round_first) {
+        poll_timer_wait_until(DIV_ROUND_UP(kd_round_due(), 1000));
     }
     seq_wait(kd_queue_seq, kd_last_queue_seq);
 }
@@ -2012,12 +2056,12 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
                   kd_stats.inserts, kd_stats.replaces, kd_stats.removes,
                   kd_stats.clauses, kd_stats.groups, kd_stats.group_spared,
                   kd_stats.stock);
-    ds_put_format(out, "  megaflows marked: %"PRIu64" (%"PRIu64" raced, %"
-                  PRIu64" opaque), %zu awaiting re-translation, %"PRIu64
-                  " rounds re-translated at once, %"PRIu64" revalidator "
-                  "kicks\n", kd_stats.marked, kd_stats.raced,
-                  kd_stats.opaque_marks, kd_n_pending,
-                  kd_stats.inline_rounds, kd_stats.kicks);
+    ds_put_format(out, "  megaflows marked: %"PRIu64" in %"PRIu64" rounds (%"
+                  PRIu64" raced, %"PRIu64" opaque), %zu awaiting "
+                  "re-translation, %"PRIu64" rounds re-translated at once, %"
+                  PRIu64" revalidator kicks\n", kd_stats.marked,
+                  kd_stats.rounds, kd_stats.raced, kd_stats.opaque_marks,
+                  kd_n_pending, kd_stats.inline_rounds, kd_stats.kicks);
     ds_put_cstr(out, "  full revalidations:");
     for (size_t i = 0; i < KD_N_FALLBACKS; i++) {
         ds_put_format(out, " %s %"PRIu64, kd_fallback_names[i],
