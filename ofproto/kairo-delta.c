@@ -30,6 +30,7 @@
 #include "kairo-delta-deps.h"
 #include "kairo-delta-index.h"
 #include "kairo-show.h"
+#include "mac-learning.h"
 #include "netdev.h"
 #include "odp-util.h"
 #include "ofproto/ofproto-dpif-upcall.h"
@@ -66,6 +67,8 @@ COVERAGE_DEFINE(kairo_delta_fallback);
 COVERAGE_DEFINE(kairo_delta_capture_lost);
 COVERAGE_DEFINE(kairo_delta_conj_id);
 COVERAGE_DEFINE(kairo_delta_group);
+COVERAGE_DEFINE(kairo_delta_port);
+COVERAGE_DEFINE(kairo_delta_mac);
 
 /* Limits on what a translating thread keeps for the ukey observer.  A
  * translation with more lookups, or one whose capture is pushed out, makes
@@ -90,6 +93,7 @@ COVERAGE_DEFINE(kairo_delta_group);
 /* Why the delta path chose a full revalidation. */
 #define KD_FALLBACKS                                                    \
     KD_FALLBACK(COST, "cost")               /* Marks over the full share. */ \
+    KD_FALLBACK(TUNNEL, "tunnel")           /* A tunnel port changed. */ \
     KD_FALLBACK(SWITCH_OFF, "switch-off")   /* kairo-delta set to false. */
 
 enum kd_fallback {
@@ -147,7 +151,7 @@ struct kd_lookup {
 };
 BUILD_ASSERT_DECL(FLOW_U64S <= 128);
 
-/* How a translation used a group (struct kd_group_ref's 'use'). */
+/* How a translation used a group (a group dependency's low byte). */
 enum {
     KD_GROUP_LOOKUP = 1 << 0,   /* Looked up to execute it (maybe missing). */
     KD_GROUP_BUCKETS = 1 << 1,  /* Executed its bucket 'bucket_id'. */
@@ -157,14 +161,22 @@ enum {
                                      * recirculates then. */
 };
 
-/* A group a translation looked up. */
-struct kd_group_ref {
-    const struct ofproto *ofproto;
-    uint32_t group_id;
-    uint32_t dp_hash;           /* flow->dp_hash at its lookup. */
-    uint32_t bucket_id;         /* With KD_GROUP_BUCKETS. */
-    uint8_t use;                /* KD_GROUP_* bits. */
-};
+/* What a translation depends on besides its lookups, as keys of the
+ * dependency set (lib/kairo-delta-deps.h): the kind in the top 4 bits.
+ *
+ *   - A group: space the ofproto, the group id; payload: data[0] has the
+ *     KD_GROUP_* bits in its low byte and the dp_hash at its first lookup
+ *     in its high 32 bits, data[1] the bucket id with KD_GROUP_BUCKETS.
+ *
+ *   - A port: space the ofproto (NULL: any bridge), the OpenFlow port
+ *     number (OFPP_ALL: the set of the bridge's ports).
+ *
+ *   - A MAC table entry: space the table (struct mac_learning), the MAC in
+ *     bits 12 to 59 and the VLAN in bits 0 to 11. */
+#define KD_DEP_GROUP (UINT64_C(1) << 60)
+#define KD_DEP_PORT (UINT64_C(2) << 60)
+#define KD_DEP_MAC (UINT64_C(3) << 60)
+#define KD_MAX_DEPS 128         /* Dependencies kept per translation. */
 
 /* A conjunctive match of the classifier lookup under way on a thread. */
 struct kd_conj_match {
@@ -182,15 +194,14 @@ struct kd_capture {
     const struct xlate_cache *xcache;   /* NULL until known. */
     bool full;                  /* Keep whole flows too. */
     bool overflow;              /* More than KD_MAX_LOOKUPS lookups, or
-                                 * more than KD_MAX_GROUP_REFS groups. */
+                                 * more than KD_MAX_DEPS dependencies. */
     size_t n, allocated;
     struct kd_lookup *lookups;
     size_t n_words, allocated_words;
     uint64_t *words;
-    size_t n_groups, allocated_groups;
-    struct kd_group_ref *groups;
+    size_t n_deps, allocated_deps;
+    struct kairo_delta_dep *deps;
 };
-#define KD_MAX_GROUP_REFS 64    /* Groups kept per translation. */
 
 struct kd_thread {
     size_t n_conj;              /* Conjunctive matches of the lookup under
@@ -222,6 +233,9 @@ static ovsthread_key_t kd_thread_key;
 enum kd_event_type {
     KD_EV_RULE,                 /* A rule was added, replaced or removed. */
     KD_EV_GROUP,                /* A group was added, modified or deleted. */
+    KD_EV_PORTS,                /* Ports changed, the new xlate
+                                 * configuration is in use. */
+    KD_EV_MAC,                  /* A MAC table entry changed. */
     KD_EV_UKEY,                 /* A ukey was installed, translated or
                                  * deleted. */
 };
@@ -242,6 +256,9 @@ struct kd_event {
     struct rule *rule;          /* Referenced. */
     struct rule *old_rule;      /* Referenced, or NULL. */
     struct kd_group_changes *groups;  /* KD_EV_GROUP: what changed. */
+    struct kd_port_changes *ports;    /* KD_EV_PORTS: what changed. */
+    const struct mac_learning *ml;    /* KD_EV_MAC: the table, */
+    uint64_t mac_key;                 /* ...and kd_mac_key() of the entry. */
 
     /* KD_EV_UKEY. */
     struct udpif *udpif;
@@ -265,6 +282,19 @@ struct kd_group_change {
     uint32_t *hash_map;         /* If 'refined': bucket id per hash slot,
                                  * UINT32_MAX for a bucket whose contents
                                  * changed. */
+};
+
+/* One port that changed: (ofproto, ofp_port), OFPP_ALL if the set of the
+ * bridge's ports or bundles did. */
+struct kd_port_change {
+    const struct ofproto *ofproto;
+    ofp_port_t ofp_port;
+};
+
+/* The port changes of one xlate configuration rebuild (KD_EV_PORTS). */
+struct kd_port_changes {
+    size_t n, allocated;
+    struct kd_port_change *changes;
 };
 
 /* One group mod's changes (KD_EV_GROUP). */
@@ -363,9 +393,8 @@ struct kd_megaflow {
 static struct hmap kd_bridges = HMAP_INITIALIZER(&kd_bridges);
 static struct hmap kd_udpifs = HMAP_INITIALIZER(&kd_udpifs);
 
-/* What megaflows depend on besides their lookups: the groups each looked
- * up, keyed by (ofproto, group id), with struct kd_group_ref's 'use',
- * 'dp_hash' and 'bucket_id' as payload. */
+/* What megaflows depend on besides their lookups: the groups, ports and MAC
+ * table entries each looked up (see KD_DEP_*). */
 static struct kairo_delta_deps *kd_deps;
 
 static uint64_t kd_last_queue_seq;
@@ -385,6 +414,7 @@ static size_t kd_n_waiters;
 static struct {
     uint64_t inserts, replaces, removes, clauses, groups, stock;
     uint64_t group_spared;      /* Group users a refinement spared. */
+    uint64_t port_changes, mac_changes;
     uint64_t marked, raced, opaque_marks, inline_rounds, kicks, rounds;
     long long int latest_latency;   /* Slowest megaflow re-translated after
                                      * the latest delta, in microseconds. */
@@ -414,7 +444,7 @@ kd_capture_clear(struct kd_capture *c)
     }
     c->n = 0;
     c->n_words = 0;
-    c->n_groups = 0;
+    c->n_deps = 0;
 }
 
 static void
@@ -424,7 +454,7 @@ kd_capture_destroy(struct kd_capture *c)
         kd_capture_clear(c);
         free(c->lookups);
         free(c->words);
-        free(c->groups);
+        free(c->deps);
         free(c);
     }
 }
@@ -760,6 +790,47 @@ kd_lookup_hook(struct ofproto_dpif *ofproto, uint8_t table_id,
     }
 }
 
+/* Returns the entry of capture 'c' for a dependency on ('space', 'key'),
+ * a new one with a zero payload if there was none, or NULL if 'c' has no
+ * room for another (then it is opaque). */
+static struct kairo_delta_dep *
+kd_capture_dep(struct kd_capture *c, const void *space, uint64_t key)
+{
+    for (size_t i = 0; i < c->n_deps; i++) {
+        struct kairo_delta_dep *d = &c->deps[i];
+
+        if (d->space == space && d->key == key) {
+            return d;
+        }
+    }
+    if (c->n_deps >= KD_MAX_DEPS) {
+        c->overflow = true;
+        return NULL;
+    }
+    if (c->n_deps >= c->allocated_deps) {
+        c->allocated_deps = MAX(4, 2 * c->allocated_deps);
+        c->deps = xrealloc(c->deps, c->allocated_deps * sizeof *c->deps);
+    }
+
+    struct kairo_delta_dep *d = &c->deps[c->n_deps++];
+    *d = (struct kairo_delta_dep) { .space = space, .key = key };
+    return d;
+}
+
+/* Returns this thread's capture of the translation under way, or NULL if
+ * none is.  For the hooks that are not told the translation's xlate cache:
+ * translations on one thread do not nest, and a capture starts with its
+ * translation, so the newest is the one under way.  (A lookup outside any
+ * translation on a thread that has captures waiting to be installed adds to
+ * the newest one a dependency it does not have, which is sound.) */
+static struct kd_capture *
+kd_capture_current(void)
+{
+    struct kd_thread *t = ovsthread_getspecific(kd_thread_key);
+
+    return t && t->n ? t->slots[t->n - 1] : NULL;
+}
+
 /* xlate_group_hook. */
 static void
 kd_xlate_group_hook(const struct ofproto_dpif *ofproto, uint32_t group_id,
@@ -768,36 +839,49 @@ kd_xlate_group_hook(const struct ofproto_dpif *ofproto, uint32_t group_id,
 {
     struct kd_thread *t = ovsthread_getspecific(kd_thread_key);
     struct kd_capture *c = kd_capture_find(t, xcache);
-    uint8_t use = (liveness ? KD_GROUP_LIVENESS
-                   : KD_GROUP_LOOKUP | (flow->dp_hash
-                                        ? 0 : KD_GROUP_DP_HASH_ZERO));
+    struct kairo_delta_dep *d = (c ? kd_capture_dep(c, &ofproto->up,
+                                                    KD_DEP_GROUP | group_id)
+                                 : NULL);
 
-    if (!c) {
-        return;
-    }
-    for (size_t i = 0; i < c->n_groups; i++) {
-        struct kd_group_ref *g = &c->groups[i];
-
-        if (g->ofproto == &ofproto->up && g->group_id == group_id) {
-            g->use |= use;
-            return;
+    if (d) {
+        if (!d->data[0]) {
+            d->data[0] = (uint64_t) flow->dp_hash << 32;
         }
+        d->data[0] |= (liveness ? KD_GROUP_LIVENESS
+                       : KD_GROUP_LOOKUP | (flow->dp_hash
+                                            ? 0 : KD_GROUP_DP_HASH_ZERO));
     }
-    if (c->n_groups >= KD_MAX_GROUP_REFS) {
-        c->overflow = true;
-        return;
+}
+
+/* xlate_port_hook. */
+static void
+kd_xlate_port_hook(const struct ofproto_dpif *ofproto, ofp_port_t ofp_port)
+{
+    struct kd_capture *c = kd_capture_current();
+
+    if (c) {
+        kd_capture_dep(c, ofproto ? &ofproto->up : NULL,
+                       KD_DEP_PORT | ofp_to_u16(ofp_port));
     }
-    if (c->n_groups >= c->allocated_groups) {
-        c->allocated_groups = MAX(4, 2 * c->allocated_groups);
-        c->groups = xrealloc(c->groups,
-                             c->allocated_groups * sizeof *c->groups);
+}
+
+/* Returns the dependency key of 'mac' on 'vlan'. */
+static uint64_t
+kd_mac_key(struct eth_addr mac, uint16_t vlan)
+{
+    return KD_DEP_MAC | eth_addr_to_uint64(mac) << 12 | (vlan & 0xfff);
+}
+
+/* xlate_mac_hook. */
+static void
+kd_xlate_mac_hook(const struct mac_learning *ml, struct eth_addr mac,
+                  uint16_t vlan)
+{
+    struct kd_capture *c = kd_capture_current();
+
+    if (c) {
+        kd_capture_dep(c, ml, kd_mac_key(mac, vlan));
     }
-    c->groups[c->n_groups++] = (struct kd_group_ref) {
-        .ofproto = &ofproto->up,
-        .group_id = group_id,
-        .dp_hash = flow->dp_hash,
-        .use = use,
-    };
 }
 
 /* Takes this thread's capture for a translation into 'xcache'.  The caller
@@ -824,11 +908,11 @@ kd_capture_packed_size(const struct kd_capture *c)
 {
     return (c ? sizeof *c + c->n * sizeof *c->lookups
                 + c->n_words * sizeof *c->words
-                + c->n_groups * sizeof *c->groups
+                + c->n_deps * sizeof *c->deps
             : 0);
 }
 
-/* Copies 'c' and its lookups, words and groups into the
+/* Copies 'c' and its lookups, words and dependencies into the
  * kd_capture_packed_size(c) bytes at 'p', 8-byte aligned, and returns the
  * copy, which owns them: the lookups' rule references and whole flows move
  * from 'c' to it.  The copy is never freed by itself (see
@@ -838,7 +922,7 @@ kd_capture_pack(struct kd_capture *c, void *p_)
 {
     BUILD_ASSERT_DECL(sizeof(struct kd_capture) % 8 == 0);
     BUILD_ASSERT_DECL(sizeof(struct kd_lookup) % 8 == 0);
-    BUILD_ASSERT_DECL(sizeof(struct kd_group_ref) % 8 == 0);
+    BUILD_ASSERT_DECL(sizeof(struct kairo_delta_dep) % 8 == 0);
 
     struct kd_capture *p = p_;
     size_t lookups_size = c->n * sizeof *c->lookups;
@@ -851,11 +935,11 @@ kd_capture_pack(struct kd_capture *c, void *p_)
     p->words = ALIGNED_CAST(uint64_t *, (char *) p->lookups + lookups_size);
     p->allocated_words = p->n_words;
     memcpy(p->words, c->words, words_size);
-    p->groups = ALIGNED_CAST(struct kd_group_ref *,
-                             (char *) p->words + words_size);
-    p->allocated_groups = p->n_groups;
-    memcpy(p->groups, c->groups, c->n_groups * sizeof *c->groups);
-    c->n = c->n_words = c->n_groups = 0;
+    p->deps = ALIGNED_CAST(struct kairo_delta_dep *,
+                           (char *) p->words + words_size);
+    p->allocated_deps = p->n_deps;
+    memcpy(p->deps, c->deps, c->n_deps * sizeof *c->deps);
+    c->n = c->n_words = c->n_deps = 0;
     return p;
 }
 
@@ -1042,6 +1126,97 @@ kd_group_hook(struct ofproto *ofproto, const struct ofproto_group_mod *ogm)
     kd_enqueue(ev, true);
 }
 
+/* Port changes taken since the last xlate configuration rebuild (main
+ * thread). */
+static struct kd_port_changes kd_pending_ports;
+
+/* ofproto_dpif_change_hooks' 'port_changed': takes a change of 'port' (NULL:
+ * of the set of 'ofproto''s ports or bundles) while delta mode is on, except
+ * for tunnel ports, whose changes also change how received packets map to
+ * ports (left to a full revalidation, counted). */
+static bool
+kd_port_changed(struct ofproto_dpif *ofproto, const struct ofport *port,
+                enum revalidate_reason reason OVS_UNUSED)
+{
+    struct kd_port_changes *pc = &kd_pending_ports;
+
+    if (!kd_is_enabled()) {
+        return false;
+    }
+    if (port && netdev_get_tunnel_config(port->netdev)) {
+        kd_stats.fallbacks[KD_FB_TUNNEL]++;
+        COVERAGE_INC(kairo_delta_fallback);
+        return false;
+    }
+
+    struct kd_port_change change = {
+        .ofproto = &ofproto->up,
+        .ofp_port = port ? port->ofp_port : OFPP_ALL,
+    };
+    for (size_t i = 0; i < pc->n; i++) {
+        if (pc->changes[i].ofproto == change.ofproto
+            && pc->changes[i].ofp_port == change.ofp_port) {
+            return true;
+        }
+    }
+    if (pc->n >= pc->allocated) {
+        pc->changes = x2nrealloc(pc->changes, &pc->allocated,
+                                 sizeof *pc->changes);
+    }
+    pc->changes[pc->n++] = change;
+    return true;
+}
+
+/* ofproto_dpif_change_hooks' 'xcfg_committed': every thread translates with
+ * the configuration that has the changes taken, so the megaflows that
+ * looked the changed ports up can be re-translated: queues the changes as
+ * one delta. */
+static void
+kd_xcfg_committed(struct dpif_backer *backer OVS_UNUSED)
+{
+    struct kd_event *ev = xzalloc(sizeof *ev);
+
+    ev->type = KD_EV_PORTS;
+    ev->delta = true;
+    ev->time = time_usec();
+    ev->ports = xmemdup(&kd_pending_ports, sizeof kd_pending_ports);
+    memset(&kd_pending_ports, 0, sizeof kd_pending_ports);
+    kd_enqueue(ev, true);
+}
+
+/* ofproto_dpif_change_hooks' 'mac_learning_changed': in delta mode, every
+ * change was queued by kd_mac_change_hook(). */
+static bool
+kd_mac_learning_changed(struct ofproto_dpif *ofproto OVS_UNUSED)
+{
+    return kd_is_enabled();
+}
+
+/* mac_learning_change_hook: the entry for 'mac' on 'vlan' in 'ml' changed,
+ * on any thread, with 'ml''s lock held for writing.  A translation that
+ * looked it up before reads a token older than this delta's. */
+static void
+kd_mac_change_hook(const struct mac_learning *ml, struct eth_addr mac,
+                   uint16_t vlan)
+{
+    if (kd_is_enabled()) {
+        struct kd_event *ev = xzalloc(sizeof *ev);
+
+        ev->type = KD_EV_MAC;
+        ev->delta = true;
+        ev->time = time_usec();
+        ev->ml = ml;
+        ev->mac_key = kd_mac_key(mac, vlan);
+        kd_enqueue(ev, true);
+    }
+}
+
+static const struct ofproto_dpif_change_hooks kd_change_hooks = {
+    .port_changed = kd_port_changed,
+    .xcfg_committed = kd_xcfg_committed,
+    .mac_learning_changed = kd_mac_learning_changed,
+};
+
 static bool
 kd_tables_version_hook(struct ofproto_dpif *ofproto OVS_UNUSED,
                        ovs_version_t version OVS_UNUSED)
@@ -1069,16 +1244,12 @@ kd_xcache_scan(const struct xlate_cache *xcache, struct kd_capture *c)
         } else if (entry->type == XC_GROUP && c) {
             const struct ofgroup *group = &entry->group.group->up;
             const struct ofputil_bucket *bucket = entry->group.bucket;
-
-            for (size_t i = 0; i < c->n_groups; i++) {
-                struct kd_group_ref *g = &c->groups[i];
-
-                if (g->ofproto == group->ofproto
-                    && g->group_id == group->group_id) {
-                    g->use |= KD_GROUP_BUCKETS;
-                    g->bucket_id = bucket ? bucket->bucket_id : UINT32_MAX;
-                    break;
-                }
+            struct kairo_delta_dep *d
+                = kd_capture_dep(c, group->ofproto,
+                                 KD_DEP_GROUP | group->group_id);
+            if (d) {
+                d->data[0] |= KD_GROUP_BUCKETS;
+                d->data[1] = bucket ? bucket->bucket_id : UINT32_MAX;
             }
         }
     }
@@ -1422,23 +1593,8 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns)
     }
     free(lookups);
 
-    /* The groups it looked up. */
-    if (c->n_groups) {
-        struct kairo_delta_dep *deps = xmalloc(c->n_groups * sizeof *deps);
-
-        for (size_t i = 0; i < c->n_groups; i++) {
-            const struct kd_group_ref *g = &c->groups[i];
-
-            deps[i] = (struct kairo_delta_dep) {
-                .space = g->ofproto,
-                .key = g->group_id,
-                .data = { g->use | (uint64_t) g->dp_hash << 32,
-                          g->bucket_id },
-            };
-        }
-        kairo_delta_deps_set(kd_deps, mf, deps, c->n_groups);
-        free(deps);
-    }
+    /* The groups, ports and MAC entries it looked up. */
+    kairo_delta_deps_set(kd_deps, mf, c->deps, c->n_deps);
 
     /* Keep the rules hit alive while the indexes name them. */
     mf->rules = xmalloc(c->n * sizeof *mf->rules);
@@ -1685,6 +1841,63 @@ kd_group_dep_cb(const void *owner, const struct kairo_delta_dep *dep,
     kd_mark(CONST_CAST(struct kd_megaflow *, owner), q->time);
 }
 
+/* kairo_delta_deps_query() callback that marks the megaflow. */
+static void
+kd_dep_mark_cb(const void *owner, const struct kairo_delta_dep *dep OVS_UNUSED,
+               void *time_)
+{
+    const long long int *time = time_;
+
+    kd_mark(CONST_CAST(struct kd_megaflow *, owner), *time);
+}
+
+/* Maps port changes: the megaflows that looked a changed port up, found or
+ * not, and those that depend on the set of the bridge's ports or on every
+ * bridge's. */
+static void
+kd_process_ports(struct kd_event *ev)
+{
+    const struct kd_port_changes *pc = ev->ports;
+    const struct ofproto *done = NULL;
+
+    kd_stats.port_changes += pc->n;
+    COVERAGE_ADD(kairo_delta_port, pc->n);
+    for (size_t i = 0; i < pc->n; i++) {
+        const struct kd_port_change *c = &pc->changes[i];
+
+        if (c->ofp_port != OFPP_ALL) {
+            kairo_delta_deps_query(kd_deps, c->ofproto,
+                                   KD_DEP_PORT | ofp_to_u16(c->ofp_port),
+                                   kd_dep_mark_cb, &ev->time);
+        }
+        if (c->ofproto != done) {
+            kairo_delta_deps_query(kd_deps, c->ofproto,
+                                   KD_DEP_PORT | ofp_to_u16(OFPP_ALL),
+                                   kd_dep_mark_cb, &ev->time);
+            done = c->ofproto;
+        }
+    }
+    if (pc->n) {
+        kairo_delta_deps_query(kd_deps, NULL,
+                               KD_DEP_PORT | ofp_to_u16(OFPP_ALL),
+                               kd_dep_mark_cb, &ev->time);
+        kd_mark_opaque(ev->time);
+    }
+    kd_applied_gen = ev->gen;
+}
+
+/* Maps a MAC table change: the megaflows that looked the entry up. */
+static void
+kd_process_mac(struct kd_event *ev)
+{
+    kd_stats.mac_changes++;
+    COVERAGE_INC(kairo_delta_mac);
+    kairo_delta_deps_query(kd_deps, ev->ml, ev->mac_key, kd_dep_mark_cb,
+                           &ev->time);
+    kd_mark_opaque(ev->time);
+    kd_applied_gen = ev->gen;
+}
+
 /* Maps a group mod: the megaflows that looked up a group it changed. */
 static void
 kd_process_group(struct kd_event *ev)
@@ -1701,7 +1914,8 @@ kd_process_group(struct kd_event *ev)
             .gc = &ev->groups->changes[i], .time = ev->time,
         };
 
-        kairo_delta_deps_query(kd_deps, ev->ofproto, q.gc->group_id,
+        kairo_delta_deps_query(kd_deps, ev->ofproto,
+                               KD_DEP_GROUP | q.gc->group_id,
                                kd_group_dep_cb, &q);
         kd_stats.group_spared += q.n_spared;
     }
@@ -1761,6 +1975,10 @@ kd_event_destroy(struct kd_event *ev)
             free(ev->groups->changes[i].hash_map);
         }
         free(ev->groups);
+    }
+    if (ev->ports) {
+        free(ev->ports->changes);
+        free(ev->ports);
     }
     if (ev->capture) {
         kd_capture_clear(ev->capture);  /* Packed into 'ev'. */
@@ -1917,6 +2135,12 @@ kd_run__(const struct udpif *dying)
         case KD_EV_GROUP:
             kd_process_group(ev);
             break;
+        case KD_EV_PORTS:
+            kd_process_ports(ev);
+            break;
+        case KD_EV_MAC:
+            kd_process_mac(ev);
+            break;
         case KD_EV_UKEY:
             if (ev->udpif != dying) {
                 kd_process_ukey(ev);
@@ -2051,10 +2275,12 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
                   kd_full_share);
     ds_put_format(out, "  deltas: %"PRIu64" inserts, %"PRIu64" replaces, "
                   "%"PRIu64" removes (%"PRIu64" of clauses), %"PRIu64
-                  " groups (%"PRIu64" users spared), %"PRIu64
-                  " left to stock revalidation\n",
+                  " groups (%"PRIu64" users spared), %"PRIu64" ports, %"
+                  PRIu64" MAC entries, %"PRIu64" left to stock "
+                  "revalidation\n",
                   kd_stats.inserts, kd_stats.replaces, kd_stats.removes,
                   kd_stats.clauses, kd_stats.groups, kd_stats.group_spared,
+                  kd_stats.port_changes, kd_stats.mac_changes,
                   kd_stats.stock);
     ds_put_format(out, "  megaflows marked: %"PRIu64" in %"PRIu64" rounds (%"
                   PRIu64" raced, %"PRIu64" opaque), %zu awaiting "
@@ -2070,7 +2296,7 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
     ds_put_char(out, '\n');
     total.memory += kairo_delta_deps_memory(kd_deps);
     ds_put_format(out, "  index: %zu megaflows (%zu opaque), %"PRIu64
-                  " lookups in %"PRIu64" groups, %zu group references, %"
+                  " lookups in %"PRIu64" groups, %zu other dependencies, %"
                   PRIu64" bytes", n_megaflows, n_opaque, total.n_lookups,
                   total.n_groups, kairo_delta_deps_n_deps(kd_deps),
                   total.memory);
@@ -2783,6 +3009,10 @@ kairo_delta_init(void)
         ofproto_dpif_lookup_hook = kd_lookup_hook;
         classifier_conjunction_hook = kd_conj_hook;
         xlate_group_hook = kd_xlate_group_hook;
+        xlate_port_hook = kd_xlate_port_hook;
+        xlate_mac_hook = kd_xlate_mac_hook;
+        mac_learning_change_hook = kd_mac_change_hook;
+        ofproto_dpif_change_hooks = &kd_change_hooks;
         kd_deps = kairo_delta_deps_create();
         udpif_ukey_observer = &kd_observer;
 
