@@ -66,6 +66,7 @@ COVERAGE_DEFINE(kairo_delta_opaque);
 COVERAGE_DEFINE(kairo_delta_fallback);
 COVERAGE_DEFINE(kairo_delta_capture_lost);
 COVERAGE_DEFINE(kairo_delta_conj_id);
+COVERAGE_DEFINE(kairo_delta_clause_gone);
 COVERAGE_DEFINE(kairo_delta_group);
 COVERAGE_DEFINE(kairo_delta_port);
 COVERAGE_DEFINE(kairo_delta_mac);
@@ -133,10 +134,14 @@ struct kd_flow_wc {
 };
 
 /* One table lookup.  On the upcall path only the words of the flow that the
- * wildcards fix are kept, which is all the index uses: 'map' has a bit for
- * each nonzero word of the wildcards, and the capture's 'words' hold, from
- * 'ofs', a pair for each: the mask word and the flow's word under it.  A
- * 'full' capture (kairo/verify) keeps the whole flow as well, in 'full'. */
+ * index needs are kept: those the wildcards fix, and the bits that changed
+ * since the translation's first lookup (written by actions, whether or not
+ * the translation unwildcarded them).  'map' has a bit for each word kept,
+ * and the capture's 'words' hold, from 'ofs', a pair for each: the mask
+ * word and the flow's word under it.  Every other bit of the flow at the
+ * lookup is the packet's, which the megaflow's own key gives (see
+ * kd_lookups_tighten()).  A 'full' capture (kairo/verify) keeps the whole
+ * flow as well, in 'full'. */
 struct kd_lookup {
     const struct ofproto *ofproto;
     struct rule *rule;          /* Referenced, or NULL for a miss. */
@@ -201,6 +206,7 @@ struct kd_capture {
     uint64_t *words;
     size_t n_deps, allocated_deps;
     struct kairo_delta_dep *deps;
+    struct flow *first;         /* The flow at the first lookup. */
 };
 
 struct kd_thread {
@@ -265,6 +271,9 @@ struct kd_event {
     enum udpif_ukey_event ukey_event;
     struct udpif_ukey_id id;
     struct kd_capture *capture; /* NULL if the lookups are unknown. */
+    const struct nlattr *key;   /* The megaflow's key and mask, with a */
+    const struct nlattr *mask;  /* capture only, in the event's block. */
+    size_t key_len, mask_len;
     bool learns;                /* The translation executed a learn. */
 };
 
@@ -415,9 +424,15 @@ static struct {
     uint64_t inserts, replaces, removes, clauses, groups, stock;
     uint64_t group_spared;      /* Group users a refinement spared. */
     uint64_t port_changes, mac_changes;
+    uint64_t ukey_events[3];    /* By enum udpif_ukey_event. */
     uint64_t marked, raced, opaque_marks, inline_rounds, kicks, rounds;
     long long int latest_latency;   /* Slowest megaflow re-translated after
                                      * the latest delta, in microseconds. */
+    long long int last_change;      /* time_usec() of the latest flow-table,
+                                     * group, port or MAC change, in either
+                                     * mode. */
+    long long int last_retranslation;   /* time_usec() of the latest ukey
+                                         * re-translation or deletion. */
     uint64_t fallbacks[KD_N_FALLBACKS];
     uint64_t latency[KD_N_LATENCY];
 } kd_stats;
@@ -455,6 +470,7 @@ kd_capture_destroy(struct kd_capture *c)
         free(c->lookups);
         free(c->words);
         free(c->deps);
+        free(c->first);
         free(c);
     }
 }
@@ -475,6 +491,15 @@ kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
     const size_t conj_word = offsetof(struct flow, conj_id) / 8;
     const uint64_t *fw = (const uint64_t *) flow;
     const uint64_t *mw = (const uint64_t *) &wc->masks;
+    const uint64_t *first;
+
+    if (l == c->lookups) {
+        if (!c->first) {
+            c->first = xmalloc(sizeof *c->first);
+        }
+        *c->first = *flow;
+    }
+    first = (const uint64_t *) c->first;
 
     if (c->n_words + 2 * FLOW_U64S > c->allocated_words) {
         c->allocated_words = 2 * (c->n_words + 2 * FLOW_U64S);
@@ -486,8 +511,11 @@ kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
     l->ofs = c->n_words;
     l->map[0] = l->map[1] = 0;
     for (size_t i = 0; i < FLOW_U64S; i++) {
-        uint64_t m = i == conj_word ? mw[i] & ~conj.words[i] : mw[i];
+        uint64_t m = mw[i] | (fw[i] ^ first[i]);
 
+        if (i == conj_word) {
+            m &= ~conj.words[i];
+        }
         if (m) {
             l->map[i / 64] |= UINT64_C(1) << (i % 64);
             *pairs++ = m;
@@ -909,6 +937,7 @@ kd_capture_packed_size(const struct kd_capture *c)
     return (c ? sizeof *c + c->n * sizeof *c->lookups
                 + c->n_words * sizeof *c->words
                 + c->n_deps * sizeof *c->deps
+                + (c->n ? sizeof *c->first : 0)
             : 0);
 }
 
@@ -939,6 +968,11 @@ kd_capture_pack(struct kd_capture *c, void *p_)
                            (char *) p->words + words_size);
     p->allocated_deps = p->n_deps;
     memcpy(p->deps, c->deps, c->n_deps * sizeof *c->deps);
+    p->first = NULL;
+    if (c->n) {
+        p->first = (struct flow *) (p->deps + p->n_deps);
+        *p->first = *c->first;
+    }
     c->n = c->n_words = c->n_deps = 0;
     return p;
 }
@@ -1259,24 +1293,35 @@ kd_xcache_scan(const struct xlate_cache *xcache, struct kd_capture *c)
 static void
 kd_ukey_changed(struct udpif *udpif, enum udpif_ukey_event event,
                 const struct udpif_ukey_id *id,
-                const struct nlattr *key OVS_UNUSED,
-                size_t key_len OVS_UNUSED,
-                const struct nlattr *mask OVS_UNUSED,
-                size_t mask_len OVS_UNUSED,
+                const struct nlattr *key, size_t key_len,
+                const struct nlattr *mask, size_t mask_len,
                 const struct xlate_cache *xcache, uint64_t token)
 {
     struct kd_capture *c = (event != UDPIF_UKEY_DELETED
                             ? kd_capture_take(xcache) : NULL);
     bool learns = (event != UDPIF_UKEY_DELETED && xcache
                    && kd_xcache_scan(xcache, c));
-    struct kd_event *ev = kd_event_alloc(kd_capture_packed_size(c));
+    size_t capture_size = kd_capture_packed_size(c);
+    size_t attrs_size = c ? ROUND_UP(key_len, 8) + ROUND_UP(mask_len, 8) : 0;
+    struct kd_event *ev = kd_event_alloc(capture_size + attrs_size);
 
     if (c) {
-        ev->capture = kd_capture_pack(c, (char *) ev + KD_EVENT_HEAD);
+        char *p = (char *) ev + KD_EVENT_HEAD;
+
+        ev->capture = kd_capture_pack(c, p);
         kd_capture_release(c);
+        p += capture_size;
+        ev->key = memcpy(p, key, key_len);
+        ev->key_len = key_len;
+        p += ROUND_UP(key_len, 8);
+        ev->mask = memcpy(p, mask, mask_len);
+        ev->mask_len = mask_len;
     }
     ev->type = KD_EV_UKEY;
     ev->gen = token;
+    if (event != UDPIF_UKEY_INSTALLED) {
+        ev->time = time_usec();     /* Not on the upcall path. */
+    }
     ev->udpif = udpif;
     ev->ukey_event = event;
     ev->id = *id;
@@ -1520,13 +1565,58 @@ kd_capture_learns(const struct kd_capture *c)
     return false;
 }
 
+/* Narrows the regions of the 'n' lookups in 'fwcs', whose translation's
+ * first lookup saw 'first', to the packets of the megaflow with datapath key
+ * 'key' and mask 'mask': every packet of the megaflow reaches each lookup
+ * with the same values in the bits the mask fixes, and those are the values
+ * 'first' has where no action changed them after the first lookup (a
+ * capture keeps every bit that changed since).  A narrower region is met by
+ * fewer rule changes, and shares its words with the other lookups of the
+ * megaflow in the index.  Does nothing if the key or mask cannot be
+ * parsed. */
+static void
+kd_lookups_tighten(struct kd_flow_wc *fwcs, size_t n, const struct flow *first,
+                   const struct nlattr *key, size_t key_len,
+                   const struct nlattr *mask, size_t mask_len)
+{
+    struct flow_wildcards dp_mask;
+    struct flow dp_key;
+
+    if (!key || !first
+        || odp_flow_key_to_flow(key, key_len, &dp_key, NULL)
+                == ODP_FIT_ERROR
+        || odp_flow_key_to_mask(mask, mask_len, &dp_mask, &dp_key, NULL)
+           == ODP_FIT_ERROR) {
+        return;
+    }
+    /* The datapath's in_port is its own numbering, which each lookup has
+     * as an OpenFlow port number, exact. */
+    WC_UNMASK_FIELD(&dp_mask, in_port);
+
+    const uint64_t *kw = (const uint64_t *) first;
+    const uint64_t *mw = (const uint64_t *) &dp_mask.masks;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t *fw = (uint64_t *) &fwcs[i].flow;
+        uint64_t *lw = (uint64_t *) &fwcs[i].wc.masks;
+
+        for (size_t w = 0; w < FLOW_U64S; w++) {
+            uint64_t extra = mw[w] & ~lw[w];
+
+            lw[w] |= extra;
+            fw[w] |= kw[w] & extra;
+        }
+    }
+}
+
 /* Replaces 'mf''s lookups by those of 'c' (NULL if unknown), taking over
  * the capture's rule references.  A megaflow whose translation executes a
  * learn action is made opaque instead: its side effects (the learned rule's
  * refresh, a learn limit) depend on the table it learns into, which stock
  * revalidation re-translates it for on every change. */
 static void
-kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns)
+kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
+                  const struct nlattr *key, size_t key_len,
+                  const struct nlattr *mask, size_t mask_len)
 {
     kd_megaflow_unindex(mf);
     if (!c || c->overflow || learns || kd_capture_learns(c)) {
@@ -1545,6 +1635,7 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns)
     for (size_t i = 0; i < c->n; i++) {
         kd_lookup_expand(c, &c->lookups[i], &fwcs[i]);
     }
+    kd_lookups_tighten(fwcs, c->n, c->first, key, key_len, mask, mask_len);
 
     /* One index per bridge: a patch port takes a translation to another. */
     struct kairo_delta_index_lookup *lookups = xmalloc(c->n * sizeof *lookups);
@@ -1689,8 +1780,9 @@ kd_rule_is_clause(const struct rule *rule)
  * that a rule with that match and priority can affect by appearing or
  * disappearing, clause or not (see DESIGN-NOTES.md, "Conjunctive matches").
  * A rule on a conj_id other than 0 reaches only the lookups that looked
- * that conj_id up; on conj_id 0 it is an ordinary rule. */
-static void
+ * that conj_id up; on conj_id 0 it is an ordinary rule.  Returns the
+ * number of megaflows reported. */
+static size_t
 kd_query_region(struct kairo_delta_index *index, uint8_t table_id,
                 int priority, const struct minimatch *match,
                 kairo_delta_index_cb *cb, void *aux)
@@ -1700,22 +1792,25 @@ kd_query_region(struct kairo_delta_index *index, uint8_t table_id,
 
     if (conj_mask == UINT32_MAX && conj_id) {
         COVERAGE_INC(kairo_delta_conj_id);
-        kairo_delta_index_query_conj_insert(index, table_id, priority, match,
-                                            conj_id, cb, aux);
+        return kairo_delta_index_query_conj_insert(index, table_id, priority,
+                                                   match, conj_id, cb, aux);
     } else {
         /* The lookups' regions never fix conj_id, so a partly masked one
          * meets every lookup, which is sound. */
-        kairo_delta_index_query_insert(index, table_id, priority, match, cb,
-                                       aux);
+        return kairo_delta_index_query_insert(index, table_id, priority,
+                                              match, cb, aux);
     }
 }
 
 /* The queries that map one rule change: the megaflows that hit 'hit' (if
- * nonnull), and those whose lookups' regions meet 'region''s match at its
- * priority (if nonnull). */
+ * nonnull), those whose lookups' regions meet 'region''s match at its
+ * priority (if nonnull), and those whose lookups meet the match of a
+ * clause that went, 'gone_clause', and depend on one of its conjunctions
+ * (if nonnull). */
 struct kd_rule_queries {
     const struct rule *hit;
     const struct rule *region;
+    const struct rule *gone_clause;
 };
 
 /* Returns the queries for a change in which 'rule' was removed ('removed')
@@ -1723,7 +1818,7 @@ struct kd_rule_queries {
  * priority).  A megaflow that hit a rule that goes is affected; one that did
  * not hit it is not, unless the rule is a clause, whose presence decides
  * whether a conjunction matches; an inserted rule, clause or not, affects
- * what its region meets. */
+ * what its region meets (DESIGN-NOTES.md, "Conjunctive matches"). */
 static struct kd_rule_queries
 kd_rule_change_queries(bool removed, const struct rule *rule,
                        const struct rule *old_rule)
@@ -1731,17 +1826,77 @@ kd_rule_change_queries(bool removed, const struct rule *rule,
     if (removed) {
         return (struct kd_rule_queries) {
             .hit = rule,
-            .region = kd_rule_is_clause(rule) ? rule : NULL,
+            .gone_clause = kd_rule_is_clause(rule) ? rule : NULL,
         };
     } else if (old_rule) {
         return (struct kd_rule_queries) {
             .hit = old_rule,
-            .region = (kd_rule_is_clause(old_rule) || kd_rule_is_clause(rule)
-                       ? rule : NULL),
+            .region = kd_rule_is_clause(rule) ? rule : NULL,
+            .gone_clause = kd_rule_is_clause(old_rule) ? old_rule : NULL,
         };
     } else {
         return (struct kd_rule_queries) { .region = rule };
     }
+}
+
+/* Returns true if 'ofproto''s table for 'clause' holds another rule with
+ * the same match, which the clause, the head of its list of identical
+ * matches, hid from the classifier's lookups until now if of a lower
+ * priority. */
+static bool
+kd_clause_hid_a_rule(const struct ofproto *ofproto, const struct rule *clause)
+{
+    const struct oftable *table = &ofproto->tables[clause->table_id];
+    struct cls_rule target;
+    struct rule *rule;
+    bool hid = false;
+
+    cls_rule_init_from_minimatch(&target, &clause->cr.match, 0);
+    CLS_FOR_EACH_TARGET (rule, cr, &table->cls, &target,
+                         ofproto->tables_version) {
+        if (rule != clause && rule->cr.priority < clause->cr.priority
+            && minimatch_equal(&rule->cr.match, &clause->cr.match)) {
+            hid = true;
+            break;
+        }
+    }
+    cls_rule_destroy(&target);
+    return hid;
+}
+
+/* Queries 'index' for the megaflows that removing clause 'clause' of
+ * 'ofproto' can affect: a clause that goes can only keep one of its
+ * conjunctions from matching, so only the lookups that depended on one of
+ * them and whose region meets its match, unless it hid a rule with the
+ * same match, which every lookup that meets the match may now find.
+ * Returns the number of megaflows reported (a megaflow may be counted once
+ * per conjunction of the clause). */
+static size_t
+kd_query_gone_clause(struct kairo_delta_index *index,
+                     const struct ofproto *ofproto, const struct rule *clause,
+                     kairo_delta_index_cb *cb, void *aux)
+{
+    const uint8_t table_id = clause->table_id;
+    const int priority = clause->cr.priority;
+
+    if (kd_clause_hid_a_rule(ofproto, clause)) {
+        return kd_query_region(index, table_id, priority, &clause->cr.match,
+                               cb, aux);
+    }
+
+    const struct rule_actions *actions = rule_get_actions(clause);
+    const struct ofpact *a;
+    size_t n = 0;
+
+    COVERAGE_INC(kairo_delta_clause_gone);
+    OFPACT_FOR_EACH (a, actions->ofpacts, actions->ofpacts_len) {
+        if (a->type == OFPACT_CONJUNCTION) {
+            n += kairo_delta_index_query_conj_insert(
+                index, table_id, priority, &clause->cr.match,
+                ofpact_get_CONJUNCTION(a)->id, cb, aux);
+        }
+    }
+    return n;
 }
 
 static void
@@ -1775,14 +1930,34 @@ kd_process_rule(struct kd_event *ev)
     if (b) {
         struct kd_rule_queries q = kd_rule_change_queries(removed, rule,
                                                           ev->old_rule);
+        size_t n_hit = 0, n_region = 0;
+
         if (q.hit) {
-            kairo_delta_index_query_rule(b->index, q.hit, kd_mark_cb,
-                                         &ev->time);
+            n_hit = kairo_delta_index_query_rule(b->index, q.hit, kd_mark_cb,
+                                                 &ev->time);
         }
         if (q.region) {
-            kd_query_region(b->index, q.region->table_id,
-                            q.region->cr.priority, &q.region->cr.match,
-                            kd_mark_cb, &ev->time);
+            n_region = kd_query_region(b->index, q.region->table_id,
+                                       q.region->cr.priority,
+                                       &q.region->cr.match, kd_mark_cb,
+                                       &ev->time);
+        }
+        if (q.gone_clause) {
+            n_region += kd_query_gone_clause(b->index, ev->ofproto,
+                                             q.gone_clause, kd_mark_cb,
+                                             &ev->time);
+        }
+        if (VLOG_IS_DBG_ENABLED()) {
+            struct ds s = DS_EMPTY_INITIALIZER;
+
+            ds_put_format(&s, "%s table %"PRIu8" ",
+                          removed ? "remove" : ev->old_rule ? "replace"
+                          : "insert", rule->table_id);
+            cls_rule_format(&rule->cr, ofproto_get_tun_tab(ev->ofproto),
+                            NULL, &s);
+            VLOG_DBG("%s: %"PRIuSIZE" megaflows hit it, %"PRIuSIZE
+                     " meet its region", ds_cstr(&s), n_hit, n_region);
+            ds_destroy(&s);
         }
     }
     kd_mark_opaque(ev->time);
@@ -1947,7 +2122,8 @@ kd_process_ukey(struct kd_event *ev)
         hmap_insert(&kdu->megaflows, &mf->node, kd_id_hash(&ev->id));
     }
     mf->seq = kd_next_megaflow_seq++;
-    kd_megaflow_index(mf, ev->capture, ev->learns);
+    kd_megaflow_index(mf, ev->capture, ev->learns, ev->key, ev->key_len,
+                      ev->mask, ev->mask_len);
 
     if (mf->pending_gen && ev->gen >= mf->pending_gen) {
         kd_megaflow_resolve(mf);
@@ -2128,6 +2304,15 @@ kd_run__(const struct udpif *dying)
     kd_burst = false;
     struct kd_event *ev;
     LIST_FOR_EACH_POP (ev, list_node, &events) {
+        if (ev->type != KD_EV_UKEY) {
+            kd_stats.last_change = MAX(kd_stats.last_change, ev->time);
+        } else {
+            kd_stats.ukey_events[ev->ukey_event]++;
+            if (ev->ukey_event != UDPIF_UKEY_INSTALLED) {
+                kd_stats.last_retranslation
+                    = MAX(kd_stats.last_retranslation, ev->time);
+            }
+        }
         switch (ev->type) {
         case KD_EV_RULE:
             kd_process_rule(ev);
@@ -2318,8 +2503,17 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
         }
     }
     ds_put_char(out, '\n');
+    ds_put_format(out, "  megaflow events: %"PRIu64" installed, %"PRIu64
+                  " translated by revalidation, %"PRIu64" deleted\n",
+                  kd_stats.ukey_events[UDPIF_UKEY_INSTALLED],
+                  kd_stats.ukey_events[UDPIF_UKEY_TRANSLATED],
+                  kd_stats.ukey_events[UDPIF_UKEY_DELETED]);
     ds_put_format(out, "  latest change: slowest re-translation after %lld "
-                  "us\n", kd_stats.latest_latency);
+                  "us; %lld us from the change to the last re-translation or "
+                  "deletion since\n", kd_stats.latest_latency,
+                  (kd_stats.last_retranslation > kd_stats.last_change
+                   ? kd_stats.last_retranslation - kd_stats.last_change
+                   : 0));
 }
 
 /* Returns true if rule 'rule' matches some flow of the region of 'key' under
@@ -2671,7 +2865,14 @@ kd_explain_rule(struct kd_explain *ex, struct kd_bridge *b,
     if (b) {
         kairo_delta_index_query_rule(b->index, rule, kd_explain_cb, ex);
     }
-    if (kd_rule_is_clause(rule) || new_clause) {
+    if (kd_rule_is_clause(rule) && b) {
+        ex->query = (struct kd_explained) {
+            .why = KD_WHY_INSERT, .table_id = rule->table_id,
+            .priority = rule->cr.priority,
+        };
+        kd_query_gone_clause(b->index, ex->ofproto, rule, kd_explain_cb, ex);
+    }
+    if (new_clause) {
         kd_explain_region(ex, b, rule->table_id, rule->cr.priority,
                           &rule->cr.match);
     }

@@ -11,6 +11,10 @@ random changes, reproducibly from --seed:
     on reg0, reg1, dl_src, nw_dst (prefixes) and tp_dst; actions that
     load or move registers and rewrite nw_dst before resubmitting to a later
     table, or output;
+  - conjunctive matches: clauses (conjunction(ID,k/2), sometimes of two
+    ids at once) and conj_id=ID rules, for three ids per table at fixed
+    priorities, so that several conjunctions at different priorities and
+    clauses shared between ids compete with the other rules;
   - changes: add, modify (actions), modify-strict, delete, delete-strict,
     and bundles of several of them;
   - after every --batch changes, packets from a fixed set of random flows,
@@ -32,6 +36,13 @@ import sys
 TABLES = 4
 N_FLOWS = 24
 MAX_RULES = 120                 # Past this many rules, adds become deletes.
+CONJ_IDS = 3                    # Conjunction ids per table.
+
+
+def conj_priority(table, conj_id):
+    """The priority of conjunction 'conj_id''s clauses in 'table', one per
+    id, amid the other rules' priorities (which avoid it)."""
+    return 500 + 10 * table + conj_id
 
 
 def run(*args, stdin=None):
@@ -45,6 +56,7 @@ def rand_priority(rng, table, rules):
     depend on more than the megaflow's key: OpenFlow leaves it undefined."""
     used = {int(m.split(",")[1].split("=")[1])
             for m in rules if m.startswith("table=%d," % table)}
+    used |= {conj_priority(table, i) for i in range(1, CONJ_IDS + 1)}
     return rng.choice([p for p in range(1, 1000) if p not in used])
 
 
@@ -67,6 +79,33 @@ def rand_match(rng, table, rules):
         if rng.random() < 0.3:
             parts.append("udp,tp_dst=%d" % rng.choice((53, 80, 2000)))
     return parts
+
+
+def rand_clause(rng, table):
+    """Returns a clause of a conjunction of 'table': its match (one or two
+    of the generator's fields) and its conjunction actions."""
+    conj_id = rng.randrange(1, CONJ_IDS + 1)
+    parts = ["table=%d" % table,
+             "priority=%d" % conj_priority(table, conj_id)]
+    dim = rng.randrange(1, 3)
+    if dim == 1:
+        if rng.random() < 0.5:
+            parts.append("dl_src=50:54:00:00:00:%02x" % rng.randrange(1, 7))
+        else:
+            parts.append("reg0=%d" % rng.randrange(4))
+    else:
+        parts.append("ip")
+        if rng.random() < 0.5:
+            parts.append("nw_dst=10.%d.0.0/16" % rng.randrange(2))
+        else:
+            parts.append("udp,tp_dst=%d" % rng.choice((53, 80, 2000)))
+    acts = ["conjunction(%d,%d/2)" % (conj_id, dim)]
+    other = rng.randrange(1, CONJ_IDS + 1)
+    if other != conj_id and rng.random() < 0.2:
+        # Shared with another id: only clauses of one priority combine, so
+        # the other id's conjunction at this priority.
+        acts.append("conjunction(%d,%d/2)" % (other, dim))
+    return ",".join(parts), ",".join(acts)
 
 
 def rand_actions(rng, table, match):
@@ -117,7 +156,20 @@ def main():
             kind = rng.random()
             if kind < 0.5 and len(rules) >= MAX_RULES:
                 kind = 0.8      # Keep the tables from filling up.
-            if kind < 0.5 or not rules:
+            if kind < 0.12:
+                match, acts = rand_clause(rng, table)
+                if match not in rules:
+                    rules.append(match)
+                mods.append("add %s,actions=%s" % (match, acts))
+            elif kind < 0.18:
+                conj_id = rng.randrange(1, CONJ_IDS + 1)
+                parts = rand_match(rng, table, rules)
+                parts.insert(2, "conj_id=%d" % conj_id)
+                match = ",".join(parts)
+                rules.append(match)
+                mods.append("add %s,actions=%s"
+                            % (match, rand_actions(rng, table, match)))
+            elif kind < 0.5 or not rules:
                 match = ",".join(rand_match(rng, table, rules))
                 rules.append(match)
                 mods.append("add %s,actions=%s"
