@@ -39,30 +39,37 @@
  * reported once, and no other.  Soundness does not depend on hashing: hash
  * collisions only cost comparisons.
  *
- * A caller that does not know a lookup's exact key and mask (for example
- * because the xlate cache does not record them, see DESIGN-NOTES.md "open
- * risk 1") must clear the mask bits it is unsure of.  A zero mask bit widens
- * the lookup's region, so the insert query then reports a superset, which is
- * sound.  Setting a mask bit that the translation did not fix is unsound.
+ * A megaflow may also have a common part (struct kairo_delta_index_common):
+ * bits that every one of its lookups fixes, to the same values, unless the
+ * lookup's own mask fixes them (then the lookup's own values count).  The
+ * caller uses it for the bits the installed megaflow's mask fixes, which
+ * every packet of the megaflow has.  L.key and L.mask above are then the
+ * lookup's own part together with the common part.
  *
- * Data structure.  Lookups are grouped by (table, mask), the way the
- * classifier groups rules into subtables.  Each group hashes its lookups on
- * key AND mask.  An insert query visits the groups of its table only.  For a
- * group whose mask is covered by m.mask it makes one exact hash probe.
- * Otherwise it uses a secondary hash keyed on the bits both masks fix (B =
- * group mask AND m.mask), built on first use, kept up to date on add and
- * remove, and bounded per group; a group that has no room for another
- * secondary hash, or is too small to deserve one, is scanned.  When B is
- * empty every lookup of the group intersects 'm'.  Every path is counted in
- * struct kairo_delta_index_stats.  Rules map to the lookups that hit them.
+ * A caller that does not know a lookup's exact key and mask must clear the
+ * mask bits it is unsure of.  A zero mask bit widens the lookup's region, so
+ * the insert query then reports a superset, which is sound.  Setting a mask
+ * bit that the translation did not fix is unsound.
  *
- * Memory.  A megaflow is one allocation: a 40-byte header, a 32-byte record
- * per lookup, and the lookups' masked keys.  The first lookup's masked key is
- * stored in full over its group's mask words; a later lookup stores only the
- * words that it cannot take from the first one (usually the fields written
- * before it), plus a bitmap.  No struct flow is kept.  Reading a lookup's key
- * walks over the keys of the lookups before it in its megaflow.  A secondary
- * hash costs about 12 bytes per lookup of its group plus its buckets.
+ * Data structure.  A trie of translation paths: each lookup is a node whose
+ * parent is the megaflow's previous lookup, so that megaflows whose lookups
+ * agree up to some point share those nodes, and each megaflow hangs from
+ * its last lookup's node.  A node is keyed by what the lookup does not take
+ * from the common part: the table, the rule hit with its threshold and
+ * conjunctions, and the lookup's own key under its own mask (in OVS, the
+ * registers and metadata and the bits actions changed: what the path
+ * determines).  Nodes are grouped by (table, own mask), the way the
+ * classifier groups rules into subtables, and each group hashes its nodes
+ * on their key.  An insert query visits the groups of its table only: for a
+ * group whose mask the query's covers, one hash probe; if the masks share
+ * no bit, every node of the group; otherwise a scan of the group's nodes.
+ * Each node found reports the megaflows of its subtree whose common part
+ * meets the query outside the node's own mask.  A rule query reports the
+ * subtrees of the nodes that hit the rule.
+ *
+ * Memory.  A node costs about 120 bytes plus 8 per own mask word; a
+ * megaflow about 80 bytes plus 8 per word of its common mask, which is
+ * interned.  Megaflows that share a path cost no node.
  *
  * Ownership.  The index copies what it needs from the lookups passed to
  * kairo_delta_index_add() and keeps no pointer into them.  It never
@@ -114,6 +121,14 @@ struct kairo_delta_index_lookup {
     uint32_t conj_id;                  /* With KAIRO_DELTA_INDEX_CONJ_ONE. */
 };
 
+/* A megaflow's common part: the bits 'mask' fixes, with the values of
+ * 'key', are part of every lookup's region unless the lookup's own mask
+ * fixes them.  The index copies the data. */
+struct kairo_delta_index_common {
+    const struct flow *key;
+    const struct flow_wildcards *mask;
+};
+
 /* Counters and sizes of an index, from kairo_delta_index_get_stats().  The
  * query-path counters count groups, not queries: one insert query adds one to
  * a path counter for every group of its table. */
@@ -121,9 +136,11 @@ struct kairo_delta_index_stats {
     /* Contents. */
     uint64_t n_megaflows;         /* Megaflows in the index. */
     uint64_t n_lookups;           /* Lookups over all megaflows. */
-    uint64_t n_groups;            /* (table, mask) groups. */
-    uint64_t n_secondaries;       /* Secondary hashes over all groups. */
-    uint64_t n_rules;             /* Distinct rules hit by some lookup. */
+    uint64_t n_nodes;             /* Lookup nodes, shared by megaflows. */
+    uint64_t n_groups;            /* (table, own mask) groups. */
+    uint64_t n_common_masks;      /* Distinct common masks. */
+    uint64_t n_rules;             /* Distinct (rule, threshold, conj)
+                                   * entries hit by some lookup. */
     uint64_t memory;              /* Bytes the index allocated, including
                                    * hash-table bucket arrays but not the
                                    * allocator's own overhead. */
@@ -136,14 +153,12 @@ struct kairo_delta_index_stats {
 
     /* Insert-query paths, per group visited. */
     uint64_t path_probe;          /* Mask covered: one exact hash probe. */
-    uint64_t path_secondary;      /* Probed an existing secondary hash. */
-    uint64_t path_secondary_new;  /* Built a secondary hash, then probed. */
-    uint64_t path_all;            /* Masks disjoint: whole group matches. */
-    uint64_t path_scan_small;     /* Group too small for a secondary: scan. */
-    uint64_t path_scan_bound;     /* Secondary bound reached: scan. */
+    uint64_t path_all;            /* Masks disjoint: every node matches. */
+    uint64_t path_scan;           /* Partly covered: the nodes scanned. */
 
     /* Selectivity. */
-    uint64_t lookups_examined;    /* Lookups compared by insert queries. */
+    uint64_t lookups_examined;    /* Nodes compared by insert queries. */
+    uint64_t megaflows_examined;  /* Megaflows visited in subtrees. */
     uint64_t megaflows_reported;  /* Megaflows reported by all queries. */
 };
 
@@ -159,27 +174,29 @@ void kairo_delta_index_destroy(struct kairo_delta_index *);
 
 /* Changes.
  *
- * kairo_delta_index_add() adds the megaflow 'owner' with id 'megaflow_id' and
- * its 'n' lookups ('n' may be 0).  It returns 0, EEXIST if 'owner' is
- * already in the index, E2BIG if 'n' exceeds KAIRO_DELTA_INDEX_MAX_LOOKUPS or
- * the index might exceed its limit of 2**20 - 1 (table, mask) groups, or
- * EINVAL if a lookup's 'conj' is not one of enum kairo_delta_index_conj.  On
- * error the index is unchanged.  Cost:
- * O(n * FLOW_U64S), plus keeping the groups' secondary hashes current.
+ * kairo_delta_index_add() adds the megaflow 'owner' with id 'megaflow_id',
+ * its common part 'common' (NULL for none) and its 'n' lookups ('n' may be
+ * 0), in translation order.  It returns 0, EEXIST if 'owner' is already in
+ * the index, E2BIG if 'n' exceeds KAIRO_DELTA_INDEX_MAX_LOOKUPS, or EINVAL
+ * if a lookup's 'conj' is not one of enum kairo_delta_index_conj.  On error
+ * the index is unchanged.  Cost: O(n * FLOW_U64S).
  *
  * kairo_delta_index_remove() removes megaflow 'owner' and returns true, or
  * returns false if it is not in the index.  O(its lookups).
  *
- * kairo_delta_index_replace() gives megaflow 'owner' (present or not) the id
- * and lookups passed, for example after re-translation.  It returns as
- * kairo_delta_index_add(); on error the old entry, if any, is kept. */
+ * kairo_delta_index_replace() gives megaflow 'owner' (present or not) the id,
+ * common part and lookups passed, for example after re-translation.  It
+ * returns as kairo_delta_index_add(); on error the old entry, if any, is
+ * kept. */
 int kairo_delta_index_add(struct kairo_delta_index *, uint64_t megaflow_id,
                           const void *owner,
+                          const struct kairo_delta_index_common *common,
                           const struct kairo_delta_index_lookup lookups[],
                           size_t n);
 bool kairo_delta_index_remove(struct kairo_delta_index *, const void *owner);
 int kairo_delta_index_replace(struct kairo_delta_index *,
                               uint64_t megaflow_id, const void *owner,
+                              const struct kairo_delta_index_common *common,
                               const struct kairo_delta_index_lookup lookups[],
                               size_t n);
 bool kairo_delta_index_contains(const struct kairo_delta_index *,
@@ -190,9 +207,10 @@ bool kairo_delta_index_contains(const struct kairo_delta_index *,
  *
  * The insert queries report the megaflows that inserting a rule with
  * 'priority' and match 'm' into 'table_id' affects (see the definition at
- * the top).  Cost: one step per group of 'table_id' plus the candidates in
- * the probed buckets; groups that must be scanned cost their size.  They may
- * build a secondary hash, which is the only way a query changes the index.
+ * the top).  Cost: one step per group of 'table_id', plus the nodes in the
+ * probed buckets (every node of a group that must be scanned), plus the
+ * megaflows under the nodes found.  A query changes nothing in the index
+ * but the megaflows' report stamps.
  *
  * kairo_delta_index_query_conj_insert() is the insert query for a rule
  * whose match fixes conj_id to 'conj_id' (not 0, which is an ordinary
@@ -200,7 +218,7 @@ bool kairo_delta_index_contains(const struct kairo_delta_index *,
  * 'conj_id' (KAIRO_DELTA_INDEX_CONJ_ONE with that id, or _ANY).
  *
  * kairo_delta_index_query_rule() reports the megaflows that hit 'rule'.
- * Cost: O(lookups that hit 'rule'). */
+ * Cost: O(the megaflows under the nodes that hit 'rule'). */
 size_t kairo_delta_index_query_insert(struct kairo_delta_index *,
                                       uint8_t table_id, int priority,
                                       const struct minimatch *m,

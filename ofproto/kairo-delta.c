@@ -134,14 +134,12 @@ struct kd_flow_wc {
 };
 
 /* One table lookup.  On the upcall path only the words of the flow that the
- * index needs are kept: those the wildcards fix, and the bits that changed
- * since the translation's first lookup (written by actions, whether or not
- * the translation unwildcarded them).  'map' has a bit for each word kept,
- * and the capture's 'words' hold, from 'ofs', a pair for each: the mask
- * word and the flow's word under it.  Every other bit of the flow at the
- * lookup is the packet's, which the megaflow's own key gives (see
- * kd_lookups_tighten()).  A 'full' capture (kairo/verify) keeps the whole
- * flow as well, in 'full'. */
+ * wildcards fix are kept, which is all the index needs of the lookup's own:
+ * 'map' has a bit for each nonzero word of the wildcards, and the capture's
+ * 'words' hold, from 'ofs', a pair for each: the mask word and the flow's
+ * word under it.  What the lookups have in common comes from the
+ * translation's first flow (see kd_common_part()).  A 'full' capture
+ * (kairo/verify) keeps the whole flow as well, in 'full'. */
 struct kd_lookup {
     const struct ofproto *ofproto;
     struct rule *rule;          /* Referenced, or NULL for a miss. */
@@ -192,6 +190,29 @@ struct kd_conj_match {
 };
 #define KD_MAX_CONJ_MATCHES 8
 
+/* The translation state of a flow: the metadata and registers, which the
+ * path of a translation determines (they start as zero, or as a frozen
+ * state's, and actions set them to constants or to packet bits that they
+ * unwildcard), so they are the same for every packet of a megaflow at each
+ * lookup.  A capture keeps each lookup's state whole, as the words that
+ * changed since the previous lookup. */
+#define KD_STATE_FIRST (offsetof(struct flow, metadata) / 8)
+#define KD_STATE_END (DIV_ROUND_UP(offsetof(struct flow, regs) \
+                                   + sizeof ((struct flow *) 0)->regs, 8))
+#define KD_STATE_WORDS (KD_STATE_END - KD_STATE_FIRST)
+BUILD_ASSERT_DECL(offsetof(struct flow, metadata) % 8 == 0);
+BUILD_ASSERT_DECL((offsetof(struct flow, regs)
+                   + sizeof ((struct flow *) 0)->regs) % 8 == 0);
+
+/* The flow at a translation's first lookup, and the bits that differed from
+ * it at some later lookup (written by actions, whether or not the
+ * translation unwildcarded them). */
+struct kd_first {
+    struct flow flow;
+    struct flow changed;
+    uint64_t state[KD_STATE_WORDS];     /* The previous lookup's state. */
+};
+
 /* A translating thread owns its captures and reuses them, arrays and all,
  * so that the upcall path does not allocate for them; a ukey event carries
  * a packed copy (see kd_capture_pack()). */
@@ -206,7 +227,8 @@ struct kd_capture {
     uint64_t *words;
     size_t n_deps, allocated_deps;
     struct kairo_delta_dep *deps;
-    struct flow *first;         /* The flow at the first lookup. */
+    struct kd_first *first;     /* The flow at the first lookup, and what
+                                 * changed since. */
 };
 
 struct kd_thread {
@@ -483,23 +505,35 @@ kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
 {
     /* The flow's conj_id is 0 at a lookup, while the wildcards may fix it
      * for the conj_id lookups the classifier made inside: 'l->conj' says
-     * what the lookup depends on there, so the word's conj_id bits go. */
+     * what the lookup depends on there, so the word's conj_id bits go.  The
+     * tunnel metadata's table pointer, which the wildcards carry as is, is
+     * not a field. */
     static const union {
         struct flow flow;
         uint64_t words[FLOW_U64S];
     } conj = { .flow = { .conj_id = UINT32_MAX } };
     const size_t conj_word = offsetof(struct flow, conj_id) / 8;
+    const size_t tab_word = offsetof(struct flow, tunnel.metadata.tab) / 8;
+    BUILD_ASSERT_DECL(offsetof(struct flow, tunnel.metadata.tab) % 8 == 0);
     const uint64_t *fw = (const uint64_t *) flow;
     const uint64_t *mw = (const uint64_t *) &wc->masks;
-    const uint64_t *first;
 
     if (l == c->lookups) {
         if (!c->first) {
             c->first = xmalloc(sizeof *c->first);
         }
-        *c->first = *flow;
+        c->first->flow = *flow;
+        memset(&c->first->changed, 0, sizeof c->first->changed);
+        memset(c->first->state, 0, sizeof c->first->state);
+    } else {
+        const uint64_t *first = (const uint64_t *) &c->first->flow;
+        uint64_t *changed = (uint64_t *) &c->first->changed;
+
+        for (size_t i = 0; i < FLOW_U64S; i++) {
+            changed[i] |= fw[i] ^ first[i];
+        }
+        changed[tab_word] = 0;
     }
-    first = (const uint64_t *) c->first;
 
     if (c->n_words + 2 * FLOW_U64S > c->allocated_words) {
         c->allocated_words = 2 * (c->n_words + 2 * FLOW_U64S);
@@ -511,10 +545,17 @@ kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
     l->ofs = c->n_words;
     l->map[0] = l->map[1] = 0;
     for (size_t i = 0; i < FLOW_U64S; i++) {
-        uint64_t m = mw[i] | (fw[i] ^ first[i]);
+        uint64_t m = i == tab_word ? 0 : mw[i];
 
         if (i == conj_word) {
             m &= ~conj.words[i];
+        } else if (i >= KD_STATE_FIRST && i < KD_STATE_END) {
+            /* The state word if it changed, whole; else none (see
+             * kd_lookups_complete_state()). */
+            uint64_t *prev = &c->first->state[i - KD_STATE_FIRST];
+
+            m = fw[i] != *prev ? UINT64_MAX : 0;
+            *prev = fw[i];
         }
         if (m) {
             l->map[i / 64] |= UINT64_C(1) << (i % 64);
@@ -523,6 +564,34 @@ kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
         }
     }
     c->n_words = pairs - c->words;
+}
+
+/* Gives each of the 'n' lookups of 'c', expanded in 'fwcs', its whole
+ * state: a capture keeps a state word only at the lookups where it changed
+ * (the first lookup's from zero), and each lookup's state is exact. */
+static void
+kd_lookups_complete_state(const struct kd_capture *c, struct kd_flow_wc *fwcs,
+                          size_t n)
+{
+    uint64_t state[KD_STATE_WORDS] = { 0 };
+
+    for (size_t i = 0; i < n; i++) {
+        uint64_t *fw = (uint64_t *) &fwcs[i].flow;
+        uint64_t *mw = (uint64_t *) &fwcs[i].wc.masks;
+
+        if (c->lookups[i].full) {
+            return;             /* kairo/verify's: whole flows. */
+        }
+        for (size_t j = 0; j < KD_STATE_WORDS; j++) {
+            size_t w = KD_STATE_FIRST + j;
+
+            if (mw[w]) {
+                state[j] = fw[w];
+            }
+            fw[w] = state[j];
+            mw[w] = UINT64_MAX;
+        }
+    }
 }
 
 /* Stores lookup 'l' of 'c' in 'fwc' as a flow and wildcards.  Outside the
@@ -970,7 +1039,7 @@ kd_capture_pack(struct kd_capture *c, void *p_)
     memcpy(p->deps, c->deps, c->n_deps * sizeof *c->deps);
     p->first = NULL;
     if (c->n) {
-        p->first = (struct flow *) (p->deps + p->n_deps);
+        p->first = (struct kd_first *) (p->deps + p->n_deps);
         *p->first = *c->first;
     }
     c->n = c->n_words = c->n_deps = 0;
@@ -1565,47 +1634,45 @@ kd_capture_learns(const struct kd_capture *c)
     return false;
 }
 
-/* Narrows the regions of the 'n' lookups in 'fwcs', whose translation's
- * first lookup saw 'first', to the packets of the megaflow with datapath key
- * 'key' and mask 'mask': every packet of the megaflow reaches each lookup
- * with the same values in the bits the mask fixes, and those are the values
- * 'first' has where no action changed them after the first lookup (a
- * capture keeps every bit that changed since).  A narrower region is met by
- * fewer rule changes, and shares its words with the other lookups of the
- * megaflow in the index.  Does nothing if the key or mask cannot be
- * parsed. */
-static void
-kd_lookups_tighten(struct kd_flow_wc *fwcs, size_t n, const struct flow *first,
-                   const struct nlattr *key, size_t key_len,
-                   const struct nlattr *mask, size_t mask_len)
+/* Fills 'common' with the part of a megaflow's lookups' regions that its
+ * installed datapath key 'key' and mask 'mask' give: every packet of the
+ * megaflow reaches each lookup with the same values in the bits the mask
+ * fixes, and those are the values of 'first->flow', the flow at the
+ * translation's first lookup, in every word that no action changed at a
+ * later lookup ('first->changed').  Those changed words are left out: a
+ * lookup's own wildcards fix the ones it consulted (an action that writes a
+ * field the translation depends on unwildcards it), the others are left
+ * wildcarded, which is sound.  A narrower region is met by fewer rule
+ * changes, and lookups whose own bits agree share their index node.  The
+ * datapath's in_port is its own numbering, which each lookup has as an
+ * OpenFlow port number, exact, of its own.  Returns false if the key or
+ * mask cannot be parsed: then there is no common part. */
+static bool
+kd_common_part(const struct kd_first *first,
+               const struct nlattr *key, size_t key_len,
+               const struct nlattr *mask, size_t mask_len,
+               struct flow_wildcards *common)
 {
-    struct flow_wildcards dp_mask;
     struct flow dp_key;
 
     if (!key || !first
-        || odp_flow_key_to_flow(key, key_len, &dp_key, NULL)
-                == ODP_FIT_ERROR
-        || odp_flow_key_to_mask(mask, mask_len, &dp_mask, &dp_key, NULL)
+        || odp_flow_key_to_flow(key, key_len, &dp_key, NULL) == ODP_FIT_ERROR
+        || odp_flow_key_to_mask(mask, mask_len, common, &dp_key, NULL)
            == ODP_FIT_ERROR) {
-        return;
+        return false;
     }
-    /* The datapath's in_port is its own numbering, which each lookup has
-     * as an OpenFlow port number, exact. */
-    WC_UNMASK_FIELD(&dp_mask, in_port);
+    WC_UNMASK_FIELD(common, in_port);
 
-    const uint64_t *kw = (const uint64_t *) first;
-    const uint64_t *mw = (const uint64_t *) &dp_mask.masks;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t *fw = (uint64_t *) &fwcs[i].flow;
-        uint64_t *lw = (uint64_t *) &fwcs[i].wc.masks;
-
-        for (size_t w = 0; w < FLOW_U64S; w++) {
-            uint64_t extra = mw[w] & ~lw[w];
-
-            lw[w] |= extra;
-            fw[w] |= kw[w] & extra;
+    uint64_t *cm = (uint64_t *) &common->masks;
+    const uint64_t *changed = (const uint64_t *) &first->changed;
+    for (size_t w = 0; w < FLOW_U64S; w++) {
+        /* Whole words, so that what is left does not depend on the values
+         * written. */
+        if (changed[w]) {
+            cm[w] = 0;
         }
     }
+    return true;
 }
 
 /* Replaces 'mf''s lookups by those of 'c' (NULL if unknown), taking over
@@ -1635,7 +1702,13 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
     for (size_t i = 0; i < c->n; i++) {
         kd_lookup_expand(c, &c->lookups[i], &fwcs[i]);
     }
-    kd_lookups_tighten(fwcs, c->n, c->first, key, key_len, mask, mask_len);
+    kd_lookups_complete_state(c, fwcs, c->n);
+    static struct flow_wildcards common_mask;
+    struct kairo_delta_index_common common = {
+        .key = c->first ? &c->first->flow : NULL, .mask = &common_mask,
+    };
+    bool has_common = kd_common_part(c->first, key, key_len, mask, mask_len,
+                                     &common_mask);
 
     /* One index per bridge: a patch port takes a translation to another. */
     struct kairo_delta_index_lookup *lookups = xmalloc(c->n * sizeof *lookups);
@@ -1666,7 +1739,9 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
         }
 
         struct kd_bridge *b = kd_bridge_get(ofproto);
-        int error = kairo_delta_index_add(b->index, mf->seq, mf, lookups, n);
+        int error = kairo_delta_index_add(b->index, mf->seq, mf,
+                                          has_common ? &common : NULL,
+                                          lookups, n);
         if (error) {
             static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
 
@@ -2445,6 +2520,7 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
 
         kairo_delta_index_get_stats(b->index, &s);
         total.n_lookups += s.n_lookups;
+        total.n_nodes += s.n_nodes;
         total.n_groups += s.n_groups;
         total.memory += s.memory;
         total.lookups_examined += s.lookups_examined;
@@ -2481,10 +2557,10 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
     ds_put_char(out, '\n');
     total.memory += kairo_delta_deps_memory(kd_deps);
     ds_put_format(out, "  index: %zu megaflows (%zu opaque), %"PRIu64
-                  " lookups in %"PRIu64" groups, %zu other dependencies, %"
-                  PRIu64" bytes", n_megaflows, n_opaque, total.n_lookups,
-                  total.n_groups, kairo_delta_deps_n_deps(kd_deps),
-                  total.memory);
+                  " lookups in %"PRIu64" shared nodes of %"PRIu64" groups, "
+                  "%zu other dependencies, %"PRIu64" bytes", n_megaflows,
+                  n_opaque, total.n_lookups, total.n_nodes, total.n_groups,
+                  kairo_delta_deps_n_deps(kd_deps), total.memory);
     if (n_megaflows) {
         ds_put_format(out, " (%"PRIu64" per megaflow)",
                       total.memory / n_megaflows);

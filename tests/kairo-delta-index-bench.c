@@ -234,7 +234,7 @@ bench_run(size_t n)
         size_t k = bench_megaflow(&rng, keys, masks, l);
 
         n_lookups += k;
-        if (kairo_delta_index_add(idx, i, &owners[i], l, k)) {
+        if (kairo_delta_index_add(idx, i, &owners[i], NULL, l, k)) {
             ovs_fatal(0, "add failed");
         }
     }
@@ -243,8 +243,8 @@ bench_run(size_t n)
     kairo_delta_index_get_stats(idx, &st);
     size_t acct_before_queries = st.memory;
 
-    /* The first query of each kind builds the secondary hashes it needs;
-     * it is timed apart from the steady state. */
+    /* The first query of each kind is timed apart from the steady state
+     * (cold caches). */
     long long int t_build;
     t0 = now_ns();
     for (unsigned int q = 0; q < 3; q++) {
@@ -296,8 +296,8 @@ bench_run(size_t n)
     t_remove = now_ns() - t0;
 
     printf("%7"PRIuSIZE" %5.2f %5.0f %5.0f %5.0f %5.0f %6.0f %6.0f %6.1f "
-           "%8.1f %6.0f %6.0f %5"PRIu64" %4"PRIu64" %6"PRIu64" %6"PRIu64
-           " %6"PRIu64" %6"PRIu64"\n",
+           "%8.1f %6.0f %6.0f %5"PRIu64" %6"PRIu64" %6"PRIu64" %6"PRIu64
+           " %6"PRIu64"\n",
            n, (double) n_lookups / n,
            (double) acct_before_queries / n,
            (double) (heap1 - heap0) / n,
@@ -308,9 +308,8 @@ bench_run(size_t n)
            (double) t_query / N_QUERIES / 1000.0,
            (double) n_reported / N_QUERIES,
            (double) t_rule / N_QUERIES,
-           st.n_groups, st.n_secondaries, st.path_probe,
-           st.path_secondary + st.path_secondary_new, st.path_all,
-           st.path_scan_small + st.path_scan_bound);
+           st.n_groups, st.n_nodes, st.path_probe, st.path_all,
+           st.path_scan);
     for (int k = 0; k < 3; k++) {
         static const char *const names[3] = { "port", "acl", "route" };
         unsigned int n_q = N_QUERIES / 3 + (k < N_QUERIES % 3);
@@ -330,10 +329,10 @@ main(int argc, char *argv[])
     set_program_name(argv[0]);
     printf("# %d insert queries and %d rule queries per size\n",
            N_QUERIES, N_QUERIES);
-    printf("#                  B/mf (+sec: after queries)  ns/mf  "
-           "2ndary  insert query      rule_q                group paths\n");
-    printf("#     N lk/mf  acct  heap +sec: acct  heap    add    rm build_ms "
-           "us/query affect   ns/q groups  sec  probe    sec    all   scan\n");
+    printf("#                  B/mf (+q: after queries)    ns/mf  "
+           "first   insert query      rule_q            group paths\n");
+    printf("#     N lk/mf  acct  heap +q:   acct  heap    add    rm build_ms "
+           "us/query affect   ns/q groups  nodes  probe    all   scan\n");
     if (argc > 1) {
         for (int i = 1; i < argc; i++) {
             bench_run(strtoul(argv[i], NULL, 10));

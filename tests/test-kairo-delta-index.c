@@ -90,6 +90,17 @@ field_set(struct flow *flow, unsigned int f, uint64_t value)
     memcpy((char *) flow + tf->ofs, &value, tf->len);
 }
 
+/* Returns field 'f' of 'flow'. */
+static uint64_t
+field_get(const struct flow *flow, unsigned int f)
+{
+    uint64_t value = 0;
+
+    memcpy(&value, (const char *) flow + test_fields[f].ofs,
+           test_fields[f].len);
+    return value;
+}
+
 /* Returns the low 'len' bytes of 'value', zero-extended: an all-ones mask of
  * field 'f' when 'value' is UINT64_MAX. */
 static uint64_t
@@ -229,9 +240,9 @@ test_basic(void)
     hand_add(&mf1, 1, 0x0a000001, 0xffffffff, 7, NULL, 0);
     hand_add(&mf2, 0, 0x0a000002, 0xffffffff, 1, &rule_a, 10);
 
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &mf1, mf1.l, mf1.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &mf2, mf2.l, mf2.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &mf2, mf1.l, mf1.n),
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &mf1, NULL, mf1.l, mf1.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &mf2, NULL, mf2.l, mf2.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &mf2, NULL, mf1.l, mf1.n),
                     EEXIST);
     CU_ASSERT(kairo_delta_index_contains(idx, &mf1));
 
@@ -271,8 +282,8 @@ test_insert_definition(void)
 
     hand_add(&hit, 0, 0x0a000001, 0xffffffff, 1, &rule_a, 10);
     hand_add(&miss, 0, 0x0a000002, 0xffffffff, 1, NULL, 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &hit, hit.l, hit.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &miss, miss.l, miss.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &hit, NULL, hit.l, hit.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &miss, NULL, miss.l, miss.n), 0);
 
     /* A /24 covers both; priority decides for the hit. */
     CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a000000, 0xffffff00, 0, 0, &r),
@@ -314,7 +325,7 @@ test_dedup_and_rewrite(void)
     hand_add(&mf, 2, 0x0a000001, 0xffffff00, 9, &rule_b, 5);
     hand_add(&mf, 2, 0x0a000001, 0xffffffff, 9, &rule_b, 5);
     hand_add(&mf, 3, 0x0a000001, 0xffffff00, 9, NULL, 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 7, &mf, mf.l, mf.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 7, &mf, NULL, mf.l, mf.n), 0);
 
     r.n = 0;
     CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_b, hand_cb, &r),
@@ -353,9 +364,9 @@ test_conjunctions(void)
     /* C: several conjunctions looked up, one of which found nothing. */
     hand_add(&c, 0, 0x0a000001, 0xffffffff, 1, &rule_b, INT_MIN);
     c.l[0].conj = KAIRO_DELTA_INDEX_CONJ_ANY;
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &a, a.l, a.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &b, b.l, b.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &c, c.l, c.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &a, NULL, a.l, a.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &b, NULL, b.l, b.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &c, NULL, c.l, c.n), 0);
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.n_rules, 3);
 
@@ -406,7 +417,7 @@ test_errors_and_replace(void)
     struct hand_result r;
 
     hand_add(&mf, 0, 0x0a000001, 0xffffffff, 1, &rule_a, 10);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &mf, mf.l, mf.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &mf, NULL, mf.l, mf.n), 0);
     kairo_delta_index_get_stats(idx, &before);
 
     /* rule_c is new, rule_a comes with a bad conjunction kind: refused,
@@ -414,19 +425,19 @@ test_errors_and_replace(void)
     hand_add(&bad, 0, 0x0a000002, 0xffffffff, 1, &rule_c, 3);
     hand_add(&bad, 1, 0x0a000002, 0xffffffff, 1, &rule_a, 11);
     bad.l[1].conj = KAIRO_DELTA_INDEX_CONJ_ANY + 1;
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &bad, bad.l, bad.n),
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &bad, NULL, bad.l, bad.n),
                     EINVAL);
-    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 1, &mf, bad.l, bad.n),
+    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 1, &mf, NULL, bad.l, bad.n),
                     EINVAL);
 
     many = xcalloc(KAIRO_DELTA_INDEX_MAX_LOOKUPS + 1, sizeof *many);
     for (size_t i = 0; i <= KAIRO_DELTA_INDEX_MAX_LOOKUPS; i++) {
         many[i] = mf.l[0];
     }
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &bad, many,
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &bad, NULL, many,
                                           KAIRO_DELTA_INDEX_MAX_LOOKUPS + 1),
                     E2BIG);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &bad, many,
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &bad, NULL, many,
                                           KAIRO_DELTA_INDEX_MAX_LOOKUPS), 0);
     CU_ASSERT(kairo_delta_index_remove(idx, &bad));
     free(many);
@@ -442,7 +453,7 @@ test_errors_and_replace(void)
 
     /* Replace moves the megaflow to table 4. */
     hand_add(&next, 4, 0x0a000001, 0xffffffff, 1, NULL, 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 1, &mf, next.l, next.n),
+    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 1, &mf, NULL, next.l, next.n),
                     0);
     CU_ASSERT_EQUAL(hand_query(idx, 0, 10, 0x0a000001, 0xffffffff, 0, 0, &r),
                     0);
@@ -453,7 +464,7 @@ test_errors_and_replace(void)
                     0);
 
     /* Replace of an absent owner adds it. */
-    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 2, &next, mf.l, mf.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 2, &next, NULL, mf.l, mf.n), 0);
     CU_ASSERT(kairo_delta_index_contains(idx, &next));
     kairo_delta_index_destroy(idx);
 }
@@ -464,62 +475,105 @@ test_paths(void)
 {
     struct kairo_delta_index *idx = kairo_delta_index_create();
     struct kairo_delta_index_stats st;
-    struct hand_mf big[40], small[4];
+    struct hand_mf big[40];
     struct hand_result r;
 
-    /* Table 0: a group of 40 lookups; table 1: a group of 4. */
+    /* Table 0: a group of 40 lookups. */
     for (size_t i = 0; i < ARRAY_SIZE(big); i++) {
         big[i].n = 0;
         hand_add(&big[i], 0, 0x0a000000 + i, 0xffffffff, i % 4, NULL, 0);
-        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &big[i], big[i].l,
-                                              big[i].n), 0);
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(small); i++) {
-        small[i].n = 0;
-        hand_add(&small[i], 1, 0x0a000000 + i, 0xffffffff, i, NULL, 0);
-        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &small[i], small[i].l,
-                                              small[i].n), 0);
+        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &big[i], NULL,
+                                              big[i].l, big[i].n), 0);
     }
 
     /* Covering mask: one probe. */
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000005, 0xffffffff,
                                1, UINT32_MAX, &r), 1);
-    /* Partial masks: a new secondary, then the same one again. */
+    /* Partial mask: a scan. */
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 2, UINT32_MAX, &r), 10);
-    CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 3, UINT32_MAX, &r), 10);
     /* Disjoint: all. */
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 0, 0, &r), 40);
-    /* Small group, partial mask: scan. */
-    CU_ASSERT_EQUAL(hand_query(idx, 1, 0, 0, 0, 3, UINT32_MAX, &r), 1);
 
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.path_probe, 1);
-    CU_ASSERT_EQUAL(st.path_secondary_new, 1);
-    CU_ASSERT_EQUAL(st.path_secondary, 1);
+    CU_ASSERT_EQUAL(st.path_scan, 1);
     CU_ASSERT_EQUAL(st.path_all, 1);
-    CU_ASSERT_EQUAL(st.path_scan_small, 1);
-    CU_ASSERT_EQUAL(st.n_secondaries, 1);
 
-    /* Four more B's: three new secondaries, then the bound. */
-    for (uint32_t m = 1; m <= 4; m++) {
-        CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000000,
-                                   0xffffffc0 << (m - 1), 0, 0, &r), 40);
-    }
-    kairo_delta_index_get_stats(idx, &st);
-    CU_ASSERT_EQUAL(st.path_secondary_new, 4);
-    CU_ASSERT_EQUAL(st.path_scan_bound, 1);
-    CU_ASSERT_EQUAL(st.n_secondaries, 4);
-
-    /* Secondaries stay right while lookups come and go. */
+    /* The answers stay right while lookups come and go. */
     for (size_t i = 0; i < ARRAY_SIZE(big); i += 3) {
         CU_ASSERT(kairo_delta_index_remove(idx, &big[i]));
     }
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 2, UINT32_MAX, &r), 7);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 0, &big[0], big[0].l,
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 0, &big[0], NULL, big[0].l,
                                           big[0].n), 0);
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 0, UINT32_MAX, &r), 7);
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000000, 0xffffffe0,
                                0, 0, &r), 22);
+    kairo_delta_index_destroy(idx);
+}
+
+/* Megaflows whose lookups agree share their nodes and differ by their
+ * common parts; a lookup's own bits take precedence over the common
+ * part's. */
+static void
+test_common_and_sharing(void)
+{
+    struct kairo_delta_index *idx = kairo_delta_index_create();
+    struct hand_mf a = { .n = 0 }, b = { .n = 0 };
+    struct kairo_delta_index_stats st;
+    struct flow ckey_a, ckey_b;
+    struct flow_wildcards cmask;
+    struct hand_result r;
+
+    /* Same lookups: reg0 only, 1 then 2. */
+    hand_add(&a, 0, 0, 0, 1, &rule_a, 5);
+    hand_add(&a, 1, 0, 0, 2, &rule_b, 5);
+    hand_add(&b, 0, 0, 0, 1, &rule_a, 5);
+    hand_add(&b, 1, 0, 0, 2, &rule_b, 5);
+
+    /* Common parts: nw_src exact, and reg0 fixed to 3, which the lookups'
+     * own reg0 overrides. */
+    memset(&ckey_a, 0, sizeof ckey_a);
+    memset(&cmask, 0, sizeof cmask);
+    cmask.masks.nw_src = OVS_BE32_MAX;
+    cmask.masks.regs[0] = UINT32_MAX;
+    ckey_a.regs[0] = 3;
+    ckey_b = ckey_a;
+    ckey_a.nw_src = htonl(0x0a000001);
+    ckey_b.nw_src = htonl(0x0a000002);
+    struct kairo_delta_index_common ca = { &ckey_a, &cmask };
+    struct kairo_delta_index_common cb = { &ckey_b, &cmask };
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &a, &ca, a.l, a.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &b, &cb, b.l, b.n), 0);
+
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_lookups, 4);
+    CU_ASSERT_EQUAL(st.n_nodes, 2);
+    CU_ASSERT_EQUAL(st.n_common_masks, 1);
+
+    CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    1);
+    CU_ASSERT_PTR_EQUAL(r.owners[0], &a);
+    CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0x0a000000, 0xfffffffc, 0, 0, &r),
+                    2);
+    CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0x0a000003, 0xffffffff, 0, 0, &r),
+                    0);
+    CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0, 0, 2, UINT32_MAX, &r), 2);
+    CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0, 0, 3, UINT32_MAX, &r), 0);
+    CU_ASSERT_EQUAL(hand_query(idx, 1, 4, 0, 0, 2, UINT32_MAX, &r), 0);
+    memset(&r, 0, sizeof r);
+    CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_a, hand_cb, &r),
+                    2);
+
+    CU_ASSERT(kairo_delta_index_remove(idx, &a));
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_nodes, 2);
+    CU_ASSERT(kairo_delta_index_remove(idx, &b));
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_nodes, 0);
+    CU_ASSERT_EQUAL(st.n_common_masks, 0);
+    CU_ASSERT_EQUAL(st.n_groups, 0);
+    CU_ASSERT_EQUAL(st.n_rules, 0);
     kairo_delta_index_destroy(idx);
 }
 
@@ -555,6 +609,9 @@ struct dt_megaflow {
     int threshold[DT_MAX_LOOKUPS];  /* Per lookup that hit a rule. */
     enum kairo_delta_index_conj conj[DT_MAX_LOOKUPS];   /* Per lookup. */
     uint32_t conj_id[DT_MAX_LOOKUPS];   /* With KAIRO_DELTA_INDEX_CONJ_ONE. */
+    bool has_common;            /* Has a common part: */
+    struct flow ckey;           /* ...its key */
+    struct flow_wildcards cmask;    /* ...and mask. */
 };
 
 /* The whole state of the differential test. */
@@ -607,7 +664,46 @@ dt_generate(struct dt *dt, struct dt_megaflow *mf)
 
     mf->id = rng_next(rng);
     mf->n = 1 + rng_below(rng, DT_MAX_LOOKUPS);
-    for (size_t i = 0; i < mf->n; i++) {
+
+    /* Often the first lookups of another megaflow, so that paths share
+     * nodes. */
+    const struct dt_megaflow *other = &dt->mfs[rng_below(rng,
+                                                         dt->cfg->n_slots)];
+    size_t n_copied = 0;
+    if (other != mf && other->live && rng_below(rng, 3)) {
+        n_copied = MIN(other->n, mf->n);
+        n_copied = rng_below(rng, n_copied + 1);
+        for (size_t i = 0; i < n_copied; i++) {
+            mf->table[i] = other->table[i];
+            mf->key[i] = other->key[i];
+            mf->mask[i] = other->mask[i];
+            mf->rule[i] = other->rule[i];
+            mf->threshold[i] = other->threshold[i];
+            mf->conj[i] = other->conj[i];
+            mf->conj_id[i] = other->conj_id[i];
+        }
+        if (n_copied) {
+            key = other->key[n_copied - 1];
+            mask = other->mask[n_copied - 1];
+        }
+    }
+
+    /* Half of the megaflows have a common part: random fields and masks,
+     * some of them over bits the lookups fix too. */
+    mf->has_common = rng_below(rng, 2);
+    memset(&mf->ckey, 0, sizeof mf->ckey);
+    memset(&mf->cmask, 0, sizeof mf->cmask);
+    if (mf->has_common) {
+        for (unsigned int f = 0; f < N_FIELDS; f++) {
+            if (!rng_below(rng, 3)) {
+                field_set(&mf->ckey, f, rng_below(rng, 2)
+                          ? field_get(&key, f) : random_value(rng));
+                field_set(&mf->cmask.masks, f, random_mask(rng, f));
+            }
+        }
+    }
+
+    for (size_t i = n_copied; i < mf->n; i++) {
         uint8_t table = i ? rng_below(rng, DT_TABLES) : 0;
 
         if (i && rng_below(rng, 2)) {
@@ -647,6 +743,27 @@ dt_generate(struct dt *dt, struct dt_megaflow *mf)
     }
 }
 
+/* Stores in 'key' and 'mask' the region of lookup 'i' of 'mf': its own key
+ * and mask, and the common part's where its own mask does not fix a bit. */
+static void
+dt_region(const struct dt_megaflow *mf, size_t i, struct flow *key,
+          struct flow_wildcards *mask)
+{
+    const uint64_t *ok = (const uint64_t *) &mf->key[i];
+    const uint64_t *om = (const uint64_t *) &mf->mask[i].masks;
+    const uint64_t *ck = (const uint64_t *) &mf->ckey;
+    const uint64_t *cm = (const uint64_t *) &mf->cmask.masks;
+    uint64_t *k = (uint64_t *) key;
+    uint64_t *m = (uint64_t *) &mask->masks;
+
+    for (size_t w = 0; w < FLOW_U64S; w++) {
+        uint64_t common = mf->has_common ? cm[w] & ~om[w] : 0;
+
+        m[w] = om[w] | common;
+        k[w] = (ok[w] & om[w]) | (ck[w] & common);
+    }
+}
+
 /* Fills 'l' with the index's view of 'mf''s lookups. */
 static void
 dt_lookups(const struct dt *dt, const struct dt_megaflow *mf,
@@ -676,9 +793,13 @@ dt_put(struct dt *dt, struct dt_megaflow *mf, bool replace)
 
     dt_generate(dt, mf);
     dt_lookups(dt, mf, l);
+    struct kairo_delta_index_common c = { &mf->ckey, &mf->cmask };
+    const struct kairo_delta_index_common *common = (mf->has_common ? &c
+                                                     : NULL);
     error = (replace
-             ? kairo_delta_index_replace(dt->idx, mf->id, mf, l, mf->n)
-             : kairo_delta_index_add(dt->idx, mf->id, mf, l, mf->n));
+             ? kairo_delta_index_replace(dt->idx, mf->id, mf, common, l,
+                                         mf->n)
+             : kairo_delta_index_add(dt->idx, mf->id, mf, common, l, mf->n));
     CU_ASSERT_EQUAL(error, 0);
     mf->live = !error;
     dt->n_changes++;
@@ -781,10 +902,13 @@ dt_insert_query(struct dt *dt)
 
         dt->expected[s] = false;
         for (size_t i = 0; mf->live && i < mf->n; i++) {
+            struct flow key;
+            struct flow_wildcards mask;
+
+            dt_region(mf, i, &key, &mask);
             if (mf->table[i] == table
                 && dt_lookup_admits(mf, i, priority, conj_id)
-                && regions_intersect(&mf->key[i], &mf->mask[i],
-                                     &match.flow, &match.wc)) {
+                && regions_intersect(&key, &mask, &match.flow, &match.wc)) {
                 dt->expected[s] = true;
                 break;
             }
@@ -894,21 +1018,18 @@ dt_run(const struct dt_config *cfg)
     CU_ASSERT(dt->n_insert_queries > cfg->n_ops * 2 / 5);
     CU_ASSERT(dt->n_affected > 0);
 
-    /* Every path ran, so every path was checked. */
+    /* Every path ran, so every path was checked, and paths were shared. */
     CU_ASSERT(st.path_probe > 0);
-    CU_ASSERT(st.path_secondary > 0);
-    CU_ASSERT(st.path_secondary_new > 0);
+    CU_ASSERT(st.path_scan > 0);
     CU_ASSERT(st.path_all > 0);
-    CU_ASSERT(st.path_scan_small > 0);
-    CU_ASSERT(st.path_scan_bound > 0);
+    CU_ASSERT(st.n_nodes < st.n_lookups);
     if (getenv("KAIRO_UNIT_VERBOSE")) {
         fprintf(stderr, "\n%s: %u changes, %u insert + %u rule queries, "
-                "%u affected; groups: probe %"PRIu64", secondary %"PRIu64
-                " (+%"PRIu64" built), all %"PRIu64", scan %"PRIu64
-                " small + %"PRIu64" bound\n", cfg->name, dt->n_changes,
-                dt->n_insert_queries, dt->n_rule_queries, dt->n_affected,
-                st.path_probe, st.path_secondary, st.path_secondary_new,
-                st.path_all, st.path_scan_small, st.path_scan_bound);
+                "%u affected; %"PRIu64" nodes for %"PRIu64" lookups; "
+                "groups: probe %"PRIu64", all %"PRIu64", scan %"PRIu64"\n",
+                cfg->name, dt->n_changes, dt->n_insert_queries,
+                dt->n_rule_queries, dt->n_affected, st.n_nodes, st.n_lookups,
+                st.path_probe, st.path_all, st.path_scan);
     }
 
     /* Emptied, the index holds no megaflow, group or rule. */
@@ -921,7 +1042,8 @@ dt_run(const struct dt_config *cfg)
     CU_ASSERT_EQUAL(st.n_megaflows, 0);
     CU_ASSERT_EQUAL(st.n_lookups, 0);
     CU_ASSERT_EQUAL(st.n_groups, 0);
-    CU_ASSERT_EQUAL(st.n_secondaries, 0);
+    CU_ASSERT_EQUAL(st.n_nodes, 0);
+    CU_ASSERT_EQUAL(st.n_common_masks, 0);
     CU_ASSERT_EQUAL(st.n_rules, 0);
 
     kairo_delta_index_destroy(dt->idx);
@@ -976,6 +1098,8 @@ kairo_unit_register_delta_index(void)
         || !CU_add_test(suite, "errors and replace",
                         test_errors_and_replace)
         || !CU_add_test(suite, "query paths", test_paths)
+        || !CU_add_test(suite, "common parts and shared paths",
+                        test_common_and_sharing)
         || !CU_add_test(suite, "differential, small groups",
                         test_differential_small_groups)
         || !CU_add_test(suite, "differential, large groups",
