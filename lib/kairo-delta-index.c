@@ -32,6 +32,14 @@
 /* Word maps are two 64-bit words, one bit per uint64_t of struct flow. */
 BUILD_ASSERT_DECL(FLOW_U64S <= 128);
 
+/* A member set keeps at most this many secondary hashes.  A query whose
+ * bits have no secondary hash when the set is full scans the set. */
+#define KDI_MAX_SECONDARIES 4
+
+/* A member set with fewer members than this is scanned rather than given a
+ * secondary hash: scanning it is about as cheap as a probe. */
+#define KDI_SECONDARY_MIN 16
+
 /* A rule that some lookup hit, with what the lookups that hit it through
  * this entry may depend on: one entry per distinct ('rule', 'priority',
  * 'conj', 'conj_id'), all in the same 'rules' bucket. */
@@ -55,6 +63,47 @@ struct kdi_mask {
     uint64_t words[];
 };
 
+/* A set of members that each have a key: a group's nodes, keyed by their own
+ * key, or a leaf part's megaflows, keyed by their common part.  A member's
+ * key is 'n_words' words at byte offset 'key_ofs' in it; its position in
+ * 'members' is a uint32_t at 'pos_ofs'.  A query that fixes only some bits B
+ * of the keys probes a secondary hash on B, built on the first such query
+ * once the set is big enough, or scans the set. */
+struct kdi_mset {
+    void **members;             /* The members, by position. */
+    uint32_t n;                 /* Members in 'members'. */
+    uint32_t allocated;         /* Capacity of 'members' and of each
+                                 * secondary's 'pos'. */
+    uint16_t key_ofs;           /* Offset of a member's key. */
+    uint16_t pos_ofs;           /* Offset of a member's position. */
+    uint8_t n_words;            /* Words in a member's key. */
+    uint8_t n_secondaries;      /* Secondaries in use. */
+    struct kdi_secondary **secondaries;  /* KDI_MAX_SECONDARIES slots, once
+                                          * the first is built. */
+};
+
+/* A secondary hash of a member set, over the bits B that a query mask and
+ * the members' mask both fix. */
+struct kdi_secondary {
+    struct ovs_list list_node;  /* In the index's 'secondaries'. */
+    struct hmap buckets;        /* Contains "struct kdi_sbucket"s. */
+    uint32_t *pos;              /* A member's position in its bucket, by the
+                                 * member's position in the set. */
+    uint64_t bits[];            /* B, one word per key word. */
+};
+
+/* The members of a secondary hash whose keys agree on B.  Many buckets of a
+ * selective B hold one member, so that one is kept inline. */
+struct kdi_sbucket {
+    struct hmap_node node;      /* In its secondary's 'buckets'. */
+    uint32_t n;                 /* Number of members. */
+    uint32_t allocated;         /* Capacity of 'many', or 0 if inline. */
+    union {
+        uint32_t one;           /* The member, while 'allocated' is 0. */
+        uint32_t *many;         /* The members, once 'allocated' > 0. */
+    };
+};
+
 /* The lookup nodes of one table that share one mask of their own. */
 struct kdi_group {
     struct hmap_node node;      /* In 'groups', by table and mask. */
@@ -63,7 +112,7 @@ struct kdi_group {
                                  * of their key.  Many nodes may share a key
                                  * (another parent or rule), and an hindex
                                  * removes any of them in O(1). */
-    size_t n_nodes;             /* Nodes in 'nodes'. */
+    struct kdi_mset members;    /* The same nodes, keyed by their 'key'. */
     uint8_t table_id;           /* The table its lookups consulted. */
     struct kdi_mask mask;       /* Must be last. */
 };
@@ -77,20 +126,33 @@ struct kdi_cmask {
 
 /* One lookup of one or more megaflows: a node of the trie of translation
  * paths.  Megaflows whose lookups agree up to some point share the nodes
- * of those lookups; each megaflow hangs from the node of its last lookup.
- * A node's key is its group's mask words of the lookups' own key. */
+ * of those lookups; each megaflow hangs from the node of its last lookup,
+ * in the part for its common mask.  A node's key is its group's mask words
+ * of the lookups' own key. */
 struct kdi_node {
     struct hindex_node hnode;   /* In its group's 'nodes', by key hash. */
     struct hmap_node id_node;   /* In 'nodes', by parent, rule and key. */
     struct kdi_node *parent;    /* The previous lookup's node, or NULL. */
     struct ovs_list children;   /* The next lookups' nodes, by 'sibling'. */
     struct ovs_list sibling;    /* In the parent's 'children'. */
-    struct ovs_list megaflows;  /* Megaflows whose last lookup this is. */
+    struct kdi_part *parts;     /* Megaflows whose last lookup this is. */
     struct kdi_group *group;
     struct kdi_rule *rule;      /* The rule entry hit, or NULL for a miss. */
     uint32_t rule_pos;          /* Its index in 'rule->nodes'. */
     uint32_t n_refs;            /* Megaflows whose path goes through it. */
+    uint32_t pos;               /* Its position in 'group->members'. */
     uint64_t key[];             /* One word per mask word of 'group'. */
+};
+
+/* The megaflows that hang from one node and share one common mask.  A leaf
+ * node may have many: after the same lookups, the bits a change may fix
+ * that no lookup consulted lie in the common part, so that its hash is what
+ * keeps such a change from visiting all of them. */
+struct kdi_part {
+    struct kdi_part *next;      /* The node's next part, or NULL. */
+    struct kdi_node *leaf;      /* The node. */
+    struct kdi_cmask *cmask;    /* The common mask, or NULL for none. */
+    struct kdi_mset megaflows;  /* Keyed by their 'common'. */
 };
 
 /* One megaflow, with the values of its common mask's words. */
@@ -98,12 +160,11 @@ struct kdi_megaflow {
     struct hmap_node node;      /* In 'megaflows', by hash of 'owner'. */
     const void *owner;          /* The caller's identity for it. */
     uint64_t id;                /* The caller's 64-bit id. */
-    struct kdi_node *leaf;      /* Its last lookup's node, or NULL. */
-    struct ovs_list leaf_node;  /* In 'leaf->megaflows'. */
-    struct kdi_cmask *cmask;    /* Its common mask, or NULL. */
+    struct kdi_part *part;      /* Where it hangs, or NULL (no lookups). */
     uint64_t stamp;             /* The latest query that reported it. */
+    uint32_t pos;               /* Its position in 'part->megaflows'. */
     uint16_t n_lookups;         /* Lookups in its path. */
-    uint64_t common[];          /* One word per word of 'cmask'. */
+    uint64_t common[];          /* One word per word of 'part->cmask'. */
 };
 
 /* The index. */
@@ -117,6 +178,8 @@ struct kairo_delta_index {
     struct hmap rules;          /* Contains "struct kdi_rule"s. */
     uint64_t n_lookups;         /* Lookups over all megaflows. */
     uint64_t stamp;             /* Incremented by every query. */
+    struct ovs_list secondaries;  /* Every "struct kdi_secondary". */
+    size_t n_secondaries;       /* Elements in 'secondaries'. */
     size_t memory;              /* Bytes allocated, not counting hmap
                                  * bucket arrays. */
     struct kairo_delta_index_stats stats;  /* Operation counters only. */
@@ -134,6 +197,8 @@ struct kdi_query {
     void *aux;                  /* Passed to 'cb'. */
     uint64_t stamp;             /* This query's. */
     size_t n_reported;          /* Calls of 'cb' so far. */
+    const uint64_t *own;        /* Insert queries: the mask of the group
+                                 * being answered, FLOW_U64S words. */
 };
 
 /* Allocation with accounting. */
@@ -284,6 +349,306 @@ kdi_hash_words(const uint64_t key[], unsigned int n)
     return hash_finish(hash, n * 8);
 }
 
+/* Member sets and their secondary hashes. */
+
+static void
+kdi_mset_init(struct kdi_mset *ms, size_t key_ofs, size_t pos_ofs,
+              unsigned int n_words)
+{
+    *ms = (struct kdi_mset) {
+        .key_ofs = key_ofs,
+        .pos_ofs = pos_ofs,
+        .n_words = n_words,
+    };
+}
+
+/* Returns the key of 'member' of 'ms'. */
+static inline const uint64_t *
+kdi_mset_key(const struct kdi_mset *ms, const void *member)
+{
+    return ALIGNED_CAST(const uint64_t *,
+                        (const char *) member + ms->key_ofs);
+}
+
+/* Returns where 'member' of 'ms' keeps its position. */
+static inline uint32_t *
+kdi_mset_pos(const struct kdi_mset *ms, void *member)
+{
+    return ALIGNED_CAST(uint32_t *, (char *) member + ms->pos_ofs);
+}
+
+/* Returns true if the 'n' words of 'key' agree with 'value' on 'bits'. */
+static inline bool
+kdi_key_meets(const uint64_t key[], const uint64_t value[],
+              const uint64_t bits[], unsigned int n)
+{
+    for (unsigned int j = 0; j < n; j++) {
+        if ((key[j] ^ value[j]) & bits[j]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Returns the hash of the 'n' words of 'key' restricted to 'bits'. */
+static uint32_t
+kdi_hash_bits(const uint64_t key[], const uint64_t bits[], unsigned int n)
+{
+    uint32_t hash = 0;
+
+    for (unsigned int j = 0; j < n; j++) {
+        if (bits[j]) {
+            hash = hash_add(hash, j);
+            hash = hash_add64(hash, key[j] & bits[j]);
+        }
+    }
+    return hash_finish(hash, n);
+}
+
+/* Returns the member positions in bucket 'b'. */
+static inline uint32_t *
+kdi_sbucket_members(struct kdi_sbucket *b)
+{
+    return b->allocated ? b->many : &b->one;
+}
+
+static void
+kdi_sbucket_free(struct kairo_delta_index *idx, struct kdi_sbucket *b)
+{
+    if (b->allocated) {
+        kdi_free(idx, b->many, b->allocated * sizeof *b->many);
+    }
+    kdi_free(idx, b, sizeof *b);
+}
+
+/* Returns the bucket of secondary 's' of 'ms' whose members agree with
+ * 'key' on the secondary's bits, or NULL.  'hash' is kdi_hash_bits() of
+ * 'key'. */
+static struct kdi_sbucket *
+kdi_sbucket_find(const struct kdi_mset *ms, const struct kdi_secondary *s,
+                 const uint64_t key[], uint32_t hash)
+{
+    struct kdi_sbucket *b;
+
+    HMAP_FOR_EACH_WITH_HASH (b, node, hash, &s->buckets) {
+        const void *m = ms->members[kdi_sbucket_members(b)[0]];
+
+        if (kdi_key_meets(kdi_mset_key(ms, m), key, s->bits, ms->n_words)) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* Returns the bucket of secondary 's' of 'ms' that holds the member at
+ * position 'i'. */
+static struct kdi_sbucket *
+kdi_secondary_bucket_of(const struct kdi_mset *ms,
+                        const struct kdi_secondary *s, uint32_t i)
+{
+    const uint64_t *key = kdi_mset_key(ms, ms->members[i]);
+    struct kdi_sbucket *b = kdi_sbucket_find(
+        ms, s, key, kdi_hash_bits(key, s->bits, ms->n_words));
+
+    ovs_assert(b);
+    return b;
+}
+
+/* Adds the member at position 'i' of 'ms' to its secondary 's'. */
+static void
+kdi_secondary_insert(struct kairo_delta_index *idx, const struct kdi_mset *ms,
+                     struct kdi_secondary *s, uint32_t i)
+{
+    const uint64_t *key = kdi_mset_key(ms, ms->members[i]);
+    uint32_t hash = kdi_hash_bits(key, s->bits, ms->n_words);
+    struct kdi_sbucket *b = kdi_sbucket_find(ms, s, key, hash);
+
+    if (!b) {
+        b = kdi_alloc(idx, sizeof *b);
+        b->n = b->allocated = 0;
+        hmap_insert(&s->buckets, &b->node, hash);
+    } else if (!b->allocated) {
+        uint32_t one = b->one;
+
+        b->allocated = 4;
+        b->many = kdi_alloc(idx, b->allocated * sizeof *b->many);
+        b->many[0] = one;
+    } else if (b->n >= b->allocated) {
+        uint32_t new = 2 * b->allocated;
+
+        b->many = kdi_realloc(idx, b->many, b->allocated * sizeof *b->many,
+                              new * sizeof *b->many);
+        b->allocated = new;
+    }
+    s->pos[i] = b->n;
+    kdi_sbucket_members(b)[b->n++] = i;
+}
+
+/* Removes the member at position 'i' of 'ms' from its secondary 's'. */
+static void
+kdi_secondary_remove(struct kairo_delta_index *idx, const struct kdi_mset *ms,
+                     struct kdi_secondary *s, uint32_t i)
+{
+    struct kdi_sbucket *b = kdi_secondary_bucket_of(ms, s, i);
+    uint32_t *members = kdi_sbucket_members(b);
+    uint32_t p = s->pos[i];
+    uint32_t last = members[--b->n];
+
+    ovs_assert(members[p] == i);
+    members[p] = last;
+    s->pos[last] = p;
+    if (!b->n) {
+        hmap_remove(&s->buckets, &b->node);
+        kdi_sbucket_free(idx, b);
+        kdi_hmap_maybe_shrink(&s->buckets);
+    }
+}
+
+/* Builds a secondary hash of 'ms' on 'bits' and returns it.  The caller
+ * checked that 'ms' has room for it. */
+static struct kdi_secondary *
+kdi_secondary_create(struct kairo_delta_index *idx, struct kdi_mset *ms,
+                     const uint64_t bits[])
+{
+    size_t bits_size = ms->n_words * sizeof *bits;
+    struct kdi_secondary *s;
+
+    if (!ms->secondaries) {
+        ms->secondaries = kdi_alloc(idx, KDI_MAX_SECONDARIES
+                                         * sizeof *ms->secondaries);
+    }
+    s = kdi_alloc(idx, sizeof *s + bits_size);
+    hmap_init(&s->buckets);
+    memcpy(s->bits, bits, bits_size);
+    s->pos = kdi_alloc(idx, ms->allocated * sizeof *s->pos);
+    ms->secondaries[ms->n_secondaries++] = s;
+    ovs_list_push_back(&idx->secondaries, &s->list_node);
+    idx->n_secondaries++;
+
+    for (uint32_t i = 0; i < ms->n; i++) {
+        kdi_secondary_insert(idx, ms, s, i);
+    }
+    return s;
+}
+
+static void
+kdi_secondary_destroy(struct kairo_delta_index *idx,
+                      const struct kdi_mset *ms, struct kdi_secondary *s)
+{
+    struct kdi_sbucket *b;
+
+    HMAP_FOR_EACH_POP (b, node, &s->buckets) {
+        kdi_sbucket_free(idx, b);
+    }
+    hmap_destroy(&s->buckets);
+    kdi_free(idx, s->pos, ms->allocated * sizeof *s->pos);
+    ovs_list_remove(&s->list_node);
+    kdi_free(idx, s, sizeof *s + ms->n_words * sizeof *s->bits);
+    idx->n_secondaries--;
+}
+
+/* Returns the secondary hash of 'ms' on 'bits', building it if 'ms' is
+ * worth one and has room (then setting '*built'), or NULL: scan. */
+static struct kdi_secondary *
+kdi_mset_secondary(struct kairo_delta_index *idx, struct kdi_mset *ms,
+                   const uint64_t bits[], bool *built)
+{
+    *built = false;
+    for (size_t i = 0; i < ms->n_secondaries; i++) {
+        if (!memcmp(ms->secondaries[i]->bits, bits,
+                    ms->n_words * sizeof *bits)) {
+            return ms->secondaries[i];
+        }
+    }
+    if (ms->n >= KDI_SECONDARY_MIN
+        && ms->n_secondaries < KDI_MAX_SECONDARIES) {
+        *built = true;
+        return kdi_secondary_create(idx, ms, bits);
+    }
+    return NULL;
+}
+
+/* Gives 'ms' room for 'allocated' members. */
+static void
+kdi_mset_resize(struct kairo_delta_index *idx, struct kdi_mset *ms,
+                uint32_t allocated)
+{
+    ms->members = kdi_realloc(idx, ms->members,
+                              ms->allocated * sizeof *ms->members,
+                              allocated * sizeof *ms->members);
+    for (size_t i = 0; i < ms->n_secondaries; i++) {
+        struct kdi_secondary *s = ms->secondaries[i];
+
+        s->pos = kdi_realloc(idx, s->pos, ms->allocated * sizeof *s->pos,
+                             allocated * sizeof *s->pos);
+    }
+    ms->allocated = allocated;
+}
+
+/* Adds 'member' to 'ms' and to its secondaries. */
+static void
+kdi_mset_add(struct kairo_delta_index *idx, struct kdi_mset *ms,
+             void *member)
+{
+    uint32_t i = ms->n++;
+
+    if (i >= ms->allocated) {
+        kdi_mset_resize(idx, ms, ms->allocated ? 2 * ms->allocated : 1);
+    }
+    ms->members[i] = member;
+    *kdi_mset_pos(ms, member) = i;
+    for (size_t j = 0; j < ms->n_secondaries; j++) {
+        kdi_secondary_insert(idx, ms, ms->secondaries[j], i);
+    }
+}
+
+/* Removes 'member' from 'ms' and its secondaries.  The last member takes
+ * its position. */
+static void
+kdi_mset_remove(struct kairo_delta_index *idx, struct kdi_mset *ms,
+                void *member)
+{
+    uint32_t i = *kdi_mset_pos(ms, member);
+    uint32_t last = ms->n - 1;
+
+    ovs_assert(ms->members[i] == member);
+    for (size_t j = 0; j < ms->n_secondaries; j++) {
+        kdi_secondary_remove(idx, ms, ms->secondaries[j], i);
+    }
+    if (i != last) {
+        void *moved = ms->members[last];
+
+        ms->members[i] = moved;
+        *kdi_mset_pos(ms, moved) = i;
+        for (size_t j = 0; j < ms->n_secondaries; j++) {
+            struct kdi_secondary *s = ms->secondaries[j];
+            struct kdi_sbucket *b = kdi_secondary_bucket_of(ms, s, i);
+            uint32_t p = s->pos[last];
+
+            ovs_assert(kdi_sbucket_members(b)[p] == last);
+            kdi_sbucket_members(b)[p] = i;
+            s->pos[i] = p;
+        }
+    }
+    ms->n = last;
+    if (ms->allocated > 16 && ms->n < ms->allocated / 4) {
+        kdi_mset_resize(idx, ms, ms->allocated / 2);
+    }
+}
+
+/* Frees the members array and secondaries of 'ms', which is empty. */
+static void
+kdi_mset_destroy(struct kairo_delta_index *idx, struct kdi_mset *ms)
+{
+    ovs_assert(!ms->n);
+    for (size_t i = 0; i < ms->n_secondaries; i++) {
+        kdi_secondary_destroy(idx, ms, ms->secondaries[i]);
+    }
+    kdi_free(idx, ms->secondaries,
+             KDI_MAX_SECONDARIES * sizeof *ms->secondaries);
+    kdi_free(idx, ms->members, ms->allocated * sizeof *ms->members);
+}
+
 /* Groups. */
 
 static struct kdi_group *
@@ -303,7 +668,8 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     g = kdi_alloc(idx, offsetof(struct kdi_group, mask)
                   + kdi_mask_size(n_words));
     hindex_init(&g->nodes);
-    g->n_nodes = 0;
+    kdi_mset_init(&g->members, offsetof(struct kdi_node, key),
+                  offsetof(struct kdi_node, pos), n_words);
     g->table_id = table_id;
     kdi_mask_init(&g->mask, mask);
     hmap_insert(&idx->groups, &g->node, hash);
@@ -314,6 +680,7 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
 static void
 kdi_group_destroy(struct kairo_delta_index *idx, struct kdi_group *g)
 {
+    kdi_mset_destroy(idx, &g->members);
     hindex_destroy(&g->nodes);
     hmap_remove(&idx->groups, &g->node);
     ovs_list_remove(&g->list_node);
@@ -437,7 +804,8 @@ kdi_rule_remove_node(struct kairo_delta_index *idx, struct kdi_node *n)
         kdi_free(idx, r->nodes, r->allocated_nodes * sizeof *r->nodes);
         kdi_free(idx, r, sizeof *r);
         kdi_hmap_maybe_shrink(&idx->rules);
-    } else if (r->allocated_nodes > 16 && r->n_nodes < r->allocated_nodes / 4) {
+    } else if (r->allocated_nodes > 16
+               && r->n_nodes < r->allocated_nodes / 4) {
         uint32_t new = r->allocated_nodes / 2;
 
         r->nodes = kdi_realloc(idx, r->nodes,
@@ -489,14 +857,14 @@ kdi_node_get(struct kairo_delta_index *idx, struct kdi_node *parent,
     } else {
         ovs_list_init(&n->sibling);
     }
-    ovs_list_init(&n->megaflows);
+    n->parts = NULL;
     n->group = g;
     n->rule = r;
     n->n_refs = 0;
     memcpy(n->key, key, key_size);
     hmap_insert(&idx->nodes, &n->id_node, id_hash);
     hindex_insert(&g->nodes, &n->hnode, key_hash);
-    g->n_nodes++;
+    kdi_mset_add(idx, &g->members, n);
     if (r) {
         kdi_rule_add_node(idx, r, n);
     }
@@ -510,18 +878,19 @@ kdi_node_destroy(struct kairo_delta_index *idx, struct kdi_node *n)
     struct kdi_group *g = n->group;
 
     ovs_assert(!n->n_refs && ovs_list_is_empty(&n->children)
-               && ovs_list_is_empty(&n->megaflows));
+               && !n->parts);
     if (n->rule) {
         kdi_rule_remove_node(idx, n);
     }
     if (n->parent) {
         ovs_list_remove(&n->sibling);
     }
+    kdi_mset_remove(idx, &g->members, n);
     hmap_remove(&idx->nodes, &n->id_node);
     hindex_remove(&g->nodes, &n->hnode);
     kdi_free(idx, n, kdi_node_size(g));
     kdi_hmap_maybe_shrink(&idx->nodes);
-    if (!--g->n_nodes) {
+    if (!g->members.n) {
         kdi_group_destroy(idx, g);
     }
 }
@@ -542,11 +911,55 @@ kdi_megaflow_find(const struct kairo_delta_index *idx, const void *owner)
     return NULL;
 }
 
+/* Leaf parts. */
+
+/* Returns the part of leaf 'n' for common mask 'cm', creating it if
+ * needed. */
+static struct kdi_part *
+kdi_part_get(struct kairo_delta_index *idx, struct kdi_node *n,
+             struct kdi_cmask *cm)
+{
+    struct kdi_part *p;
+
+    for (p = n->parts; p; p = p->next) {
+        if (p->cmask == cm) {
+            return p;
+        }
+    }
+
+    p = kdi_alloc(idx, sizeof *p);
+    p->next = n->parts;
+    p->leaf = n;
+    p->cmask = cm;
+    kdi_mset_init(&p->megaflows, offsetof(struct kdi_megaflow, common),
+                  offsetof(struct kdi_megaflow, pos),
+                  cm ? cm->mask.n_words : 0);
+    n->parts = p;
+    return p;
+}
+
+/* Removes empty part 'p' from its leaf and frees it. */
+static void
+kdi_part_destroy(struct kairo_delta_index *idx, struct kdi_part *p)
+{
+    struct kdi_part **prev = &p->leaf->parts;
+
+    while (*prev != p) {
+        prev = &(*prev)->next;
+    }
+    *prev = p->next;
+    kdi_mset_destroy(idx, &p->megaflows);
+    kdi_free(idx, p, sizeof *p);
+}
+
+/* Megaflows. */
+
 static size_t
 kdi_megaflow_size(const struct kdi_megaflow *mf)
 {
-    return (sizeof *mf
-            + (mf->cmask ? mf->cmask->mask.n_words * sizeof(uint64_t) : 0));
+    const struct kdi_cmask *cm = mf->part ? mf->part->cmask : NULL;
+
+    return sizeof *mf + (cm ? cm->mask.n_words * sizeof(uint64_t) : 0);
 }
 
 /* Removes 'mf' from its path, freeing the nodes nothing else goes through,
@@ -554,10 +967,18 @@ kdi_megaflow_size(const struct kdi_megaflow *mf)
 static void
 kdi_megaflow_destroy(struct kairo_delta_index *idx, struct kdi_megaflow *mf)
 {
-    struct kdi_node *n = mf->leaf;
+    struct kdi_part *p = mf->part;
+    struct kdi_node *n = p ? p->leaf : NULL;
+    size_t size = kdi_megaflow_size(mf);
 
-    if (n) {
-        ovs_list_remove(&mf->leaf_node);
+    if (p) {
+        struct kdi_cmask *cm = p->cmask;
+
+        kdi_mset_remove(idx, &p->megaflows, mf);
+        if (!p->megaflows.n) {
+            kdi_part_destroy(idx, p);
+        }
+        kdi_cmask_unref(idx, cm);
     }
     while (n) {
         struct kdi_node *parent = n->parent;
@@ -571,8 +992,7 @@ kdi_megaflow_destroy(struct kairo_delta_index *idx, struct kdi_megaflow *mf)
     kdi_hmap_maybe_shrink(&idx->megaflows);
     idx->n_lookups -= mf->n_lookups;
     idx->stats.n_removes++;
-    kdi_cmask_unref(idx, mf->cmask);
-    kdi_free(idx, mf, kdi_megaflow_size(mf));
+    kdi_free(idx, mf, size);
 }
 
 struct kairo_delta_index *
@@ -588,6 +1008,7 @@ kairo_delta_index_create(void)
     for (size_t i = 0; i < ARRAY_SIZE(idx->tables); i++) {
         ovs_list_init(&idx->tables[i]);
     }
+    ovs_list_init(&idx->secondaries);
     return idx;
 }
 
@@ -609,30 +1030,10 @@ kairo_delta_index_destroy(struct kairo_delta_index *idx)
     }
 }
 
-/* Stores in 'mask' the part of 'in''s own mask that the common part does
- * not already give with the same value, and in 'key' (one word per word of
- * 'mask') the key under it.  'ckey' and 'cmask' are the common key and mask
- * (FLOW_U64S words each), or NULL. */
-static void
-kdi_own_part(const struct kairo_delta_index_lookup *in, const uint64_t *ckey,
-             const uint64_t *cmask, uint64_t mask[])
-{
-    const uint64_t *k = (const uint64_t *) in->key;
-    const uint64_t *m = (const uint64_t *) &in->mask->masks;
-
-    for (unsigned int w = 0; w < FLOW_U64S; w++) {
-        mask[w] = m[w];
-        if (cmask) {
-            /* Bits the common part fixes to the same value come from it. */
-            mask[w] &= ~(cmask[w] & ~(k[w] ^ ckey[w]));
-        }
-    }
-}
-
 /* Stores in 'key' the words of lookup 'in''s key under group mask 'gm'. */
 static void
-kdi_own_key(const struct kairo_delta_index_lookup *in, const struct kdi_mask *gm,
-            uint64_t key[])
+kdi_own_key(const struct kairo_delta_index_lookup *in,
+            const struct kdi_mask *gm, uint64_t key[])
 {
     const uint64_t *k = (const uint64_t *) in->key;
     const uint8_t *widx = kdi_mask_widx(gm);
@@ -661,13 +1062,25 @@ kairo_delta_index_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         }
     }
 
-    const uint64_t *ckey = NULL, *cmask = NULL;
+    /* The path.  A megaflow without lookups is in no path, and no insert
+     * query needs its common part. */
+    struct kdi_node *node = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t *mask = (const uint64_t *) &lookups[i].mask->masks;
+        uint64_t key[FLOW_U64S];
+        struct kdi_group *g;
+
+        g = kdi_group_get(idx, lookups[i].table_id, mask);
+        kdi_own_key(&lookups[i], &g->mask, key);
+        node = kdi_node_get(idx, node, g, kdi_rule_get(idx, &lookups[i]),
+                            key);
+        node->n_refs++;
+    }
+
     struct kdi_cmask *cm = NULL;
-    if (common && common->mask
+    if (node && common && common->mask
         && kdi_count_words((const uint64_t *) &common->mask->masks)) {
-        ckey = (const uint64_t *) common->key;
-        cmask = (const uint64_t *) &common->mask->masks;
-        cm = kdi_cmask_get(idx, cmask);
+        cm = kdi_cmask_get(idx, (const uint64_t *) &common->mask->masks);
     }
 
     size_t n_common = cm ? cm->mask.n_words : 0;
@@ -675,32 +1088,19 @@ kairo_delta_index_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
                                         + n_common * sizeof *mf->common);
     mf->owner = owner;
     mf->id = megaflow_id;
-    mf->cmask = cm;
     mf->stamp = idx->stamp;
     mf->n_lookups = n;
     if (cm) {
+        const uint64_t *ckey = (const uint64_t *) common->key;
         const uint8_t *widx = kdi_mask_widx(&cm->mask);
 
         for (size_t j = 0; j < n_common; j++) {
             mf->common[j] = ckey[widx[j]] & cm->mask.words[j];
         }
     }
-
-    struct kdi_node *node = NULL;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t mask[FLOW_U64S], key[FLOW_U64S];
-        struct kdi_group *g;
-
-        kdi_own_part(&lookups[i], ckey, cmask, mask);
-        g = kdi_group_get(idx, lookups[i].table_id, mask);
-        kdi_own_key(&lookups[i], &g->mask, key);
-        node = kdi_node_get(idx, node, g, kdi_rule_get(idx, &lookups[i]),
-                            key);
-        node->n_refs++;
-    }
-    mf->leaf = node;
-    if (node) {
-        ovs_list_push_back(&node->megaflows, &mf->leaf_node);
+    mf->part = node ? kdi_part_get(idx, node, cm) : NULL;
+    if (mf->part) {
+        kdi_mset_add(idx, &mf->part->megaflows, mf);
     }
     hmap_insert(&idx->megaflows, &mf->node, hash_pointer(owner, 0));
     idx->n_lookups += n;
@@ -773,34 +1173,69 @@ kdi_rule_admits(const struct kdi_rule *r, const struct kdi_query *q)
                         && r->conj_id == q->conj_id))));
 }
 
-/* Returns true if megaflow 'mf''s common part meets insert query 'q' on the
- * bits that are not in 'own' (FLOW_U64S words), the mask of the lookup's
- * own part. */
-static bool
-kdi_common_meets(const struct kdi_megaflow *mf, const uint64_t own[],
-                 const struct kdi_query *q)
+/* How kdi_mset_query() found the members it visited. */
+enum kdi_path {
+    KDI_PATH_ALL,               /* No bits fixed: every member. */
+    KDI_PATH_SECONDARY,         /* An existing secondary hash. */
+    KDI_PATH_SECONDARY_NEW,     /* A secondary hash built for the query. */
+    KDI_PATH_SCAN,              /* A scan of every member. */
+};
+
+typedef void kdi_visit_func(struct kairo_delta_index *, void *member,
+                            struct kdi_query *);
+
+/* Calls 'visit' for each member of 'ms' whose key agrees with 'value' on
+ * 'bits' (one word per key word), or for every member if 'any' is false
+ * (then 'value' and 'bits' are not read), and returns how it found them.
+ * 'visit' must not change 'ms'. */
+static enum kdi_path
+kdi_mset_query(struct kairo_delta_index *idx, struct kdi_mset *ms,
+               const uint64_t value[], const uint64_t bits[], bool any,
+               kdi_visit_func *visit, struct kdi_query *q)
 {
-    const struct kdi_cmask *cm = mf->cmask;
+    struct kdi_secondary *s;
+    bool built;
 
-    if (cm) {
-        const uint8_t *widx = kdi_mask_widx(&cm->mask);
+    if (!any) {
+        for (uint32_t i = 0; i < ms->n; i++) {
+            visit(idx, ms->members[i], q);
+        }
+        return KDI_PATH_ALL;
+    }
 
-        for (unsigned int j = 0; j < cm->mask.n_words; j++) {
-            unsigned int w = widx[j];
-            uint64_t bits = cm->mask.words[j] & q->mask[w] & ~own[w];
+    s = kdi_mset_secondary(idx, ms, bits, &built);
+    if (s) {
+        uint32_t hash = kdi_hash_bits(value, bits, ms->n_words);
+        struct kdi_sbucket *b = kdi_sbucket_find(ms, s, value, hash);
 
-            if ((mf->common[j] ^ q->value[w]) & bits) {
-                return false;
+        if (b) {
+            const uint32_t *members = kdi_sbucket_members(b);
+
+            for (uint32_t i = 0; i < b->n; i++) {
+                visit(idx, ms->members[members[i]], q);
             }
         }
+        return built ? KDI_PATH_SECONDARY_NEW : KDI_PATH_SECONDARY;
     }
-    return true;
+
+    for (uint32_t i = 0; i < ms->n; i++) {
+        void *m = ms->members[i];
+
+        if (kdi_key_meets(kdi_mset_key(ms, m), value, bits, ms->n_words)) {
+            visit(idx, m, q);
+        }
+    }
+    return KDI_PATH_SCAN;
 }
 
-/* Reports 'mf' for query 'q' unless it already was. */
+/* Reports megaflow 'mf_' for query 'q' unless it already was. */
 static void
-kdi_report(struct kdi_megaflow *mf, struct kdi_query *q)
+kdi_visit_megaflow(struct kairo_delta_index *idx, void *mf_,
+                   struct kdi_query *q)
 {
+    struct kdi_megaflow *mf = mf_;
+
+    idx->stats.megaflows_examined++;
     if (mf->stamp != q->stamp) {
         mf->stamp = q->stamp;
         q->cb(mf->owner, mf->id, q->aux);
@@ -808,23 +1243,55 @@ kdi_report(struct kdi_megaflow *mf, struct kdi_query *q)
     }
 }
 
-/* Reports every megaflow whose path goes through node 'top' and, if 'own'
- * is nonnull, whose common part meets insert query 'q' outside 'own'. */
+/* Reports the megaflows of leaf part 'p' whose common part meets query 'q'
+ * on the bits outside 'q->own': all of them for a rule query. */
+static void
+kdi_part_query(struct kairo_delta_index *idx, struct kdi_part *p,
+               struct kdi_query *q)
+{
+    const struct kdi_cmask *cm = p->cmask;
+    uint64_t value[FLOW_U64S];
+    uint64_t bits[FLOW_U64S];
+    bool any = false;
+
+    if (cm && q->own) {
+        const uint8_t *widx = kdi_mask_widx(&cm->mask);
+
+        for (unsigned int j = 0; j < cm->mask.n_words; j++) {
+            unsigned int w = widx[j];
+
+            bits[j] = cm->mask.words[j] & q->mask[w] & ~q->own[w];
+            value[j] = q->value[w];
+            any = any || bits[j];
+        }
+    }
+
+    switch (kdi_mset_query(idx, &p->megaflows, value, bits, any,
+                           kdi_visit_megaflow, q)) {
+    case KDI_PATH_ALL:
+        idx->stats.part_all++;
+        break;
+    case KDI_PATH_SECONDARY:
+    case KDI_PATH_SECONDARY_NEW:
+        idx->stats.part_secondary++;
+        break;
+    case KDI_PATH_SCAN:
+        idx->stats.part_scan++;
+        break;
+    }
+}
+
+/* Reports, as kdi_part_query(), the megaflows whose path goes through node
+ * 'top'. */
 static void
 kdi_report_subtree(struct kairo_delta_index *idx, struct kdi_node *top,
-                   const uint64_t own[], struct kdi_query *q)
+                   struct kdi_query *q)
 {
     struct kdi_node *n = top;
 
     for (;;) {
-        struct kdi_megaflow *mf;
-
-        LIST_FOR_EACH (mf, leaf_node, &n->megaflows) {
-            idx->stats.megaflows_examined++;
-            if (mf->stamp != q->stamp
-                && (!own || kdi_common_meets(mf, own, q))) {
-                kdi_report(mf, q);
-            }
+        for (struct kdi_part *p = n->parts; p; p = p->next) {
+            kdi_part_query(idx, p, q);
         }
 
         /* Depth first: the first child, else the next sibling of this
@@ -844,6 +1311,18 @@ kdi_report_subtree(struct kairo_delta_index *idx, struct kdi_node *top,
     }
 }
 
+/* Reports the megaflows under node 'n_' if its rule admits query 'q'. */
+static void
+kdi_visit_node(struct kairo_delta_index *idx, void *n_, struct kdi_query *q)
+{
+    struct kdi_node *n = n_;
+
+    idx->stats.lookups_examined++;
+    if (kdi_rule_admits(n->rule, q)) {
+        kdi_report_subtree(idx, n, q);
+    }
+}
+
 /* Answers insert query 'q' for group 'g'. */
 static void
 kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
@@ -856,7 +1335,6 @@ kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
     uint64_t own[FLOW_U64S];
     bool covered = true;
     bool any = false;
-    struct kdi_node *n;
 
     for (unsigned int j = 0; j < gm->n_words; j++) {
         unsigned int w = widx[j];
@@ -867,45 +1345,37 @@ kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
         any = any || bits[j];
     }
     kdi_mask_expand(gm, own);
+    q->own = own;
 
-    if (!any) {
-        /* The query fixes none of the group's bits: every node of the
-         * group meets it there. */
-        idx->stats.path_all++;
-        HINDEX_FOR_EACH (n, hnode, &g->nodes) {
-            idx->stats.lookups_examined++;
-            if (kdi_rule_admits(n->rule, q)) {
-                kdi_report_subtree(idx, n, own, q);
-            }
-        }
-    } else if (covered) {
+    if (any && covered) {
         /* The query fixes every bit the group fixes: the nodes it meets
          * are exactly those whose key is 'value'. */
         uint32_t hash = kdi_hash_words(value, gm->n_words);
+        struct kdi_node *n;
 
         idx->stats.path_probe++;
         HINDEX_FOR_EACH_WITH_HASH (n, hnode, hash, &g->nodes) {
-            idx->stats.lookups_examined++;
-            if (!memcmp(n->key, value, gm->n_words * sizeof *value)
-                && kdi_rule_admits(n->rule, q)) {
-                kdi_report_subtree(idx, n, own, q);
+            if (!memcmp(n->key, value, gm->n_words * sizeof *value)) {
+                kdi_visit_node(idx, n, q);
             }
         }
-    } else {
-        idx->stats.path_scan++;
-        HINDEX_FOR_EACH (n, hnode, &g->nodes) {
-            unsigned int j;
+        return;
+    }
 
-            idx->stats.lookups_examined++;
-            for (j = 0; j < gm->n_words; j++) {
-                if ((n->key[j] ^ value[j]) & bits[j]) {
-                    break;
-                }
-            }
-            if (j == gm->n_words && kdi_rule_admits(n->rule, q)) {
-                kdi_report_subtree(idx, n, own, q);
-            }
-        }
+    switch (kdi_mset_query(idx, &g->members, value, bits, any,
+                           kdi_visit_node, q)) {
+    case KDI_PATH_ALL:
+        idx->stats.path_all++;
+        break;
+    case KDI_PATH_SECONDARY:
+        idx->stats.path_secondary++;
+        break;
+    case KDI_PATH_SECONDARY_NEW:
+        idx->stats.path_secondary_new++;
+        break;
+    case KDI_PATH_SCAN:
+        idx->stats.path_scan++;
+        break;
     }
 }
 
@@ -996,7 +1466,7 @@ kairo_delta_index_query_rule(struct kairo_delta_index *idx, const void *rule,
     HMAP_FOR_EACH_WITH_HASH (r, node, hash_pointer(rule, 0), &idx->rules) {
         if (r->rule == rule) {
             for (uint32_t i = 0; i < r->n_nodes; i++) {
-                kdi_report_subtree(idx, r->nodes[i], NULL, &q);
+                kdi_report_subtree(idx, r->nodes[i], &q);
             }
         }
     }
@@ -1011,6 +1481,7 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
                             struct kairo_delta_index_stats *stats)
 {
     size_t memory = idx->memory + sizeof *idx;
+    const struct kdi_secondary *s;
     const struct kdi_group *g;
 
     *stats = idx->stats;
@@ -1020,6 +1491,7 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     stats->n_groups = hmap_count(&idx->groups);
     stats->n_common_masks = hmap_count(&idx->cmasks);
     stats->n_rules = hmap_count(&idx->rules);
+    stats->n_secondaries = idx->n_secondaries;
 
     memory += kdi_hmap_bytes(&idx->megaflows);
     memory += kdi_hmap_bytes(&idx->groups);
@@ -1028,6 +1500,9 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     memory += kdi_hmap_bytes(&idx->rules);
     HMAP_FOR_EACH (g, node, &idx->groups) {
         memory += (g->nodes.mask + 1) * sizeof *g->nodes.buckets;
+    }
+    LIST_FOR_EACH (s, list_node, &idx->secondaries) {
+        memory += kdi_hmap_bytes(&s->buckets);
     }
     stats->memory = memory;
 }

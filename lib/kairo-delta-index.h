@@ -62,7 +62,10 @@
  * classifier groups rules into subtables, and each group hashes its nodes
  * on their key.  An insert query visits the groups of its table only: for a
  * group whose mask the query's covers, one hash probe; if the masks share
- * no bit, every node of the group; otherwise a scan of the group's nodes.
+ * no bit, every node of the group; otherwise a secondary hash keyed on the
+ * bits both masks fix, built on first use, kept up to date, and bounded per
+ * group; a group that has no room for another, or is too small to deserve
+ * one, is scanned.
  * Each node found reports the megaflows of its subtree whose common part
  * meets the query outside the node's own mask.  A rule query reports the
  * subtrees of the nodes that hit the rule.
@@ -139,6 +142,7 @@ struct kairo_delta_index_stats {
     uint64_t n_nodes;             /* Lookup nodes, shared by megaflows. */
     uint64_t n_groups;            /* (table, own mask) groups. */
     uint64_t n_common_masks;      /* Distinct common masks. */
+    uint64_t n_secondaries;       /* Secondary hashes over all groups. */
     uint64_t n_rules;             /* Distinct (rule, threshold, conj)
                                    * entries hit by some lookup. */
     uint64_t memory;              /* Bytes the index allocated, including
@@ -153,8 +157,16 @@ struct kairo_delta_index_stats {
 
     /* Insert-query paths, per group visited. */
     uint64_t path_probe;          /* Mask covered: one exact hash probe. */
+    uint64_t path_secondary;      /* Probed an existing secondary hash. */
+    uint64_t path_secondary_new;  /* Built a secondary hash, then probed. */
     uint64_t path_all;            /* Masks disjoint: every node matches. */
-    uint64_t path_scan;           /* Partly covered: the nodes scanned. */
+    uint64_t path_scan;           /* Partly covered, no secondary: scan. */
+
+    /* Leaf parts visited by insert queries, by how their megaflows' common
+     * parts were matched. */
+    uint64_t part_all;            /* The query fixes none of their bits. */
+    uint64_t part_secondary;      /* Probed (perhaps built) a secondary. */
+    uint64_t part_scan;           /* Compared every megaflow. */
 
     /* Selectivity. */
     uint64_t lookups_examined;    /* Nodes compared by insert queries. */
@@ -238,7 +250,8 @@ size_t kairo_delta_index_query_rule(struct kairo_delta_index *,
                                     const void *rule,
                                     kairo_delta_index_cb *cb, void *aux);
 
-/* Fills '*stats' with the index's current counters and sizes.  O(groups). */
+/* Fills '*stats' with the index's current counters and sizes.  O(groups
+ * and secondary hashes). */
 void kairo_delta_index_get_stats(const struct kairo_delta_index *,
                                  struct kairo_delta_index_stats *stats);
 

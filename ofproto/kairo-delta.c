@@ -1675,6 +1675,36 @@ kd_common_part(const struct kd_first *first,
     return true;
 }
 
+/* Leaves in each of the lookups of 'c', expanded in 'fwcs', only its own
+ * part of the region, given the megaflow's common part 'common': the
+ * translation state and what actions changed, which the common part does
+ * not have, and the bits the rule it hit matches.  Every megaflow that hit
+ * the rule agrees on those, so they do not keep lookups apart, and they
+ * let the index find the lookups by the rule's fields. */
+static void
+kd_lookups_own(const struct kd_capture *c, struct kd_flow_wc *fwcs,
+               const struct flow_wildcards *common)
+{
+    const uint64_t *cm = (const uint64_t *) &common->masks;
+
+    for (size_t i = 0; i < c->n; i++) {
+        const struct rule *rule = c->lookups[i].rule;
+        uint64_t *mw = (uint64_t *) &fwcs[i].wc.masks;
+        uint64_t *fw = (uint64_t *) &fwcs[i].flow;
+        struct match match;
+        const uint64_t *rm = NULL;
+
+        if (rule) {
+            minimatch_expand(&rule->cr.match, &match);
+            rm = (const uint64_t *) &match.wc.masks;
+        }
+        for (size_t w = 0; w < FLOW_U64S; w++) {
+            mw[w] &= ~(cm[w] & ~(rm ? rm[w] : 0));
+            fw[w] &= mw[w];
+        }
+    }
+}
+
 /* Replaces 'mf''s lookups by those of 'c' (NULL if unknown), taking over
  * the capture's rule references.  A megaflow whose translation executes a
  * learn action is made opaque instead: its side effects (the learned rule's
@@ -1709,6 +1739,9 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
     };
     bool has_common = kd_common_part(c->first, key, key_len, mask, mask_len,
                                      &common_mask);
+    if (has_common) {
+        kd_lookups_own(c, fwcs, &common_mask);
+    }
 
     /* One index per bridge: a patch port takes a translation to another. */
     struct kairo_delta_index_lookup *lookups = xmalloc(c->n * sizeof *lookups);

@@ -475,31 +475,53 @@ test_paths(void)
 {
     struct kairo_delta_index *idx = kairo_delta_index_create();
     struct kairo_delta_index_stats st;
-    struct hand_mf big[40];
+    struct hand_mf big[40], small[4];
     struct hand_result r;
 
-    /* Table 0: a group of 40 lookups. */
+    /* Table 0: a group of 40 lookups; table 1: a group of 4. */
     for (size_t i = 0; i < ARRAY_SIZE(big); i++) {
         big[i].n = 0;
         hand_add(&big[i], 0, 0x0a000000 + i, 0xffffffff, i % 4, NULL, 0);
         CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &big[i], NULL,
                                               big[i].l, big[i].n), 0);
     }
+    for (size_t i = 0; i < ARRAY_SIZE(small); i++) {
+        small[i].n = 0;
+        hand_add(&small[i], 1, 0x0a000000 + i, 0xffffffff, i, NULL, 0);
+        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &small[i], NULL,
+                                              small[i].l, small[i].n), 0);
+    }
 
     /* Covering mask: one probe. */
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000005, 0xffffffff,
                                1, UINT32_MAX, &r), 1);
-    /* Partial mask: a scan. */
+    /* Partial masks: a new secondary, then the same one again. */
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 2, UINT32_MAX, &r), 10);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 3, UINT32_MAX, &r), 10);
     /* Disjoint: all. */
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 0, 0, &r), 40);
+    /* Small group, partial mask: scan. */
+    CU_ASSERT_EQUAL(hand_query(idx, 1, 0, 0, 0, 3, UINT32_MAX, &r), 1);
 
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.path_probe, 1);
-    CU_ASSERT_EQUAL(st.path_scan, 1);
+    CU_ASSERT_EQUAL(st.path_secondary_new, 1);
+    CU_ASSERT_EQUAL(st.path_secondary, 1);
     CU_ASSERT_EQUAL(st.path_all, 1);
+    CU_ASSERT_EQUAL(st.path_scan, 1);
+    CU_ASSERT_EQUAL(st.n_secondaries, 1);
 
-    /* The answers stay right while lookups come and go. */
+    /* Four more bit sets: three new secondaries, then the bound. */
+    for (uint32_t m = 1; m <= 4; m++) {
+        CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000000,
+                                   0xffffffc0 << (m - 1), 0, 0, &r), 40);
+    }
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.path_secondary_new, 4);
+    CU_ASSERT_EQUAL(st.path_scan, 2);
+    CU_ASSERT_EQUAL(st.n_secondaries, 4);
+
+    /* Secondaries stay right while lookups come and go. */
     for (size_t i = 0; i < ARRAY_SIZE(big); i += 3) {
         CU_ASSERT(kairo_delta_index_remove(idx, &big[i]));
     }
@@ -595,6 +617,9 @@ struct dt_config {
     unsigned int n_ops;         /* Random operations. */
     unsigned int derived_odds;  /* Insert queries built from a megaflow's
                                  * lookup, out of 4. */
+    bool shared_paths;          /* Most megaflows take another's whole path
+                                 * and common mask, as many connections
+                                 * through one pipeline do. */
 };
 
 /* One megaflow slot of the differential test; its address is the owner. */
@@ -686,6 +711,35 @@ dt_generate(struct dt *dt, struct dt_megaflow *mf)
             key = other->key[n_copied - 1];
             mask = other->mask[n_copied - 1];
         }
+    }
+
+    /* With shared paths, the whole path and common mask of one of the
+     * first slots' megaflows, with a common key of its own. */
+    const struct dt_megaflow *leader = (dt->cfg->shared_paths
+                                        ? &dt->mfs[rng_below(rng, 8)]
+                                        : NULL);
+    if (leader && leader != mf && leader->live
+        && leader->has_common && rng_below(rng, 4)) {
+        const uint64_t *cm = (const uint64_t *) &leader->cmask.masks;
+        uint64_t *ck = (uint64_t *) &mf->ckey;
+
+        other = leader;
+
+        memcpy(mf->table, other->table, sizeof mf->table);
+        memcpy(mf->key, other->key, sizeof mf->key);
+        memcpy(mf->mask, other->mask, sizeof mf->mask);
+        memcpy(mf->rule, other->rule, sizeof mf->rule);
+        memcpy(mf->threshold, other->threshold, sizeof mf->threshold);
+        memcpy(mf->conj, other->conj, sizeof mf->conj);
+        memcpy(mf->conj_id, other->conj_id, sizeof mf->conj_id);
+        mf->n = other->n;
+        mf->has_common = true;
+        mf->cmask = other->cmask;
+        for (size_t w = 0; w < FLOW_U64S; w++) {
+            ck[w] = (rng_below(rng, 2) ? ((const uint64_t *) &other->ckey)[w]
+                     : rng_next(rng)) & cm[w];
+        }
+        return;
     }
 
     /* Half of the megaflows have a common part: random fields and masks,
@@ -1020,16 +1074,26 @@ dt_run(const struct dt_config *cfg)
 
     /* Every path ran, so every path was checked, and paths were shared. */
     CU_ASSERT(st.path_probe > 0);
+    CU_ASSERT(st.path_secondary > 0);
+    CU_ASSERT(st.path_secondary_new > 0);
     CU_ASSERT(st.path_scan > 0);
     CU_ASSERT(st.path_all > 0);
     CU_ASSERT(st.n_nodes < st.n_lookups);
+    CU_ASSERT(st.part_all > 0);
+    CU_ASSERT(st.part_scan > 0);
+    if (cfg->shared_paths) {
+        CU_ASSERT(st.part_secondary > 0);
+    }
     if (getenv("KAIRO_UNIT_VERBOSE")) {
         fprintf(stderr, "\n%s: %u changes, %u insert + %u rule queries, "
                 "%u affected; %"PRIu64" nodes for %"PRIu64" lookups; "
-                "groups: probe %"PRIu64", all %"PRIu64", scan %"PRIu64"\n",
+                "groups: probe %"PRIu64", secondary %"PRIu64", all %"PRIu64
+                ", scan %"PRIu64"; parts: secondary %"PRIu64", all %"PRIu64
+                ", scan %"PRIu64"\n",
                 cfg->name, dt->n_changes, dt->n_insert_queries,
                 dt->n_rule_queries, dt->n_affected, st.n_nodes, st.n_lookups,
-                st.path_probe, st.path_all, st.path_scan);
+                st.path_probe, st.path_secondary, st.path_all, st.path_scan,
+                st.part_secondary, st.part_all, st.part_scan);
     }
 
     /* Emptied, the index holds no megaflow, group or rule. */
@@ -1044,6 +1108,7 @@ dt_run(const struct dt_config *cfg)
     CU_ASSERT_EQUAL(st.n_groups, 0);
     CU_ASSERT_EQUAL(st.n_nodes, 0);
     CU_ASSERT_EQUAL(st.n_common_masks, 0);
+    CU_ASSERT_EQUAL(st.n_secondaries, 0);
     CU_ASSERT_EQUAL(st.n_rules, 0);
 
     kairo_delta_index_destroy(dt->idx);
@@ -1077,6 +1142,96 @@ test_differential_large_groups(void)
     dt_run(&cfg);
 }
 
+/* Many megaflows on one path, told apart by their common parts only: the
+ * leaf part answers by a secondary hash on the bits the query fixes, and
+ * stays right as megaflows leave it. */
+static void
+test_leaf_parts(void)
+{
+    struct kairo_delta_index *idx = kairo_delta_index_create();
+    struct kairo_delta_index_stats st;
+    struct hand_mf mfs[40];
+    struct flow ckeys[40];
+    struct flow_wildcards cmask;
+    struct hand_result r;
+
+    memset(&cmask, 0, sizeof cmask);
+    cmask.masks.nw_src = OVS_BE32_MAX;
+    for (size_t i = 0; i < ARRAY_SIZE(mfs); i++) {
+        struct kairo_delta_index_common c = { &ckeys[i], &cmask };
+
+        mfs[i].n = 0;
+        hand_add(&mfs[i], 0, 0, 0, 1, &rule_a, 5);
+        memset(&ckeys[i], 0, sizeof ckeys[i]);
+        ckeys[i].nw_src = htonl(0x0a000000 + i);
+        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &mfs[i], &c,
+                                              mfs[i].l, mfs[i].n), 0);
+    }
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_nodes, 1);
+    CU_ASSERT_EQUAL(st.n_megaflows, ARRAY_SIZE(mfs));
+
+    /* Exact source: a new secondary, one megaflow. */
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a000005, 0xffffffff,
+                               1, UINT32_MAX, &r), 1);
+    CU_ASSERT_PTR_EQUAL(r.owners[0], &mfs[5]);
+    /* A /30: another secondary, four megaflows; again, the same one. */
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a000004, 0xfffffffc,
+                               1, UINT32_MAX, &r), 4);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a000008, 0xfffffffc,
+                               1, UINT32_MAX, &r), 4);
+    /* No source bits: every megaflow of the part. */
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0, 0, 1, UINT32_MAX, &r), 40);
+    /* Below the rule's priority, nothing. */
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 4, 0x0a000005, 0xffffffff,
+                               1, UINT32_MAX, &r), 0);
+
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.part_secondary, 3);
+    CU_ASSERT_EQUAL(st.part_all, 1);
+    CU_ASSERT_EQUAL(st.part_scan, 0);
+    CU_ASSERT_EQUAL(st.n_secondaries, 2);
+
+    /* Removing megaflows moves others into their places: the secondaries
+     * follow. */
+    for (size_t i = 0; i < ARRAY_SIZE(mfs); i += 3) {
+        CU_ASSERT(kairo_delta_index_remove(idx, &mfs[i]));
+    }
+    for (uint32_t i = 0; i < ARRAY_SIZE(mfs); i++) {
+        CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a000000 + i, 0xffffffff,
+                                   1, UINT32_MAX, &r), i % 3 != 0);
+        if (i % 3) {
+            CU_ASSERT_PTR_EQUAL(r.owners[0], &mfs[i]);
+        }
+    }
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a000000, 0xfffffffc,
+                               1, UINT32_MAX, &r), 2);
+
+    for (size_t i = 0; i < ARRAY_SIZE(mfs); i++) {
+        CU_ASSERT_EQUAL(kairo_delta_index_remove(idx, &mfs[i]), i % 3 != 0);
+    }
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_megaflows, 0);
+    CU_ASSERT_EQUAL(st.n_nodes, 0);
+    CU_ASSERT_EQUAL(st.n_secondaries, 0);
+    CU_ASSERT_EQUAL(st.n_common_masks, 0);
+    kairo_delta_index_destroy(idx);
+}
+
+/* Differential test where most megaflows share whole paths: large leaf
+ * parts, answered by their secondary hashes. */
+static void
+test_differential_shared_paths(void)
+{
+    static const struct dt_config cfg = {
+        .name = "shared paths", .seed = UINT64_C(0x6b6169726f2d3033),
+        .n_slots = 1000, .n_templates = 2, .n_ops = 8000,
+        .derived_odds = 3, .shared_paths = true,
+    };
+
+    dt_run(&cfg);
+}
+
 /* Declared here as well, so that this file compiles before kairo-unit.h
  * lists the suite in KAIRO_UNIT_SUITES. */
 CU_ErrorCode kairo_unit_register_delta_index(void);
@@ -1100,10 +1255,13 @@ kairo_unit_register_delta_index(void)
         || !CU_add_test(suite, "query paths", test_paths)
         || !CU_add_test(suite, "common parts and shared paths",
                         test_common_and_sharing)
+        || !CU_add_test(suite, "leaf parts", test_leaf_parts)
         || !CU_add_test(suite, "differential, small groups",
                         test_differential_small_groups)
         || !CU_add_test(suite, "differential, large groups",
-                        test_differential_large_groups)) {
+                        test_differential_large_groups)
+        || !CU_add_test(suite, "differential, shared paths",
+                        test_differential_shared_paths)) {
         return CU_get_error();
     }
     return CUE_SUCCESS;
