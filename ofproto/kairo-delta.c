@@ -70,6 +70,7 @@ COVERAGE_DEFINE(kairo_delta_clause_gone);
 COVERAGE_DEFINE(kairo_delta_group);
 COVERAGE_DEFINE(kairo_delta_port);
 COVERAGE_DEFINE(kairo_delta_mac);
+COVERAGE_DEFINE(kairo_delta_switch_full);
 
 /* Limits on what a translating thread keeps for the ukey observer.  A
  * translation with more lookups, or one whose capture is pushed out, makes
@@ -279,7 +280,7 @@ struct kd_event {
     /* KD_EV_RULE, KD_EV_GROUP. */
     const struct ofproto *ofproto;
     bool delta;                 /* Delta mode was on when it happened. */
-    long long int time;         /* time_usec() when it happened. */
+    long long int time;         /* kd_clock_usec() when it happened. */
     enum ofp_flow_update_event rule_event;
     struct rule *rule;          /* Referenced. */
     struct rule *old_rule;      /* Referenced, or NULL. */
@@ -370,6 +371,20 @@ static size_t kd_n_spare_events OVS_GUARDED_BY(kd_spare_mutex);
 #define KD_ROUND_QUIET_US 1000
 #define KD_ROUND_MAX_US 4000
 
+/* Kairo's clock, in microseconds: real monotonic time.  Not time_usec(),
+ * which "ovs-appctl time/stop" freezes and "time/warp" moves: a round must
+ * be re-translated a few real milliseconds after its deltas, as stock's
+ * revalidators start at once whatever the test clock says, and the
+ * latencies kairo/show reports are real. */
+static long long int
+kd_clock_usec(void)
+{
+    struct timespec ts;
+
+    xclock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long int) ts.tv_sec * 1000 * 1000 + ts.tv_nsec / 1000;
+}
+
 /* The generation of the latest delta.  Written under 'kd_queue_mutex' so
  * that generations increase along the queue; read by xlate_token(). */
 static atomic_uint64_t kd_gen = ATOMIC_VAR_INIT(0);
@@ -430,8 +445,8 @@ static struct kairo_delta_deps *kd_deps;
 
 static uint64_t kd_last_queue_seq;
 static uint64_t kd_round_seq = 1;   /* Incremented once per round. */
-static long long int kd_round_first;    /* time_usec() of the open round's
-                                         * first delta, or 0. */
+static long long int kd_round_first;    /* kd_clock_usec() of the open
+                                         * round's first delta, or 0. */
 static long long int kd_round_last;     /* ...and of its latest. */
 static uint64_t kd_applied_gen;     /* Generation of the last delta mapped. */
 static uint64_t kd_next_megaflow_seq = 1;
@@ -446,14 +461,16 @@ static struct {
     uint64_t inserts, replaces, removes, clauses, groups, stock;
     uint64_t group_spared;      /* Group users a refinement spared. */
     uint64_t port_changes, mac_changes;
+    uint64_t switch_full;       /* Full revalidations Open vSwitch requested
+                                 * for changes not taken (any mode). */
     uint64_t ukey_events[3];    /* By enum udpif_ukey_event. */
     uint64_t marked, raced, opaque_marks, inline_rounds, kicks, rounds;
     long long int latest_latency;   /* Slowest megaflow re-translated after
                                      * the latest delta, in microseconds. */
-    long long int last_change;      /* time_usec() of the latest flow-table,
-                                     * group, port or MAC change, in either
-                                     * mode. */
-    long long int last_retranslation;   /* time_usec() of the latest ukey
+    long long int last_change;      /* kd_clock_usec() of the latest
+                                     * flow-table, group, port or MAC
+                                     * change, in either mode. */
+    long long int last_retranslation;   /* kd_clock_usec() of the latest ukey
                                          * re-translation or deletion. */
     uint64_t fallbacks[KD_N_FALLBACKS];
     uint64_t latency[KD_N_LATENCY];
@@ -1118,7 +1135,7 @@ kd_rule_hook(struct ofproto *ofproto, enum ofp_flow_update_event event,
     ev->type = KD_EV_RULE;
     ev->ofproto = ofproto;
     ev->delta = kd_is_enabled();
-    ev->time = time_usec();
+    ev->time = kd_clock_usec();
     ev->rule_event = event;
     ev->rule = rule;
     ofproto_rule_ref(rule);
@@ -1203,7 +1220,7 @@ kd_group_hook(struct ofproto *ofproto, const struct ofproto_group_mod *ogm)
     ev->type = KD_EV_GROUP;
     ev->ofproto = ofproto;
     ev->delta = kd_is_enabled();
-    ev->time = time_usec();
+    ev->time = kd_clock_usec();
     ev->groups = xzalloc(sizeof *ev->groups + n * sizeof *ev->groups->changes);
     if (!group_collection_n(&ogm->old_groups)) {
         /* An add: what looked the group up found nothing.  (A delete of
@@ -1273,15 +1290,24 @@ kd_port_changed(struct ofproto_dpif *ofproto, const struct ofport *port,
 /* ofproto_dpif_change_hooks' 'xcfg_committed': every thread translates with
  * the configuration that has the changes taken, so the megaflows that
  * looked the changed ports up can be re-translated: queues the changes as
- * one delta. */
+ * one delta, unless a full revalidation ('full') went with the
+ * configuration, for a change not taken (in stock mode, every change). */
 static void
-kd_xcfg_committed(struct dpif_backer *backer OVS_UNUSED)
+kd_xcfg_committed(struct dpif_backer *backer OVS_UNUSED, bool full)
 {
+    if (full) {
+        kd_stats.switch_full++;
+        COVERAGE_INC(kairo_delta_switch_full);
+        free(kd_pending_ports.changes);
+        memset(&kd_pending_ports, 0, sizeof kd_pending_ports);
+        return;
+    }
+
     struct kd_event *ev = xzalloc(sizeof *ev);
 
     ev->type = KD_EV_PORTS;
     ev->delta = true;
-    ev->time = time_usec();
+    ev->time = kd_clock_usec();
     ev->ports = xmemdup(&kd_pending_ports, sizeof kd_pending_ports);
     memset(&kd_pending_ports, 0, sizeof kd_pending_ports);
     kd_enqueue(ev, true);
@@ -1307,7 +1333,7 @@ kd_mac_change_hook(const struct mac_learning *ml, struct eth_addr mac,
 
         ev->type = KD_EV_MAC;
         ev->delta = true;
-        ev->time = time_usec();
+        ev->time = kd_clock_usec();
         ev->ml = ml;
         ev->mac_key = kd_mac_key(mac, vlan);
         kd_enqueue(ev, true);
@@ -1389,7 +1415,7 @@ kd_ukey_changed(struct udpif *udpif, enum udpif_ukey_event event,
     ev->type = KD_EV_UKEY;
     ev->gen = token;
     if (event != UDPIF_UKEY_INSTALLED) {
-        ev->time = time_usec();     /* Not on the upcall path. */
+        ev->time = kd_clock_usec();     /* Not on the upcall path. */
     }
     ev->udpif = udpif;
     ev->ukey_event = event;
@@ -1501,7 +1527,7 @@ static void
 kd_megaflow_resolve(struct kd_megaflow *mf)
 {
     if (mf->pending_gen) {
-        long long int latency = time_usec() - mf->pending_since;
+        long long int latency = kd_clock_usec() - mf->pending_since;
 
         kd_latency_record(latency);
         kd_stats.latest_latency = MAX(kd_stats.latest_latency, latency);
@@ -1523,7 +1549,8 @@ kd_round_note(long long int time)
     }
 }
 
-/* Returns the time_usec() at which the open round is due, or LLONG_MAX. */
+/* Returns the kd_clock_usec() at which the open round is due, or
+ * LLONG_MAX. */
 static long long int
 kd_round_due(void)
 {
@@ -2241,7 +2268,7 @@ kd_process_ukey(struct kd_event *ev)
          * it may not reflect it, and the delta did not see this megaflow. */
         kd_stats.raced++;
         COVERAGE_INC(kairo_delta_raced);
-        kd_mark(mf, time_usec());
+        kd_mark(mf, kd_clock_usec());
     }
 }
 
@@ -2307,7 +2334,7 @@ static void
 kd_revalidate_all(void)
 {
     struct kd_udpif *kdu;
-    long long int now = time_usec();
+    long long int now = kd_clock_usec();
 
     HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
         struct kd_megaflow *mf;
@@ -2453,7 +2480,7 @@ kd_run__(const struct udpif *dying)
     }
     /* A round is flushed when it is due; at once while a datapath is being
      * torn down, but with no translation then. */
-    if (dying || kd_fallback_now || time_usec() >= kd_round_due()) {
+    if (dying || kd_fallback_now || kd_clock_usec() >= kd_round_due()) {
         kd_flush_marks(!dying);
     }
     kd_reply_waiters();
@@ -2481,7 +2508,7 @@ kairo_delta_run(void)
      * map them in a second pass, so that kairo/wait and the latencies see
      * the round finished without waiting for the next poll loop. */
     for (int i = 0; i < 2 && (!kd_queue_is_empty()
-                              || time_usec() >= kd_round_due()); i++) {
+                              || kd_clock_usec() >= kd_round_due()); i++) {
         kd_run__(NULL);
     }
 }
@@ -2499,7 +2526,9 @@ kairo_delta_wait(void)
         }
     }
     if (kd_round_first) {
-        poll_timer_wait_until(DIV_ROUND_UP(kd_round_due(), 1000));
+        long long int left = kd_round_due() - kd_clock_usec();
+
+        poll_timer_wait(left > 0 ? DIV_ROUND_UP(left, 1000) : 0);
     }
     seq_wait(kd_queue_seq, kd_last_queue_seq);
 }
@@ -2587,7 +2616,8 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
         ds_put_format(out, " %s %"PRIu64, kd_fallback_names[i],
                       kd_stats.fallbacks[i]);
     }
-    ds_put_char(out, '\n');
+    ds_put_format(out, "\n  full revalidations by Open vSwitch: %"PRIu64
+                  "\n", kd_stats.switch_full);
     total.memory += kairo_delta_deps_memory(kd_deps);
     ds_put_format(out, "  index: %zu megaflows (%zu opaque), %"PRIu64
                   " lookups in %"PRIu64" shared nodes of %"PRIu64" groups, "
