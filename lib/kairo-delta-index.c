@@ -83,26 +83,21 @@ struct kdi_mset {
 };
 
 /* A secondary hash of a member set, over the bits B that a query mask and
- * the members' mask both fix. */
+ * the members' mask both fix: chains of member positions, doubly linked, so
+ * that it costs 12 bytes per member of the set's capacity and removes any
+ * member in O(1).  Members that agree on B share a chain. */
 struct kdi_secondary {
-    struct ovs_list list_node;  /* In the index's 'secondaries'. */
-    struct hmap buckets;        /* Contains "struct kdi_sbucket"s. */
-    uint32_t *pos;              /* A member's position in its bucket, by the
-                                 * member's position in the set. */
+    uint32_t *heads;            /* First member of each chain, by hash of
+                                 * the key under B; as many chains as the
+                                 * set has room for members. */
+    uint32_t *links;            /* Per member position: 2 * i is the
+                                 * previous member of its chain, 2 * i + 1
+                                 * the next one (KDI_NONE: none). */
     uint64_t bits[];            /* B, one word per key word. */
 };
 
-/* The members of a secondary hash whose keys agree on B.  Many buckets of a
- * selective B hold one member, so that one is kept inline. */
-struct kdi_sbucket {
-    struct hmap_node node;      /* In its secondary's 'buckets'. */
-    uint32_t n;                 /* Number of members. */
-    uint32_t allocated;         /* Capacity of 'many', or 0 if inline. */
-    union {
-        uint32_t one;           /* The member, while 'allocated' is 0. */
-        uint32_t *many;         /* The members, once 'allocated' > 0. */
-    };
-};
+/* No member: the end of a chain. */
+#define KDI_NONE UINT32_MAX
 
 /* The lookup nodes of one table that share one mask of their own. */
 struct kdi_group {
@@ -178,8 +173,7 @@ struct kairo_delta_index {
     struct hmap rules;          /* Contains "struct kdi_rule"s. */
     uint64_t n_lookups;         /* Lookups over all megaflows. */
     uint64_t stamp;             /* Incremented by every query. */
-    struct ovs_list secondaries;  /* Every "struct kdi_secondary". */
-    size_t n_secondaries;       /* Elements in 'secondaries'. */
+    size_t n_secondaries;       /* Secondary hashes of all member sets. */
     size_t memory;              /* Bytes allocated, not counting hmap
                                  * bucket arrays. */
     struct kairo_delta_index_stats stats;  /* Operation counters only. */
@@ -405,102 +399,95 @@ kdi_hash_bits(const uint64_t key[], const uint64_t bits[], unsigned int n)
     return hash_finish(hash, n);
 }
 
-/* Returns the member positions in bucket 'b'. */
+/* Returns the chain of secondary 's' of 'ms' for the key under its bits
+ * whose kdi_hash_bits() is 'hash'. */
 static inline uint32_t *
-kdi_sbucket_members(struct kdi_sbucket *b)
+kdi_secondary_head(const struct kdi_mset *ms, const struct kdi_secondary *s,
+                   uint32_t hash)
 {
-    return b->allocated ? b->many : &b->one;
+    return &s->heads[hash & (ms->allocated - 1)];
 }
 
-static void
-kdi_sbucket_free(struct kairo_delta_index *idx, struct kdi_sbucket *b)
+/* Returns the chain of secondary 's' of 'ms' that holds, or will hold, the
+ * member at position 'i'. */
+static uint32_t *
+kdi_secondary_head_of(const struct kdi_mset *ms,
+                      const struct kdi_secondary *s, uint32_t i)
 {
-    if (b->allocated) {
-        kdi_free(idx, b->many, b->allocated * sizeof *b->many);
-    }
-    kdi_free(idx, b, sizeof *b);
-}
-
-/* Returns the bucket of secondary 's' of 'ms' whose members agree with
- * 'key' on the secondary's bits, or NULL.  'hash' is kdi_hash_bits() of
- * 'key'. */
-static struct kdi_sbucket *
-kdi_sbucket_find(const struct kdi_mset *ms, const struct kdi_secondary *s,
-                 const uint64_t key[], uint32_t hash)
-{
-    struct kdi_sbucket *b;
-
-    HMAP_FOR_EACH_WITH_HASH (b, node, hash, &s->buckets) {
-        const void *m = ms->members[kdi_sbucket_members(b)[0]];
-
-        if (kdi_key_meets(kdi_mset_key(ms, m), key, s->bits, ms->n_words)) {
-            return b;
-        }
-    }
-    return NULL;
-}
-
-/* Returns the bucket of secondary 's' of 'ms' that holds the member at
- * position 'i'. */
-static struct kdi_sbucket *
-kdi_secondary_bucket_of(const struct kdi_mset *ms,
-                        const struct kdi_secondary *s, uint32_t i)
-{
-    const uint64_t *key = kdi_mset_key(ms, ms->members[i]);
-    struct kdi_sbucket *b = kdi_sbucket_find(
-        ms, s, key, kdi_hash_bits(key, s->bits, ms->n_words));
-
-    ovs_assert(b);
-    return b;
+    return kdi_secondary_head(ms, s,
+                              kdi_hash_bits(kdi_mset_key(ms, ms->members[i]),
+                                            s->bits, ms->n_words));
 }
 
 /* Adds the member at position 'i' of 'ms' to its secondary 's'. */
 static void
-kdi_secondary_insert(struct kairo_delta_index *idx, const struct kdi_mset *ms,
-                     struct kdi_secondary *s, uint32_t i)
+kdi_secondary_insert(const struct kdi_mset *ms, struct kdi_secondary *s,
+                     uint32_t i)
 {
-    const uint64_t *key = kdi_mset_key(ms, ms->members[i]);
-    uint32_t hash = kdi_hash_bits(key, s->bits, ms->n_words);
-    struct kdi_sbucket *b = kdi_sbucket_find(ms, s, key, hash);
+    uint32_t *head = kdi_secondary_head_of(ms, s, i);
 
-    if (!b) {
-        b = kdi_alloc(idx, sizeof *b);
-        b->n = b->allocated = 0;
-        hmap_insert(&s->buckets, &b->node, hash);
-    } else if (!b->allocated) {
-        uint32_t one = b->one;
-
-        b->allocated = 4;
-        b->many = kdi_alloc(idx, b->allocated * sizeof *b->many);
-        b->many[0] = one;
-    } else if (b->n >= b->allocated) {
-        uint32_t new = 2 * b->allocated;
-
-        b->many = kdi_realloc(idx, b->many, b->allocated * sizeof *b->many,
-                              new * sizeof *b->many);
-        b->allocated = new;
+    s->links[2 * i] = KDI_NONE;
+    s->links[2 * i + 1] = *head;
+    if (*head != KDI_NONE) {
+        s->links[2 * *head] = i;
     }
-    s->pos[i] = b->n;
-    kdi_sbucket_members(b)[b->n++] = i;
+    *head = i;
 }
 
 /* Removes the member at position 'i' of 'ms' from its secondary 's'. */
 static void
-kdi_secondary_remove(struct kairo_delta_index *idx, const struct kdi_mset *ms,
-                     struct kdi_secondary *s, uint32_t i)
+kdi_secondary_remove(const struct kdi_mset *ms, struct kdi_secondary *s,
+                     uint32_t i)
 {
-    struct kdi_sbucket *b = kdi_secondary_bucket_of(ms, s, i);
-    uint32_t *members = kdi_sbucket_members(b);
-    uint32_t p = s->pos[i];
-    uint32_t last = members[--b->n];
+    uint32_t prev = s->links[2 * i];
+    uint32_t next = s->links[2 * i + 1];
 
-    ovs_assert(members[p] == i);
-    members[p] = last;
-    s->pos[last] = p;
-    if (!b->n) {
-        hmap_remove(&s->buckets, &b->node);
-        kdi_sbucket_free(idx, b);
-        kdi_hmap_maybe_shrink(&s->buckets);
+    if (prev != KDI_NONE) {
+        s->links[2 * prev + 1] = next;
+    } else {
+        *kdi_secondary_head_of(ms, s, i) = next;
+    }
+    if (next != KDI_NONE) {
+        s->links[2 * next] = prev;
+    }
+}
+
+/* The member at position 'from' of 'ms' now is at 'to': moves its links in
+ * secondary 's'. */
+static void
+kdi_secondary_move(const struct kdi_mset *ms, struct kdi_secondary *s,
+                   uint32_t from, uint32_t to)
+{
+    uint32_t prev = s->links[2 * from];
+    uint32_t next = s->links[2 * from + 1];
+
+    s->links[2 * to] = prev;
+    s->links[2 * to + 1] = next;
+    if (prev != KDI_NONE) {
+        s->links[2 * prev + 1] = to;
+    } else {
+        *kdi_secondary_head_of(ms, s, to) = to;
+    }
+    if (next != KDI_NONE) {
+        s->links[2 * next] = to;
+    }
+}
+
+/* (Re)allocates the chains of secondary 's' for the capacity of 'ms', whose
+ * old capacity was 'old_allocated' (0 if 's' is new), and chains every
+ * member. */
+static void
+kdi_secondary_rebuild(struct kairo_delta_index *idx, const struct kdi_mset *ms,
+                      struct kdi_secondary *s, uint32_t old_allocated)
+{
+    s->heads = kdi_realloc(idx, s->heads, old_allocated * sizeof *s->heads,
+                           ms->allocated * sizeof *s->heads);
+    s->links = kdi_realloc(idx, s->links,
+                           2 * old_allocated * sizeof *s->links,
+                           2 * ms->allocated * sizeof *s->links);
+    memset(s->heads, 0xff, ms->allocated * sizeof *s->heads);
+    for (uint32_t i = 0; i < ms->n; i++) {
+        kdi_secondary_insert(ms, s, i);
     }
 }
 
@@ -518,16 +505,12 @@ kdi_secondary_create(struct kairo_delta_index *idx, struct kdi_mset *ms,
                                          * sizeof *ms->secondaries);
     }
     s = kdi_alloc(idx, sizeof *s + bits_size);
-    hmap_init(&s->buckets);
+    s->heads = NULL;
+    s->links = NULL;
     memcpy(s->bits, bits, bits_size);
-    s->pos = kdi_alloc(idx, ms->allocated * sizeof *s->pos);
     ms->secondaries[ms->n_secondaries++] = s;
-    ovs_list_push_back(&idx->secondaries, &s->list_node);
     idx->n_secondaries++;
-
-    for (uint32_t i = 0; i < ms->n; i++) {
-        kdi_secondary_insert(idx, ms, s, i);
-    }
+    kdi_secondary_rebuild(idx, ms, s, 0);
     return s;
 }
 
@@ -535,14 +518,8 @@ static void
 kdi_secondary_destroy(struct kairo_delta_index *idx,
                       const struct kdi_mset *ms, struct kdi_secondary *s)
 {
-    struct kdi_sbucket *b;
-
-    HMAP_FOR_EACH_POP (b, node, &s->buckets) {
-        kdi_sbucket_free(idx, b);
-    }
-    hmap_destroy(&s->buckets);
-    kdi_free(idx, s->pos, ms->allocated * sizeof *s->pos);
-    ovs_list_remove(&s->list_node);
+    kdi_free(idx, s->heads, ms->allocated * sizeof *s->heads);
+    kdi_free(idx, s->links, 2 * ms->allocated * sizeof *s->links);
     kdi_free(idx, s, sizeof *s + ms->n_words * sizeof *s->bits);
     idx->n_secondaries--;
 }
@@ -568,21 +545,21 @@ kdi_mset_secondary(struct kairo_delta_index *idx, struct kdi_mset *ms,
     return NULL;
 }
 
-/* Gives 'ms' room for 'allocated' members. */
+/* Gives 'ms' room for 'allocated' members, a power of 2, and rehashes its
+ * secondaries into as many chains. */
 static void
 kdi_mset_resize(struct kairo_delta_index *idx, struct kdi_mset *ms,
                 uint32_t allocated)
 {
-    ms->members = kdi_realloc(idx, ms->members,
-                              ms->allocated * sizeof *ms->members,
-                              allocated * sizeof *ms->members);
-    for (size_t i = 0; i < ms->n_secondaries; i++) {
-        struct kdi_secondary *s = ms->secondaries[i];
+    uint32_t old_allocated = ms->allocated;
 
-        s->pos = kdi_realloc(idx, s->pos, ms->allocated * sizeof *s->pos,
-                             allocated * sizeof *s->pos);
-    }
+    ms->members = kdi_realloc(idx, ms->members,
+                              old_allocated * sizeof *ms->members,
+                              allocated * sizeof *ms->members);
     ms->allocated = allocated;
+    for (size_t i = 0; i < ms->n_secondaries; i++) {
+        kdi_secondary_rebuild(idx, ms, ms->secondaries[i], old_allocated);
+    }
 }
 
 /* Adds 'member' to 'ms' and to its secondaries. */
@@ -590,15 +567,15 @@ static void
 kdi_mset_add(struct kairo_delta_index *idx, struct kdi_mset *ms,
              void *member)
 {
-    uint32_t i = ms->n++;
-
-    if (i >= ms->allocated) {
+    if (ms->n >= ms->allocated) {
         kdi_mset_resize(idx, ms, ms->allocated ? 2 * ms->allocated : 1);
     }
+
+    uint32_t i = ms->n++;
     ms->members[i] = member;
     *kdi_mset_pos(ms, member) = i;
     for (size_t j = 0; j < ms->n_secondaries; j++) {
-        kdi_secondary_insert(idx, ms, ms->secondaries[j], i);
+        kdi_secondary_insert(ms, ms->secondaries[j], i);
     }
 }
 
@@ -613,7 +590,7 @@ kdi_mset_remove(struct kairo_delta_index *idx, struct kdi_mset *ms,
 
     ovs_assert(ms->members[i] == member);
     for (size_t j = 0; j < ms->n_secondaries; j++) {
-        kdi_secondary_remove(idx, ms, ms->secondaries[j], i);
+        kdi_secondary_remove(ms, ms->secondaries[j], i);
     }
     if (i != last) {
         void *moved = ms->members[last];
@@ -621,13 +598,7 @@ kdi_mset_remove(struct kairo_delta_index *idx, struct kdi_mset *ms,
         ms->members[i] = moved;
         *kdi_mset_pos(ms, moved) = i;
         for (size_t j = 0; j < ms->n_secondaries; j++) {
-            struct kdi_secondary *s = ms->secondaries[j];
-            struct kdi_sbucket *b = kdi_secondary_bucket_of(ms, s, i);
-            uint32_t p = s->pos[last];
-
-            ovs_assert(kdi_sbucket_members(b)[p] == last);
-            kdi_sbucket_members(b)[p] = i;
-            s->pos[i] = p;
+            kdi_secondary_move(ms, ms->secondaries[j], last, i);
         }
     }
     ms->n = last;
@@ -989,7 +960,6 @@ kdi_megaflow_destroy(struct kairo_delta_index *idx, struct kdi_megaflow *mf)
         n = parent;
     }
     hmap_remove(&idx->megaflows, &mf->node);
-    kdi_hmap_maybe_shrink(&idx->megaflows);
     idx->n_lookups -= mf->n_lookups;
     idx->stats.n_removes++;
     kdi_free(idx, mf, size);
@@ -1008,7 +978,6 @@ kairo_delta_index_create(void)
     for (size_t i = 0; i < ARRAY_SIZE(idx->tables); i++) {
         ovs_list_init(&idx->tables[i]);
     }
-    ovs_list_init(&idx->secondaries);
     return idx;
 }
 
@@ -1117,6 +1086,7 @@ kairo_delta_index_remove(struct kairo_delta_index *idx, const void *owner)
         return false;
     }
     kdi_megaflow_destroy(idx, mf);
+    kdi_hmap_maybe_shrink(&idx->megaflows);   /* Not while iterating. */
     return true;
 }
 
@@ -1206,13 +1176,14 @@ kdi_mset_query(struct kairo_delta_index *idx, struct kdi_mset *ms,
     s = kdi_mset_secondary(idx, ms, bits, &built);
     if (s) {
         uint32_t hash = kdi_hash_bits(value, bits, ms->n_words);
-        struct kdi_sbucket *b = kdi_sbucket_find(ms, s, value, hash);
 
-        if (b) {
-            const uint32_t *members = kdi_sbucket_members(b);
+        for (uint32_t i = *kdi_secondary_head(ms, s, hash); i != KDI_NONE;
+             i = s->links[2 * i + 1]) {
+            void *m = ms->members[i];
 
-            for (uint32_t i = 0; i < b->n; i++) {
-                visit(idx, ms->members[members[i]], q);
+            if (kdi_key_meets(kdi_mset_key(ms, m), value, bits,
+                              ms->n_words)) {
+                visit(idx, m, q);
             }
         }
         return built ? KDI_PATH_SECONDARY_NEW : KDI_PATH_SECONDARY;
@@ -1481,7 +1452,6 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
                             struct kairo_delta_index_stats *stats)
 {
     size_t memory = idx->memory + sizeof *idx;
-    const struct kdi_secondary *s;
     const struct kdi_group *g;
 
     *stats = idx->stats;
@@ -1500,9 +1470,6 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     memory += kdi_hmap_bytes(&idx->rules);
     HMAP_FOR_EACH (g, node, &idx->groups) {
         memory += (g->nodes.mask + 1) * sizeof *g->nodes.buckets;
-    }
-    LIST_FOR_EACH (s, list_node, &idx->secondaries) {
-        memory += kdi_hmap_bytes(&s->buckets);
     }
     stats->memory = memory;
 }

@@ -67,12 +67,17 @@
  * group; a group that has no room for another, or is too small to deserve
  * one, is scanned.
  * Each node found reports the megaflows of its subtree whose common part
- * meets the query outside the node's own mask.  A rule query reports the
- * subtrees of the nodes that hit the rule.
+ * meets the query outside the node's own mask: the megaflows that hang from
+ * one node are kept in parts, one per common mask, and a part is matched
+ * the same way as a group, by a secondary hash on the bits the query fixes
+ * once it is big enough.  A rule query reports the subtrees of the nodes
+ * that hit the rule.
  *
- * Memory.  A node costs about 120 bytes plus 8 per own mask word; a
- * megaflow about 80 bytes plus 8 per word of its common mask, which is
- * interned.  Megaflows that share a path cost no node.
+ * Memory.  A node costs about 130 bytes plus 8 per own mask word; a
+ * megaflow about 70 bytes plus 8 per word of its common mask, which is
+ * interned; a secondary hash 12 bytes per member its set has room for.  Megaflows that share a path cost no node, but paths share only
+ * their beginnings: megaflows that part at one lookup (an ACL on the
+ * transport port, say) have nodes of their own for every later lookup.
  *
  * Ownership.  The index copies what it needs from the lookups passed to
  * kairo_delta_index_add() and keeps no pointer into them.  It never
