@@ -63,21 +63,18 @@ struct kdi_mask {
     uint64_t words[];
 };
 
-/* Returns the key of a member of a member set. */
-typedef const uint64_t *kdi_key_func(const void *member);
-
 /* A set of members that each have a key: a group's nodes, keyed by their own
- * key, or a part's links to megaflows, keyed by the megaflows' common part.
- * A member's key is 'n_words' words that 'key' returns; its position in
- * 'members' is a uint32_t at 'pos_ofs' in it.  A query that fixes only some
- * bits B of the keys probes a secondary hash on B, built on the first such
- * query once the set is big enough, or scans the set. */
+ * key, or a leaf part's megaflows, keyed by their common part.  A member's
+ * key is 'n_words' words at byte offset 'key_ofs' in it; its position in
+ * 'members' is a uint32_t at 'pos_ofs'.  A query that fixes only some bits B
+ * of the keys probes a secondary hash on B, built on the first such query
+ * once the set is big enough, or scans the set. */
 struct kdi_mset {
     void **members;             /* The members, by position. */
     uint32_t n;                 /* Members in 'members'. */
     uint32_t allocated;         /* Capacity of 'members' and of each
-                                 * secondary, a power of 2. */
-    kdi_key_func *key;          /* A member's key. */
+                                 * secondary's 'pos'. */
+    uint16_t key_ofs;           /* Offset of a member's key. */
     uint16_t pos_ofs;           /* Offset of a member's position. */
     uint8_t n_words;            /* Words in a member's key. */
     uint8_t n_secondaries;      /* Secondaries in use. */
@@ -108,7 +105,7 @@ struct kdi_group {
     struct ovs_list list_node;  /* In 'tables[table_id]'. */
     struct hindex nodes;        /* Contains "struct kdi_node"s, by the hash
                                  * of their key.  Many nodes may share a key
-                                 * (another rule), and an hindex
+                                 * (another parent or rule), and an hindex
                                  * removes any of them in O(1). */
     struct kdi_mset members;    /* The same nodes, keyed by their 'key'. */
     uint8_t table_id;           /* The table its lookups consulted. */
@@ -122,51 +119,47 @@ struct kdi_cmask {
     struct kdi_mask mask;       /* Must be last. */
 };
 
-/* One lookup, shared by every megaflow that made it, wherever in its
- * translation: the table (through the group), the rule entry hit, and the
- * lookup's own key, its group's mask words of the lookups' own key.  The
- * megaflows that made it are linked from its parts, one per common mask. */
+/* One lookup of one or more megaflows: a node of the trie of translation
+ * paths.  Megaflows whose lookups agree up to some point share the nodes
+ * of those lookups; each megaflow hangs from the node of its last lookup,
+ * in the part for its common mask.  A node's key is its group's mask words
+ * of the lookups' own key. */
 struct kdi_node {
     struct hindex_node hnode;   /* In its group's 'nodes', by key hash. */
-    struct hmap_node id_node;   /* In 'nodes', by group, rule and key. */
-    struct kdi_part *parts;     /* The megaflows that made it. */
+    struct hmap_node id_node;   /* In 'nodes', by parent, rule and key. */
+    struct kdi_node *parent;    /* The previous lookup's node, or NULL. */
+    struct ovs_list children;   /* The next lookups' nodes, by 'sibling'. */
+    struct ovs_list sibling;    /* In the parent's 'children'. */
+    struct kdi_part *parts;     /* Megaflows whose last lookup this is. */
     struct kdi_group *group;
     struct kdi_rule *rule;      /* The rule entry hit, or NULL for a miss. */
     uint32_t rule_pos;          /* Its index in 'rule->nodes'. */
-    uint32_t n_refs;            /* Links to it from megaflows. */
+    uint32_t n_refs;            /* Megaflows whose path goes through it. */
     uint32_t pos;               /* Its position in 'group->members'. */
     uint64_t key[];             /* One word per mask word of 'group'. */
 };
 
-/* The links to one node from megaflows that share one common mask.  A node
- * may have many: the bits a change may fix that the lookup did not consult
- * lie in the common part, so that its hash is what keeps such a change from
- * visiting all of them. */
+/* The megaflows that hang from one node and share one common mask.  A leaf
+ * node may have many: after the same lookups, the bits a change may fix
+ * that no lookup consulted lie in the common part, so that its hash is what
+ * keeps such a change from visiting all of them. */
 struct kdi_part {
     struct kdi_part *next;      /* The node's next part, or NULL. */
-    struct kdi_node *node;      /* The node. */
+    struct kdi_node *leaf;      /* The node. */
     struct kdi_cmask *cmask;    /* The common mask, or NULL for none. */
-    struct kdi_mset links;      /* "struct kdi_link"s, keyed by their
-                                 * megaflows' common part. */
+    struct kdi_mset megaflows;  /* Keyed by their 'common'. */
 };
 
-/* A megaflow's link to the node of one of its lookups. */
-struct kdi_link {
-    struct kdi_part *part;      /* The node's part for the common mask. */
-    uint32_t pos;               /* Its position in 'part->links'. */
-    uint32_t index;             /* Its index in its megaflow's 'links'. */
-};
-
-/* One megaflow: a link per lookup, then the values of its common mask's
- * words. */
+/* One megaflow, with the values of its common mask's words. */
 struct kdi_megaflow {
     struct hmap_node node;      /* In 'megaflows', by hash of 'owner'. */
     const void *owner;          /* The caller's identity for it. */
     uint64_t id;                /* The caller's 64-bit id. */
+    struct kdi_part *part;      /* Where it hangs, or NULL (no lookups). */
     uint64_t stamp;             /* The latest query that reported it. */
-    struct kdi_cmask *cmask;    /* Its common mask, or NULL for none. */
-    uint32_t n_lookups;         /* Elements in 'links'. */
-    struct kdi_link links[];    /* Then one word per word of 'cmask'. */
+    uint32_t pos;               /* Its position in 'part->megaflows'. */
+    uint16_t n_lookups;         /* Lookups in its path. */
+    uint64_t common[];          /* One word per word of 'part->cmask'. */
 };
 
 /* The index. */
@@ -353,11 +346,11 @@ kdi_hash_words(const uint64_t key[], unsigned int n)
 /* Member sets and their secondary hashes. */
 
 static void
-kdi_mset_init(struct kdi_mset *ms, kdi_key_func *key, size_t pos_ofs,
+kdi_mset_init(struct kdi_mset *ms, size_t key_ofs, size_t pos_ofs,
               unsigned int n_words)
 {
     *ms = (struct kdi_mset) {
-        .key = key,
+        .key_ofs = key_ofs,
         .pos_ofs = pos_ofs,
         .n_words = n_words,
     };
@@ -367,7 +360,8 @@ kdi_mset_init(struct kdi_mset *ms, kdi_key_func *key, size_t pos_ofs,
 static inline const uint64_t *
 kdi_mset_key(const struct kdi_mset *ms, const void *member)
 {
-    return ms->key(member);
+    return ALIGNED_CAST(const uint64_t *,
+                        (const char *) member + ms->key_ofs);
 }
 
 /* Returns where 'member' of 'ms' keeps its position. */
@@ -628,16 +622,6 @@ kdi_mset_destroy(struct kairo_delta_index *idx, struct kdi_mset *ms)
 
 /* Groups. */
 
-/* Returns the key of node 'n_', a member of its group's 'members'. */
-static const uint64_t *
-kdi_node_key(const void *n_)
-{
-    const struct kdi_node *n = n_;
-
-    return n->key;
-}
-
-
 static struct kdi_group *
 kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
               const uint64_t mask[])
@@ -655,8 +639,8 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     g = kdi_alloc(idx, offsetof(struct kdi_group, mask)
                   + kdi_mask_size(n_words));
     hindex_init(&g->nodes);
-    kdi_mset_init(&g->members, kdi_node_key, offsetof(struct kdi_node, pos),
-                  n_words);
+    kdi_mset_init(&g->members, offsetof(struct kdi_node, key),
+                  offsetof(struct kdi_node, pos), n_words);
     g->table_id = table_id;
     kdi_mask_init(&g->mask, mask);
     hmap_insert(&idx->groups, &g->node, hash);
@@ -806,10 +790,10 @@ kdi_rule_remove_node(struct kairo_delta_index *idx, struct kdi_node *n)
 
 /* Returns the hash of a node's identity. */
 static uint32_t
-kdi_node_id_hash(const struct kdi_group *g, const struct kdi_rule *r,
-                 uint32_t key_hash)
+kdi_node_id_hash(const struct kdi_node *parent, const struct kdi_group *g,
+                 const struct kdi_rule *r, uint32_t key_hash)
 {
-    return hash_pointer(g, hash_pointer(r, key_hash));
+    return hash_pointer(parent, hash_pointer(g, hash_pointer(r, key_hash)));
 }
 
 static size_t
@@ -818,25 +802,32 @@ kdi_node_size(const struct kdi_group *g)
     return sizeof(struct kdi_node) + g->mask.n_words * sizeof(uint64_t);
 }
 
-/* Returns the node in group 'g' for rule entry 'r' and 'key', creating it
- * if needed. */
+/* Returns the child of 'parent' (NULL: a root) in group 'g' for rule entry
+ * 'r' and 'key', creating it if needed. */
 static struct kdi_node *
-kdi_node_get(struct kairo_delta_index *idx, struct kdi_group *g,
-             struct kdi_rule *r, const uint64_t key[])
+kdi_node_get(struct kairo_delta_index *idx, struct kdi_node *parent,
+             struct kdi_group *g, struct kdi_rule *r, const uint64_t key[])
 {
     size_t key_size = g->mask.n_words * sizeof *key;
     uint32_t key_hash = kdi_hash_words(key, g->mask.n_words);
-    uint32_t id_hash = kdi_node_id_hash(g, r, key_hash);
+    uint32_t id_hash = kdi_node_id_hash(parent, g, r, key_hash);
     struct kdi_node *n;
 
     HMAP_FOR_EACH_WITH_HASH (n, id_node, id_hash, &idx->nodes) {
-        if (n->group == g && n->rule == r
+        if (n->parent == parent && n->group == g && n->rule == r
             && !memcmp(n->key, key, key_size)) {
             return n;
         }
     }
 
     n = kdi_alloc(idx, kdi_node_size(g));
+    n->parent = parent;
+    ovs_list_init(&n->children);
+    if (parent) {
+        ovs_list_push_back(&parent->children, &n->sibling);
+    } else {
+        ovs_list_init(&n->sibling);
+    }
     n->parts = NULL;
     n->group = g;
     n->rule = r;
@@ -851,15 +842,19 @@ kdi_node_get(struct kairo_delta_index *idx, struct kdi_group *g,
     return n;
 }
 
-/* Frees node 'n', which no megaflow links to any more. */
+/* Frees node 'n', which no megaflow goes through any more. */
 static void
 kdi_node_destroy(struct kairo_delta_index *idx, struct kdi_node *n)
 {
     struct kdi_group *g = n->group;
 
-    ovs_assert(!n->n_refs && !n->parts);
+    ovs_assert(!n->n_refs && ovs_list_is_empty(&n->children)
+               && !n->parts);
     if (n->rule) {
         kdi_rule_remove_node(idx, n);
+    }
+    if (n->parent) {
+        ovs_list_remove(&n->sibling);
     }
     kdi_mset_remove(idx, &g->members, n);
     hmap_remove(&idx->nodes, &n->id_node);
@@ -887,42 +882,9 @@ kdi_megaflow_find(const struct kairo_delta_index *idx, const void *owner)
     return NULL;
 }
 
-/* Megaflows and their links. */
+/* Leaf parts. */
 
-/* Returns the megaflow of 'link'. */
-static inline struct kdi_megaflow *
-kdi_link_megaflow(const struct kdi_link *link)
-{
-    return CONTAINER_OF(link - link->index, struct kdi_megaflow, links[0]);
-}
-
-/* Returns the words of 'mf''s common part, one per word of its common
- * mask. */
-static inline uint64_t *
-kdi_megaflow_common(const struct kdi_megaflow *mf)
-{
-    return ALIGNED_CAST(uint64_t *,
-                        CONST_CAST(struct kdi_link *,
-                                   &mf->links[mf->n_lookups]));
-}
-
-/* Returns the key of link 'link_', a member of its part's 'links': its
- * megaflow's common part. */
-static const uint64_t *
-kdi_link_key(const void *link_)
-{
-    return kdi_megaflow_common(kdi_link_megaflow(link_));
-}
-
-static size_t
-kdi_megaflow_size(size_t n_lookups, const struct kdi_cmask *cm)
-{
-    return (sizeof(struct kdi_megaflow)
-            + n_lookups * sizeof(struct kdi_link)
-            + (cm ? cm->mask.n_words * sizeof(uint64_t) : 0));
-}
-
-/* Returns the part of node 'n' for common mask 'cm', creating it if
+/* Returns the part of leaf 'n' for common mask 'cm', creating it if
  * needed. */
 static struct kdi_part *
 kdi_part_get(struct kairo_delta_index *idx, struct kdi_node *n,
@@ -938,50 +900,64 @@ kdi_part_get(struct kairo_delta_index *idx, struct kdi_node *n,
 
     p = kdi_alloc(idx, sizeof *p);
     p->next = n->parts;
-    p->node = n;
+    p->leaf = n;
     p->cmask = cm;
-    kdi_mset_init(&p->links, kdi_link_key, offsetof(struct kdi_link, pos),
+    kdi_mset_init(&p->megaflows, offsetof(struct kdi_megaflow, common),
+                  offsetof(struct kdi_megaflow, pos),
                   cm ? cm->mask.n_words : 0);
     n->parts = p;
     return p;
 }
 
-/* Removes empty part 'p' from its node and frees it. */
+/* Removes empty part 'p' from its leaf and frees it. */
 static void
 kdi_part_destroy(struct kairo_delta_index *idx, struct kdi_part *p)
 {
-    struct kdi_part **prev = &p->node->parts;
+    struct kdi_part **prev = &p->leaf->parts;
 
     while (*prev != p) {
         prev = &(*prev)->next;
     }
     *prev = p->next;
-    kdi_mset_destroy(idx, &p->links);
+    kdi_mset_destroy(idx, &p->megaflows);
     kdi_free(idx, p, sizeof *p);
 }
 
-/* Unlinks 'mf' from its nodes, freeing the parts and nodes nothing else
- * links to, and frees it. */
+/* Megaflows. */
+
+static size_t
+kdi_megaflow_size(const struct kdi_megaflow *mf)
+{
+    const struct kdi_cmask *cm = mf->part ? mf->part->cmask : NULL;
+
+    return sizeof *mf + (cm ? cm->mask.n_words * sizeof(uint64_t) : 0);
+}
+
+/* Removes 'mf' from its path, freeing the nodes nothing else goes through,
+ * and frees it. */
 static void
 kdi_megaflow_destroy(struct kairo_delta_index *idx, struct kdi_megaflow *mf)
 {
-    struct kdi_cmask *cm = mf->cmask;
-    size_t size = kdi_megaflow_size(mf->n_lookups, cm);
+    struct kdi_part *p = mf->part;
+    struct kdi_node *n = p ? p->leaf : NULL;
+    size_t size = kdi_megaflow_size(mf);
 
-    for (uint32_t i = 0; i < mf->n_lookups; i++) {
-        struct kdi_part *p = mf->links[i].part;
-        struct kdi_node *n = p->node;
+    if (p) {
+        struct kdi_cmask *cm = p->cmask;
 
-        kdi_mset_remove(idx, &p->links, &mf->links[i]);
-        if (!p->links.n) {
+        kdi_mset_remove(idx, &p->megaflows, mf);
+        if (!p->megaflows.n) {
             kdi_part_destroy(idx, p);
         }
+        kdi_cmask_unref(idx, cm);
+    }
+    while (n) {
+        struct kdi_node *parent = n->parent;
+
         if (!--n->n_refs) {
             kdi_node_destroy(idx, n);
         }
-    }
-    if (cm) {
-        kdi_cmask_unref(idx, cm);
+        n = parent;
     }
     hmap_remove(&idx->megaflows, &mf->node);
     idx->n_lookups -= mf->n_lookups;
@@ -1055,46 +1031,45 @@ kairo_delta_index_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         }
     }
 
-    /* No insert query needs the common part of a megaflow without
-     * lookups. */
+    /* The path.  A megaflow without lookups is in no path, and no insert
+     * query needs its common part. */
+    struct kdi_node *node = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t *mask = (const uint64_t *) &lookups[i].mask->masks;
+        uint64_t key[FLOW_U64S];
+        struct kdi_group *g;
+
+        g = kdi_group_get(idx, lookups[i].table_id, mask);
+        kdi_own_key(&lookups[i], &g->mask, key);
+        node = kdi_node_get(idx, node, g, kdi_rule_get(idx, &lookups[i]),
+                            key);
+        node->n_refs++;
+    }
+
     struct kdi_cmask *cm = NULL;
-    if (n && common && common->mask
+    if (node && common && common->mask
         && kdi_count_words((const uint64_t *) &common->mask->masks)) {
         cm = kdi_cmask_get(idx, (const uint64_t *) &common->mask->masks);
     }
 
-    struct kdi_megaflow *mf = kdi_alloc(idx, kdi_megaflow_size(n, cm));
+    size_t n_common = cm ? cm->mask.n_words : 0;
+    struct kdi_megaflow *mf = kdi_alloc(idx, sizeof *mf
+                                        + n_common * sizeof *mf->common);
     mf->owner = owner;
     mf->id = megaflow_id;
     mf->stamp = idx->stamp;
-    mf->cmask = cm;
     mf->n_lookups = n;
     if (cm) {
         const uint64_t *ckey = (const uint64_t *) common->key;
         const uint8_t *widx = kdi_mask_widx(&cm->mask);
-        uint64_t *mc = kdi_megaflow_common(mf);
 
-        for (size_t j = 0; j < cm->mask.n_words; j++) {
-            mc[j] = ckey[widx[j]] & cm->mask.words[j];
+        for (size_t j = 0; j < n_common; j++) {
+            mf->common[j] = ckey[widx[j]] & cm->mask.words[j];
         }
     }
-
-    /* A link per lookup, to the node that every megaflow that made the same
-     * lookup shares. */
-    for (size_t i = 0; i < n; i++) {
-        const uint64_t *mask = (const uint64_t *) &lookups[i].mask->masks;
-        struct kdi_link *link = &mf->links[i];
-        uint64_t key[FLOW_U64S];
-        struct kdi_group *g;
-        struct kdi_node *node;
-
-        g = kdi_group_get(idx, lookups[i].table_id, mask);
-        kdi_own_key(&lookups[i], &g->mask, key);
-        node = kdi_node_get(idx, g, kdi_rule_get(idx, &lookups[i]), key);
-        node->n_refs++;
-        link->index = i;
-        link->part = kdi_part_get(idx, node, cm);
-        kdi_mset_add(idx, &link->part->links, link);
+    mf->part = node ? kdi_part_get(idx, node, cm) : NULL;
+    if (mf->part) {
+        kdi_mset_add(idx, &mf->part->megaflows, mf);
     }
     hmap_insert(&idx->megaflows, &mf->node, hash_pointer(owner, 0));
     idx->n_lookups += n;
@@ -1131,7 +1106,7 @@ kairo_delta_index_replace(struct kairo_delta_index *idx,
     }
 
     /* Unlink the old entry from 'megaflows' only, so that the add does not
-     * see 'owner' as taken; its links stay indexed until the new entry is
+     * see 'owner' as taken; its path stays indexed until the new entry is
      * in (sharing its nodes), and it goes back if the new one is
      * refused. */
     hmap_remove(&idx->megaflows, &mf->node);
@@ -1224,13 +1199,12 @@ kdi_mset_query(struct kairo_delta_index *idx, struct kdi_mset *ms,
     return KDI_PATH_SCAN;
 }
 
-/* Reports the megaflow of link 'link_' for query 'q' unless it already
- * was. */
+/* Reports megaflow 'mf_' for query 'q' unless it already was. */
 static void
-kdi_visit_link(struct kairo_delta_index *idx, void *link_,
-               struct kdi_query *q)
+kdi_visit_megaflow(struct kairo_delta_index *idx, void *mf_,
+                   struct kdi_query *q)
 {
-    struct kdi_megaflow *mf = kdi_link_megaflow(link_);
+    struct kdi_megaflow *mf = mf_;
 
     idx->stats.megaflows_examined++;
     if (mf->stamp != q->stamp) {
@@ -1240,8 +1214,8 @@ kdi_visit_link(struct kairo_delta_index *idx, void *link_,
     }
 }
 
-/* Reports the megaflows of part 'p' whose common part meets query 'q' on
- * the bits outside 'q->own': all of them for a rule query. */
+/* Reports the megaflows of leaf part 'p' whose common part meets query 'q'
+ * on the bits outside 'q->own': all of them for a rule query. */
 static void
 kdi_part_query(struct kairo_delta_index *idx, struct kdi_part *p,
                struct kdi_query *q)
@@ -1263,8 +1237,8 @@ kdi_part_query(struct kairo_delta_index *idx, struct kdi_part *p,
         }
     }
 
-    switch (kdi_mset_query(idx, &p->links, value, bits, any,
-                           kdi_visit_link, q)) {
+    switch (kdi_mset_query(idx, &p->megaflows, value, bits, any,
+                           kdi_visit_megaflow, q)) {
     case KDI_PATH_ALL:
         idx->stats.part_all++;
         break;
@@ -1278,18 +1252,37 @@ kdi_part_query(struct kairo_delta_index *idx, struct kdi_part *p,
     }
 }
 
-/* Reports, as kdi_part_query(), the megaflows that made lookup 'n'. */
+/* Reports, as kdi_part_query(), the megaflows whose path goes through node
+ * 'top'. */
 static void
-kdi_report_node(struct kairo_delta_index *idx, struct kdi_node *n,
-                struct kdi_query *q)
+kdi_report_subtree(struct kairo_delta_index *idx, struct kdi_node *top,
+                   struct kdi_query *q)
 {
-    for (struct kdi_part *p = n->parts; p; p = p->next) {
-        kdi_part_query(idx, p, q);
+    struct kdi_node *n = top;
+
+    for (;;) {
+        for (struct kdi_part *p = n->parts; p; p = p->next) {
+            kdi_part_query(idx, p, q);
+        }
+
+        /* Depth first: the first child, else the next sibling of this
+         * node or of the nearest ancestor below 'top' that has one. */
+        if (!ovs_list_is_empty(&n->children)) {
+            n = CONTAINER_OF(ovs_list_front(&n->children), struct kdi_node,
+                             sibling);
+            continue;
+        }
+        while (n != top && n->sibling.next == &n->parent->children) {
+            n = n->parent;
+        }
+        if (n == top) {
+            return;
+        }
+        n = CONTAINER_OF(n->sibling.next, struct kdi_node, sibling);
     }
 }
 
-/* Reports the megaflows that made lookup 'n_' if its rule admits query
- * 'q'. */
+/* Reports the megaflows under node 'n_' if its rule admits query 'q'. */
 static void
 kdi_visit_node(struct kairo_delta_index *idx, void *n_, struct kdi_query *q)
 {
@@ -1297,7 +1290,7 @@ kdi_visit_node(struct kairo_delta_index *idx, void *n_, struct kdi_query *q)
 
     idx->stats.lookups_examined++;
     if (kdi_rule_admits(n->rule, q)) {
-        kdi_report_node(idx, n, q);
+        kdi_report_subtree(idx, n, q);
     }
 }
 
@@ -1444,7 +1437,7 @@ kairo_delta_index_query_rule(struct kairo_delta_index *idx, const void *rule,
     HMAP_FOR_EACH_WITH_HASH (r, node, hash_pointer(rule, 0), &idx->rules) {
         if (r->rule == rule) {
             for (uint32_t i = 0; i < r->n_nodes; i++) {
-                kdi_report_node(idx, r->nodes[i], &q);
+                kdi_report_subtree(idx, r->nodes[i], &q);
             }
         }
     }

@@ -51,34 +51,33 @@
  * the insert query then reports a superset, which is sound.  Setting a mask
  * bit that the translation did not fix is unsound.
  *
- * Data structure.  Each distinct lookup is a node, shared by every
- * megaflow that made it, at whatever point of its translation, and each
- * megaflow links to the nodes of its lookups.  A node is keyed by what the
- * lookup does not take from the common part: the table, the rule hit with
- * its threshold and conjunctions, and the lookup's own key under its own
- * mask (in OVS, the registers and metadata and the bits actions changed:
- * what the path determines).  Nodes are grouped by (table, own mask), the
- * way the classifier groups rules into subtables, and each group hashes its
- * nodes on their key.  An insert query visits the groups of its table only:
- * for a group whose mask the query's covers, one hash probe; if the masks
- * share no bit, every node of the group; otherwise a secondary hash keyed
- * on the bits both masks fix, built on first use, kept up to date, and
- * bounded per group; a group that has no room for another, or is too small
- * to deserve one, is scanned.
- * Each node found reports the megaflows linked to it whose common part
- * meets the query outside the node's own mask: a node's links are kept in
- * parts, one per common mask, and a part is matched the same way as a
- * group, by a secondary hash on the bits the query fixes once it is big
- * enough.  A rule query reports the megaflows linked to the nodes that hit
- * the rule.  (A trie of paths, which shares only the beginnings of paths,
- * cost several times more with OVN: megaflows that part at one lookup, an
- * ACL on the transport port say, had nodes of their own for every later
- * lookup.)
+ * Data structure.  A trie of translation paths: each lookup is a node whose
+ * parent is the megaflow's previous lookup, so that megaflows whose lookups
+ * agree up to some point share those nodes, and each megaflow hangs from
+ * its last lookup's node.  A node is keyed by what the lookup does not take
+ * from the common part: the table, the rule hit with its threshold and
+ * conjunctions, and the lookup's own key under its own mask (in OVS, the
+ * registers and metadata and the bits actions changed: what the path
+ * determines).  Nodes are grouped by (table, own mask), the way the
+ * classifier groups rules into subtables, and each group hashes its nodes
+ * on their key.  An insert query visits the groups of its table only: for a
+ * group whose mask the query's covers, one hash probe; if the masks share
+ * no bit, every node of the group; otherwise a secondary hash keyed on the
+ * bits both masks fix, built on first use, kept up to date, and bounded per
+ * group; a group that has no room for another, or is too small to deserve
+ * one, is scanned.
+ * Each node found reports the megaflows of its subtree whose common part
+ * meets the query outside the node's own mask: the megaflows that hang from
+ * one node are kept in parts, one per common mask, and a part is matched
+ * the same way as a group, by a secondary hash on the bits the query fixes
+ * once it is big enough.  A rule query reports the subtrees of the nodes
+ * that hit the rule.
  *
- * Memory.  A node costs about 100 bytes plus 8 per own mask word, and a
- * part about 70; a megaflow about 50 bytes, 24 per lookup (its link and
- * the link's slot in the part) and 8 per word of its common mask, which is
- * interned; a secondary hash 12 bytes per member its set has room for.
+ * Memory.  A node costs about 130 bytes plus 8 per own mask word; a
+ * megaflow about 70 bytes plus 8 per word of its common mask, which is
+ * interned; a secondary hash 12 bytes per member its set has room for.  Megaflows that share a path cost no node, but paths share only
+ * their beginnings: megaflows that part at one lookup (an ACL on the
+ * transport port, say) have nodes of their own for every later lookup.
  *
  * Ownership.  The index copies what it needs from the lookups passed to
  * kairo_delta_index_add() and keeps no pointer into them.  It never

@@ -1142,9 +1142,9 @@ test_differential_large_groups(void)
     dt_run(&cfg);
 }
 
-/* Many megaflows through one lookup, told apart by their common parts
- * only: the node's part answers by a secondary hash on the bits the query
- * fixes, and stays right as megaflows leave it. */
+/* Many megaflows on one path, told apart by their common parts only: the
+ * leaf part answers by a secondary hash on the bits the query fixes, and
+ * stays right as megaflows leave it. */
 static void
 test_leaf_parts(void)
 {
