@@ -75,9 +75,10 @@
  *
  * Memory.  A node costs about 130 bytes plus 8 per own mask word; a
  * megaflow about 70 bytes plus 8 per word of its common mask, which is
- * interned; a secondary hash 12 bytes per member its set has room for.  Megaflows that share a path cost no node, but paths share only
- * their beginnings: megaflows that part at one lookup (an ACL on the
- * transport port, say) have nodes of their own for every later lookup.
+ * interned; a secondary hash 12 bytes per member its set has room for.
+ * Megaflows that share a path cost no node, but paths share only their
+ * beginnings: megaflows that part at one lookup (an ACL on the transport
+ * port, say) have nodes of their own for every later lookup.
  *
  * Ownership.  The index copies what it needs from the lookups passed to
  * kairo_delta_index_add() and keeps no pointer into them.  It never
