@@ -72,8 +72,8 @@ struct kdi_mask {
 struct kdi_mset {
     void **members;             /* The members, by position. */
     uint32_t n;                 /* Members in 'members'. */
-    uint32_t allocated;         /* Capacity of 'members' and of each
-                                 * secondary's 'pos'. */
+    uint32_t allocated;         /* Capacity of 'members' and chains of
+                                 * each secondary, a power of 2. */
     uint16_t key_ofs;           /* Offset of a member's key. */
     uint16_t pos_ofs;           /* Offset of a member's position. */
     uint8_t n_words;            /* Words in a member's key. */
@@ -452,27 +452,6 @@ kdi_secondary_remove(const struct kdi_mset *ms, struct kdi_secondary *s,
     }
 }
 
-/* The member at position 'from' of 'ms' now is at 'to': moves its links in
- * secondary 's'. */
-static void
-kdi_secondary_move(const struct kdi_mset *ms, struct kdi_secondary *s,
-                   uint32_t from, uint32_t to)
-{
-    uint32_t prev = s->links[2 * from];
-    uint32_t next = s->links[2 * from + 1];
-
-    s->links[2 * to] = prev;
-    s->links[2 * to + 1] = next;
-    if (prev != KDI_NONE) {
-        s->links[2 * prev + 1] = to;
-    } else {
-        *kdi_secondary_head_of(ms, s, to) = to;
-    }
-    if (next != KDI_NONE) {
-        s->links[2 * next] = to;
-    }
-}
-
 /* (Re)allocates the chains of secondary 's' for the capacity of 'ms', whose
  * old capacity was 'old_allocated' (0 if 's' is new), and chains every
  * member. */
@@ -595,10 +574,12 @@ kdi_mset_remove(struct kairo_delta_index *idx, struct kdi_mset *ms,
     if (i != last) {
         void *moved = ms->members[last];
 
+        /* Rechained at its new position: chains have no order. */
         ms->members[i] = moved;
         *kdi_mset_pos(ms, moved) = i;
         for (size_t j = 0; j < ms->n_secondaries; j++) {
-            kdi_secondary_move(ms, ms->secondaries[j], last, i);
+            kdi_secondary_remove(ms, ms->secondaries[j], last);
+            kdi_secondary_insert(ms, ms->secondaries[j], i);
         }
     }
     ms->n = last;
