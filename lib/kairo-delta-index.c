@@ -136,6 +136,8 @@ struct kdi_node {
     uint32_t rule_pos;          /* Its index in 'rule->nodes'. */
     uint32_t n_refs;            /* Megaflows whose path goes through it. */
     uint32_t pos;               /* Its position in 'group->members'. */
+    uint32_t round;             /* The round in which a query reported
+                                 * every megaflow of its subtree, or 0. */
     uint64_t key[];             /* One word per mask word of 'group'. */
 };
 
@@ -172,7 +174,11 @@ struct kairo_delta_index {
     struct hmap cmasks;         /* Contains "struct kdi_cmask"s. */
     struct hmap rules;          /* Contains "struct kdi_rule"s. */
     uint64_t n_lookups;         /* Lookups over all megaflows. */
-    uint64_t stamp;             /* Incremented by every query. */
+    uint64_t stamp;             /* Incremented by every query outside a
+                                 * round and by every round. */
+    uint32_t round;             /* The open round, or 0. */
+    uint32_t last_round;        /* The latest round opened. */
+    uint64_t round_stamp;       /* The open round's stamp. */
     size_t n_secondaries;       /* Secondary hashes of all member sets. */
     size_t memory;              /* Bytes allocated, not counting hmap
                                  * bucket arrays. */
@@ -680,6 +686,16 @@ kdi_cmask_unref(struct kairo_delta_index *idx, struct kdi_cmask *cm)
 
 /* Returns the entry for lookups that hit 'in->rule' with 'in''s threshold
  * and conjunctions, or NULL. */
+/* Returns true if 'r' is the entry for what lookup 'in' hit. */
+static bool
+kdi_rule_is(const struct kdi_rule *r, const struct kairo_delta_index_lookup *in)
+{
+    return (r->rule == in->rule && r->priority == in->priority
+            && r->conj == in->conj
+            && (in->conj != KAIRO_DELTA_INDEX_CONJ_ONE
+                || r->conj_id == in->conj_id));
+}
+
 static struct kdi_rule *
 kdi_rule_find(const struct kairo_delta_index *idx,
               const struct kairo_delta_index_lookup *in)
@@ -688,10 +704,7 @@ kdi_rule_find(const struct kairo_delta_index *idx,
 
     HMAP_FOR_EACH_WITH_HASH (r, node, hash_pointer(in->rule, 0),
                              &idx->rules) {
-        if (r->rule == in->rule && r->priority == in->priority
-            && r->conj == in->conj
-            && (in->conj != KAIRO_DELTA_INDEX_CONJ_ONE
-                || r->conj_id == in->conj_id)) {
+        if (kdi_rule_is(r, in)) {
             return r;
         }
     }
@@ -813,6 +826,7 @@ kdi_node_get(struct kairo_delta_index *idx, struct kdi_node *parent,
     n->group = g;
     n->rule = r;
     n->n_refs = 0;
+    n->round = 0;
     memcpy(n->key, key, key_size);
     hmap_insert(&idx->nodes, &n->id_node, id_hash);
     hindex_insert(&g->nodes, &n->hnode, key_hash);
@@ -993,12 +1007,49 @@ kdi_own_key(const struct kairo_delta_index_lookup *in,
     }
 }
 
-int
-kairo_delta_index_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
-                      const void *owner,
-                      const struct kairo_delta_index_common *common,
-                      const struct kairo_delta_index_lookup lookups[],
-                      size_t n)
+/* Returns the node for lookup 'in', the child of 'parent' (NULL: a root),
+ * creating it (and its group and rule entry) if needed.  'hint', if
+ * nonnull, is a node that is likely to be the one, or to be in its group or
+ * to hit its rule entry: checking it spares the hash lookups. */
+static struct kdi_node *
+kdi_lookup_node(struct kairo_delta_index *idx, struct kdi_node *parent,
+                const struct kairo_delta_index_lookup *in,
+                const struct kdi_node *hint)
+{
+    const uint64_t *mask = (const uint64_t *) &in->mask->masks;
+    uint64_t key[FLOW_U64S];
+    struct kdi_group *g;
+    struct kdi_rule *r;
+
+    if (hint && hint->group->table_id == in->table_id
+        && kdi_mask_equals(&hint->group->mask, mask)) {
+        g = hint->group;
+    } else {
+        g = kdi_group_get(idx, in->table_id, mask);
+    }
+    kdi_own_key(in, &g->mask, key);
+
+    if (hint && (hint->rule ? kdi_rule_is(hint->rule, in) : !in->rule)) {
+        r = hint->rule;
+    } else {
+        r = kdi_rule_get(idx, in);
+    }
+
+    if (hint && hint->parent == parent && hint->group == g && hint->rule == r
+        && !memcmp(hint->key, key, g->mask.n_words * sizeof *key)) {
+        return CONST_CAST(struct kdi_node *, hint);
+    }
+    return kdi_node_get(idx, parent, g, r, key);
+}
+
+/* Adds a megaflow as kairo_delta_index_add().  'old', if nonnull, is the
+ * entry the new one replaces, still indexed: its path is the hint for the
+ * new path's nodes, which a re-translation mostly leaves as they were. */
+static int
+kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
+        const void *owner, const struct kairo_delta_index_common *common,
+        const struct kairo_delta_index_lookup lookups[], size_t n,
+        const struct kdi_megaflow *old)
 {
     if (kdi_megaflow_find(idx, owner)) {
         return EEXIST;
@@ -1012,19 +1063,33 @@ kairo_delta_index_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         }
     }
 
+    /* The old path, from its root, as hints. */
+    const struct kdi_node *stub[64];
+    const struct kdi_node **hints = stub;
+    size_t n_hints = old && old->part ? old->n_lookups : 0;
+    if (n_hints > ARRAY_SIZE(stub)) {
+        hints = xmalloc(n_hints * sizeof *hints);
+    }
+    if (n_hints) {
+        const struct kdi_node *h = old->part->leaf;
+
+        for (size_t i = n_hints; i-- > 0; h = h->parent) {
+            hints[i] = h;
+        }
+    }
+
     /* The path.  A megaflow without lookups is in no path, and no insert
      * query needs its common part. */
     struct kdi_node *node = NULL;
     for (size_t i = 0; i < n; i++) {
-        const uint64_t *mask = (const uint64_t *) &lookups[i].mask->masks;
-        uint64_t key[FLOW_U64S];
-        struct kdi_group *g;
-
-        g = kdi_group_get(idx, lookups[i].table_id, mask);
-        kdi_own_key(&lookups[i], &g->mask, key);
-        node = kdi_node_get(idx, node, g, kdi_rule_get(idx, &lookups[i]),
-                            key);
+        node = kdi_lookup_node(idx, node, &lookups[i],
+                               i < n_hints ? hints[i] : NULL);
         node->n_refs++;
+        node->round = 0;        /* Its subtree has a megaflow not yet
+                                 * reported. */
+    }
+    if (hints != stub) {
+        free(hints);
     }
 
     struct kdi_cmask *cm = NULL;
@@ -1038,7 +1103,7 @@ kairo_delta_index_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
                                         + n_common * sizeof *mf->common);
     mf->owner = owner;
     mf->id = megaflow_id;
-    mf->stamp = idx->stamp;
+    mf->stamp = 0;              /* No query's. */
     mf->n_lookups = n;
     if (cm) {
         const uint64_t *ckey = (const uint64_t *) common->key;
@@ -1056,6 +1121,16 @@ kairo_delta_index_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
     idx->n_lookups += n;
     idx->stats.n_adds++;
     return 0;
+}
+
+int
+kairo_delta_index_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
+                      const void *owner,
+                      const struct kairo_delta_index_common *common,
+                      const struct kairo_delta_index_lookup lookups[],
+                      size_t n)
+{
+    return kdi_add(idx, megaflow_id, owner, common, lookups, n, NULL);
 }
 
 bool
@@ -1091,8 +1166,7 @@ kairo_delta_index_replace(struct kairo_delta_index *idx,
      * in (sharing its nodes), and it goes back if the new one is
      * refused. */
     hmap_remove(&idx->megaflows, &mf->node);
-    error = kairo_delta_index_add(idx, megaflow_id, owner, common, lookups,
-                                  n);
+    error = kdi_add(idx, megaflow_id, owner, common, lookups, n, mf);
     hmap_insert(&idx->megaflows, &mf->node, hash_pointer(owner, 0));
     if (!error) {
         kdi_megaflow_destroy(idx, mf);
@@ -1233,33 +1307,70 @@ kdi_part_query(struct kairo_delta_index *idx, struct kdi_part *p,
     }
 }
 
+/* Returns true if every megaflow of the subtree of 'n' was reported in the
+ * open round. */
+static bool
+kdi_subtree_reported(struct kairo_delta_index *idx, const struct kdi_node *n)
+{
+    if (idx->round && n->round == idx->round) {
+        idx->stats.subtrees_skipped++;
+        return true;
+    }
+    return false;
+}
+
+/* Returns the first node in 'list' onwards, a list of the children of
+ * 'parent', whose subtree still has megaflows to report, or NULL. */
+static struct kdi_node *
+kdi_next_unreported(struct kairo_delta_index *idx,
+                    const struct kdi_node *parent, const struct ovs_list *list)
+{
+    for (; list != &parent->children; list = list->next) {
+        struct kdi_node *n = CONTAINER_OF(list, struct kdi_node, sibling);
+
+        if (!kdi_subtree_reported(idx, n)) {
+            return n;
+        }
+    }
+    return NULL;
+}
+
 /* Reports, as kdi_part_query(), the megaflows whose path goes through node
- * 'top'. */
+ * 'top', skipping the subtrees that the open round reported whole.  A rule
+ * query reports every megaflow it walks, so it marks the nodes it walks as
+ * reported whole in the round. */
 static void
 kdi_report_subtree(struct kairo_delta_index *idx, struct kdi_node *top,
                    struct kdi_query *q)
 {
+    bool whole = !q->own;
     struct kdi_node *n = top;
 
+    if (kdi_subtree_reported(idx, top)) {
+        return;
+    }
     for (;;) {
+        struct kdi_node *next;
+
+        idx->stats.nodes_walked++;
+        if (whole) {
+            n->round = idx->round;
+        }
         for (struct kdi_part *p = n->parts; p; p = p->next) {
             kdi_part_query(idx, p, q);
         }
 
         /* Depth first: the first child, else the next sibling of this
          * node or of the nearest ancestor below 'top' that has one. */
-        if (!ovs_list_is_empty(&n->children)) {
-            n = CONTAINER_OF(ovs_list_front(&n->children), struct kdi_node,
-                             sibling);
-            continue;
-        }
-        while (n != top && n->sibling.next == &n->parent->children) {
+        next = kdi_next_unreported(idx, n, n->children.next);
+        while (!next && n != top) {
+            next = kdi_next_unreported(idx, n->parent, n->sibling.next);
             n = n->parent;
         }
-        if (n == top) {
+        if (!next) {
             return;
         }
-        n = CONTAINER_OF(n->sibling.next, struct kdi_node, sibling);
+        n = next;
     }
 }
 
@@ -1331,6 +1442,13 @@ kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
     }
 }
 
+/* Returns the stamp for a new query: the open round's, else a new one. */
+static uint64_t
+kdi_query_stamp(struct kairo_delta_index *idx)
+{
+    return idx->round ? idx->round_stamp : ++idx->stamp;
+}
+
 /* Runs insert query 'q' for match 'm' over 'idx' and returns how many
  * megaflows it reported. */
 static size_t
@@ -1341,7 +1459,7 @@ kdi_query_insert(struct kairo_delta_index *idx, const struct match *m,
 
     q->value = (const uint64_t *) &m->flow;
     q->mask = (const uint64_t *) &m->wc.masks;
-    q->stamp = ++idx->stamp;
+    q->stamp = kdi_query_stamp(idx);
     q->n_reported = 0;
     idx->stats.n_insert_queries++;
     LIST_FOR_EACH (g, list_node, &idx->tables[q->table_id]) {
@@ -1410,7 +1528,7 @@ kairo_delta_index_query_rule(struct kairo_delta_index *idx, const void *rule,
     struct kdi_query q = {
         .cb = cb,
         .aux = aux,
-        .stamp = ++idx->stamp,
+        .stamp = kdi_query_stamp(idx),
     };
     struct kdi_rule *r;
 
@@ -1424,6 +1542,31 @@ kairo_delta_index_query_rule(struct kairo_delta_index *idx, const void *rule,
     }
     idx->stats.megaflows_reported += q.n_reported;
     return q.n_reported;
+}
+
+/* Rounds. */
+
+void
+kairo_delta_index_begin_round(struct kairo_delta_index *idx)
+{
+    if (++idx->last_round == 0) {
+        /* The round numbers wrapped: forget every node's. */
+        struct kdi_node *n;
+
+        HMAP_FOR_EACH (n, id_node, &idx->nodes) {
+            n->round = 0;
+        }
+        idx->last_round = 1;
+    }
+    idx->round = idx->last_round;
+    idx->round_stamp = ++idx->stamp;
+    idx->stats.n_rounds++;
+}
+
+void
+kairo_delta_index_end_round(struct kairo_delta_index *idx)
+{
+    idx->round = 0;
 }
 
 /* Statistics. */

@@ -160,6 +160,7 @@ struct kairo_delta_index_stats {
     uint64_t n_removes;           /* Megaflows removed (remove, replace). */
     uint64_t n_insert_queries;    /* Insert queries answered. */
     uint64_t n_rule_queries;      /* Rule queries answered. */
+    uint64_t n_rounds;            /* Rounds begun. */
 
     /* Insert-query paths, per group visited. */
     uint64_t path_probe;          /* Mask covered: one exact hash probe. */
@@ -176,6 +177,9 @@ struct kairo_delta_index_stats {
 
     /* Selectivity. */
     uint64_t lookups_examined;    /* Nodes compared by insert queries. */
+    uint64_t nodes_walked;        /* Nodes visited in subtrees. */
+    uint64_t subtrees_skipped;    /* Subtrees not walked, because the open
+                                   * round had reported them whole. */
     uint64_t megaflows_examined;  /* Megaflows visited in subtrees. */
     uint64_t megaflows_reported;  /* Megaflows reported by all queries. */
 };
@@ -221,7 +225,8 @@ bool kairo_delta_index_contains(const struct kairo_delta_index *,
                                 const void *owner);
 
 /* Queries.  Each calls 'cb' once per affected megaflow, in no particular
- * order, and returns the number of calls.
+ * order, and returns the number of calls.  In a round (see below), megaflows
+ * that an earlier query of the round reported are left out.
  *
  * The insert queries report the megaflows that inserting a rule with
  * 'priority' and match 'm' into 'table_id' affects (see the definition at
@@ -255,6 +260,20 @@ size_t kairo_delta_index_query_conj_insert(struct kairo_delta_index *,
 size_t kairo_delta_index_query_rule(struct kairo_delta_index *,
                                     const void *rule,
                                     kairo_delta_index_cb *cb, void *aux);
+
+/* Rounds.
+ *
+ * A caller that collects the megaflows of a series of changes, to
+ * re-translate each once, need not hear of a megaflow twice.  Between
+ * kairo_delta_index_begin_round() and kairo_delta_index_end_round() (or the
+ * next begin), the queries report each megaflow at most once between them:
+ * one that an earlier query of the round reported is neither reported nor
+ * counted again, and a subtree of the trie whose megaflows a rule query
+ * reported is not walked again.  A megaflow added or replaced during the
+ * round is new to it.  Outside a round every query reports all it finds.
+ * O(1), except once every 2**32 rounds O(nodes). */
+void kairo_delta_index_begin_round(struct kairo_delta_index *);
+void kairo_delta_index_end_round(struct kairo_delta_index *);
 
 /* Fills '*stats' with the index's current counters and sizes.  O(groups
  * and secondary hashes). */

@@ -400,6 +400,8 @@ struct kd_bridge {
     struct hmap_node node;      /* In 'kd_bridges', by 'ofproto'. */
     const struct ofproto *ofproto;
     struct kairo_delta_index *index;
+    uint64_t round;             /* 'kd_round_seq' of the index's open round
+                                 * of queries, or 0. */
 };
 
 /* The megaflows of one udpif (datapath backer). */
@@ -1457,9 +1459,35 @@ kd_bridge_get(const struct ofproto *ofproto)
         b = xmalloc(sizeof *b);
         b->ofproto = ofproto;
         b->index = kairo_delta_index_create();
+        b->round = 0;
         hmap_insert(&kd_bridges, &b->node, hash_pointer(ofproto, 0));
     }
     return b;
+}
+
+/* Returns 'b''s index with the open round of marks as its round of
+ * queries: the megaflows already marked in the round are not reported
+ * again. */
+static struct kairo_delta_index *
+kd_bridge_marking_index(struct kd_bridge *b)
+{
+    if (b->round != kd_round_seq) {
+        kairo_delta_index_begin_round(b->index);
+        b->round = kd_round_seq;
+    }
+    return b->index;
+}
+
+/* Returns 'b''s index outside any round of queries, for queries that must
+ * hear of every megaflow. */
+static struct kairo_delta_index *
+kd_bridge_whole_index(struct kd_bridge *b)
+{
+    if (b->round) {
+        kairo_delta_index_end_round(b->index);
+        b->round = 0;
+    }
+    return b->index;
 }
 
 static struct kd_udpif *
@@ -1586,6 +1614,59 @@ kd_mark(struct kd_megaflow *mf, long long int time)
         kd_stats.marked++;
         COVERAGE_INC(kairo_delta_marked);
     }
+}
+
+/* A megaflow's entries in the indexes while it is being indexed anew. */
+struct kd_old_index {
+    struct kd_bridge **bridges; /* Indexes that held its lookups. */
+    size_t n_bridges;
+    struct rule **rules;        /* References to the rules they name. */
+    size_t n_rules;
+};
+
+/* Takes from 'mf' its indexes and rule references, leaving its entries in
+ * the indexes, and makes it neither opaque nor dependent on anything else,
+ * to be indexed anew. */
+static struct kd_old_index
+kd_megaflow_take_index(struct kd_megaflow *mf)
+{
+    struct kd_old_index old = {
+        .bridges = mf->bridges, .n_bridges = mf->n_bridges,
+        .rules = mf->rules, .n_rules = mf->n_rules,
+    };
+
+    mf->bridges = NULL;
+    mf->n_bridges = 0;
+    mf->rules = NULL;
+    mf->n_rules = 0;
+    if (mf->opaque) {
+        ovs_list_remove(&mf->opaque_node);
+        mf->opaque = false;
+    }
+    kairo_delta_deps_remove(kd_deps, mf);
+    return old;
+}
+
+/* Removes 'mf' from the indexes of 'old' that are not 'mf''s any more, and
+ * drops the old rule references. */
+static void
+kd_old_index_release(struct kd_old_index *old, const struct kd_megaflow *mf)
+{
+    for (size_t i = 0; i < old->n_bridges; i++) {
+        bool kept = false;
+
+        for (size_t j = 0; j < mf->n_bridges && !kept; j++) {
+            kept = mf->bridges[j] == old->bridges[i];
+        }
+        if (!kept) {
+            kairo_delta_index_remove(old->bridges[i]->index, mf);
+        }
+    }
+    free(old->bridges);
+    for (size_t i = 0; i < old->n_rules; i++) {
+        ofproto_rule_unref(old->rules[i]);
+    }
+    free(old->rules);
 }
 
 /* Removes 'mf''s lookups from every index and drops its rule references. */
@@ -1742,11 +1823,16 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
                   const struct nlattr *key, size_t key_len,
                   const struct nlattr *mask, size_t mask_len)
 {
-    kd_megaflow_unindex(mf);
     if (!c || c->overflow || learns || kd_capture_learns(c)) {
+        kd_megaflow_unindex(mf);
         kd_megaflow_set_opaque(mf);
         return;
     }
+
+    /* The old entries are replaced in place, so that the new path finds
+     * the nodes it keeps without hashing; the rules they name stay
+     * referenced until then. */
+    struct kd_old_index old = kd_megaflow_take_index(mf);
 
     /* The lookups as flows and wildcards (main thread only). */
     static struct kd_flow_wc *fwcs;
@@ -1799,16 +1885,18 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
         }
 
         struct kd_bridge *b = kd_bridge_get(ofproto);
-        int error = kairo_delta_index_add(b->index, mf->seq, mf,
-                                          has_common ? &common : NULL,
-                                          lookups, n);
+        int error = kairo_delta_index_replace(b->index, mf->seq, mf,
+                                              has_common ? &common : NULL,
+                                              lookups, n);
         if (error) {
             static struct vlog_rate_limit rl = VLOG_RATE_LIMIT_INIT(5, 5);
 
             VLOG_WARN_RL(&rl, "megaflow lookups not indexed (%s); it will "
                          "be revalidated on every flow table change",
                          ovs_strerror(error));
+            kairo_delta_index_remove(b->index, mf);
             kd_megaflow_unindex(mf);
+            kd_old_index_release(&old, mf);
             kd_megaflow_set_opaque(mf);
             free(lookups);
             return;
@@ -1818,6 +1906,7 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
         mf->bridges[mf->n_bridges++] = b;
     }
     free(lookups);
+    kd_old_index_release(&old, mf);
 
     /* The groups, ports and MAC entries it looked up. */
     kairo_delta_deps_set(kd_deps, mf, c->deps, c->n_deps);
@@ -2065,22 +2154,28 @@ kd_process_rule(struct kd_event *ev)
     if (b) {
         struct kd_rule_queries q = kd_rule_change_queries(removed, rule,
                                                           ev->old_rule);
+        struct kairo_delta_index *index = kd_bridge_marking_index(b);
         size_t n_hit = 0, n_region = 0;
 
         if (q.hit) {
-            n_hit = kairo_delta_index_query_rule(b->index, q.hit, kd_mark_cb,
+            n_hit = kairo_delta_index_query_rule(index, q.hit, kd_mark_cb,
                                                  &ev->time);
         }
         if (q.region) {
-            n_region = kd_query_region(b->index, q.region->table_id,
+            n_region = kd_query_region(index, q.region->table_id,
                                        q.region->cr.priority,
                                        &q.region->cr.match, kd_mark_cb,
                                        &ev->time);
         }
         if (q.gone_clause) {
-            n_region += kd_query_gone_clause(b->index, ev->ofproto,
+            n_region += kd_query_gone_clause(index, ev->ofproto,
                                              q.gone_clause, kd_mark_cb,
                                              &ev->time);
+        }
+        if (kd_round_first) {
+            /* The delta is part of the burst even if all it affects was
+             * marked already. */
+            kd_round_note(ev->time);
         }
         if (VLOG_IS_DBG_ENABLED()) {
             struct ds s = DS_EMPTY_INITIALIZER;
@@ -2090,8 +2185,9 @@ kd_process_rule(struct kd_event *ev)
                           : "insert", rule->table_id);
             cls_rule_format(&rule->cr, ofproto_get_tun_tab(ev->ofproto),
                             NULL, &s);
-            VLOG_DBG("%s: %"PRIuSIZE" megaflows hit it, %"PRIuSIZE
-                     " meet its region", ds_cstr(&s), n_hit, n_region);
+            VLOG_DBG("%s: %"PRIuSIZE" megaflows not yet marked hit it, %"
+                     PRIuSIZE" meet its region", ds_cstr(&s), n_hit,
+                     n_region);
             ds_destroy(&s);
         }
     }
@@ -2366,6 +2462,25 @@ kd_round_plan(size_t n_marks, size_t n_megaflows)
     return n_marks <= KD_MAX_INLINE ? KD_ROUND_INLINE : KD_ROUND_KICK;
 }
 
+/* Has every megaflow marked in 'kdu''s round await a translation that began
+ * after the latest delta.  The round's later deltas did not mark again the
+ * megaflows that its earlier ones had (kd_bridge_marking_index()), so their
+ * 'pending_gen' may predate a delta that affects them. */
+static void
+kd_marks_await_latest(struct kd_udpif *kdu)
+{
+    uint64_t gen;
+
+    atomic_read_relaxed(&kd_gen, &gen);
+    for (size_t i = 0; i < kdu->n_marks; i++) {
+        struct kd_megaflow *mf = kd_megaflow_find(kdu, &kdu->marks[i]);
+
+        if (mf && mf->pending_gen) {
+            mf->pending_gen = MAX(mf->pending_gen, gen);
+        }
+    }
+}
+
 /* Has the round's marks re-translated, at once if there are few and
  * 'may_translate', otherwise by the revalidators, or falls back to a full
  * revalidation where that is cheaper. */
@@ -2386,6 +2501,7 @@ kd_flush_marks(bool may_translate)
         if (!kdu->n_marks) {
             continue;
         }
+        kd_marks_await_latest(kdu);
 
         enum kd_round round = kd_round_plan(kdu->n_marks,
                                             hmap_count(&kdu->megaflows));
@@ -2586,6 +2702,9 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
         total.n_groups += s.n_groups;
         total.memory += s.memory;
         total.lookups_examined += s.lookups_examined;
+        total.nodes_walked += s.nodes_walked;
+        total.subtrees_skipped += s.subtrees_skipped;
+        total.megaflows_examined += s.megaflows_examined;
         total.megaflows_reported += s.megaflows_reported;
     }
     HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
@@ -2630,7 +2749,10 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
     }
     ds_put_char(out, '\n');
     ds_put_format(out, "  selectivity: %"PRIu64" lookups examined, %"PRIu64
-                  " megaflows reported\n", total.lookups_examined,
+                  " nodes walked (%"PRIu64" subtrees skipped as marked), %"
+                  PRIu64" megaflows examined, %"PRIu64" reported\n",
+                  total.lookups_examined, total.nodes_walked,
+                  total.subtrees_skipped, total.megaflows_examined,
                   total.megaflows_reported);
     ds_put_cstr(out, "  delta to re-translation:");
     for (size_t i = 0; i < KD_N_LATENCY; i++) {
@@ -2971,8 +3093,8 @@ kd_explain_region(struct kd_explain *ex, struct kd_bridge *b,
         .why = KD_WHY_INSERT, .table_id = table_id, .priority = priority,
     };
     if (b) {
-        kd_query_region(b->index, table_id, priority, match, kd_explain_cb,
-                        ex);
+        kd_query_region(kd_bridge_whole_index(b), table_id, priority,
+                        match, kd_explain_cb, ex);
     }
 }
 
@@ -3002,14 +3124,16 @@ kd_explain_rule(struct kd_explain *ex, struct kd_bridge *b,
     ds_put_char(&ex->out, '\n');
     ex->query = (struct kd_explained) { .why = KD_WHY_RULE, .rule = rule };
     if (b) {
-        kairo_delta_index_query_rule(b->index, rule, kd_explain_cb, ex);
+        kairo_delta_index_query_rule(kd_bridge_whole_index(b), rule,
+                                     kd_explain_cb, ex);
     }
     if (kd_rule_is_clause(rule) && b) {
         ex->query = (struct kd_explained) {
             .why = KD_WHY_INSERT, .table_id = rule->table_id,
             .priority = rule->cr.priority,
         };
-        kd_query_gone_clause(b->index, ex->ofproto, rule, kd_explain_cb, ex);
+        kd_query_gone_clause(kd_bridge_whole_index(b), ex->ofproto, rule,
+                             kd_explain_cb, ex);
     }
     if (new_clause) {
         kd_explain_region(ex, b, rule->table_id, rule->cr.priority,

@@ -620,6 +620,7 @@ struct dt_config {
     bool shared_paths;          /* Most megaflows take another's whole path
                                  * and common mask, as many connections
                                  * through one pipeline do. */
+    bool rounds;                /* Queries run in rounds, now and then. */
 };
 
 /* One megaflow slot of the differential test; its address is the owner. */
@@ -650,6 +651,9 @@ struct dt {
     int priorities[DT_TABLES * DT_RULES_PER_TABLE]; /* Their priorities. */
     unsigned int calls[DT_MAX_SLOTS];         /* Callback calls per slot. */
     bool expected[DT_MAX_SLOTS];              /* Brute force's answer. */
+    bool in_round;                            /* A round is open. */
+    bool round_reported[DT_MAX_SLOTS];        /* Reported in the round. */
+    unsigned int n_rounds;                    /* Rounds begun. */
     unsigned int bad_ids;                     /* Calls with a wrong id. */
     unsigned int mismatches;                  /* Wrong answers. */
     unsigned int n_insert_queries;            /* Insert queries checked. */
@@ -838,14 +842,22 @@ dt_lookups(const struct dt *dt, const struct dt_megaflow *mf,
     }
 }
 
-/* Adds (or, if 'replace', replaces) slot 'mf' with a new random megaflow. */
+/* Adds (or, if 'replace', replaces) slot 'mf' with a new random megaflow,
+ * or if 'retranslate', replaces live 'mf' with a megaflow that keeps a
+ * prefix of its path, as most re-translations do. */
 static void
-dt_put(struct dt *dt, struct dt_megaflow *mf, bool replace)
+dt_put__(struct dt *dt, struct dt_megaflow *mf, bool replace,
+         bool retranslate)
 {
     struct kairo_delta_index_lookup l[DT_MAX_LOOKUPS];
     int error;
 
-    dt_generate(dt, mf);
+    if (retranslate) {
+        mf->n = 1 + rng_below(&dt->rng, mf->n);
+        mf->id = rng_next(&dt->rng);
+    } else {
+        dt_generate(dt, mf);
+    }
     dt_lookups(dt, mf, l);
     struct kairo_delta_index_common c = { &mf->ckey, &mf->cmask };
     const struct kairo_delta_index_common *common = (mf->has_common ? &c
@@ -856,25 +868,39 @@ dt_put(struct dt *dt, struct dt_megaflow *mf, bool replace)
              : kairo_delta_index_add(dt->idx, mf->id, mf, common, l, mf->n));
     CU_ASSERT_EQUAL(error, 0);
     mf->live = !error;
+    dt->round_reported[mf - dt->mfs] = false;     /* New to the round. */
     dt->n_changes++;
 }
 
-/* Checks the callback counts against 'dt->expected' and the returned count
- * 'n', then clears the counts. */
+static void
+dt_put(struct dt *dt, struct dt_megaflow *mf, bool replace)
+{
+    dt_put__(dt, mf, replace, false);
+}
+
+/* Checks the callback counts against 'dt->expected', less what the open
+ * round already reported, and the returned count 'n', then clears the
+ * counts. */
 static void
 dt_compare(struct dt *dt, size_t n, const char *what)
 {
     size_t n_expected = 0;
 
     for (size_t s = 0; s < dt->cfg->n_slots; s++) {
-        if (dt->calls[s] != (dt->expected[s] ? 1 : 0)) {
+        bool expected = dt->expected[s];
+
+        if (dt->in_round) {
+            expected = expected && !dt->round_reported[s];
+            dt->round_reported[s] = dt->round_reported[s] || expected;
+        }
+        if (dt->calls[s] != (expected ? 1 : 0)) {
             if (dt->mismatches++ < 5) {
                 fprintf(stderr, "%s: %s: slot %"PRIuSIZE" reported %u "
                         "times, expected %d\n", dt->cfg->name, what, s,
-                        dt->calls[s], dt->expected[s] ? 1 : 0);
+                        dt->calls[s], expected ? 1 : 0);
             }
         }
-        n_expected += dt->expected[s];
+        n_expected += expected;
         dt->calls[s] = 0;
     }
     if (n != n_expected) {
@@ -1044,6 +1070,19 @@ dt_run(const struct dt_config *cfg)
         struct dt_megaflow *mf = &dt->mfs[rng_below(&dt->rng,
                                                     cfg->n_slots)];
 
+        if (cfg->rounds && !rng_below(&dt->rng, 25)) {
+            /* End the round, or begin another (ending the open one). */
+            if (dt->in_round && rng_below(&dt->rng, 3)) {
+                kairo_delta_index_end_round(dt->idx);
+                dt->in_round = false;
+            } else {
+                kairo_delta_index_begin_round(dt->idx);
+                dt->in_round = true;
+                dt->n_rounds++;
+                memset(dt->round_reported, 0, sizeof dt->round_reported);
+            }
+        }
+
         if (kind < 9) {
             dt_insert_query(dt);
         } else if (kind < 11) {
@@ -1057,7 +1096,7 @@ dt_run(const struct dt_config *cfg)
             mf->live = false;
             dt->n_changes++;
         } else {
-            dt_put(dt, mf, true);
+            dt_put__(dt, mf, true, mf->live && !rng_below(&dt->rng, 3));
         }
     }
 
@@ -1084,16 +1123,25 @@ dt_run(const struct dt_config *cfg)
     if (cfg->shared_paths) {
         CU_ASSERT(st.part_secondary > 0);
     }
+    CU_ASSERT_EQUAL(st.n_rounds, dt->n_rounds);
+    if (cfg->rounds) {
+        CU_ASSERT(dt->n_rounds > cfg->n_ops / 50);
+        CU_ASSERT(st.subtrees_skipped > 0);
+    } else {
+        CU_ASSERT_EQUAL(st.subtrees_skipped, 0);
+    }
     if (getenv("KAIRO_UNIT_VERBOSE")) {
         fprintf(stderr, "\n%s: %u changes, %u insert + %u rule queries, "
                 "%u affected; %"PRIu64" nodes for %"PRIu64" lookups; "
                 "groups: probe %"PRIu64", secondary %"PRIu64", all %"PRIu64
                 ", scan %"PRIu64"; parts: secondary %"PRIu64", all %"PRIu64
-                ", scan %"PRIu64"\n",
+                ", scan %"PRIu64"; %u rounds, %"PRIu64" nodes walked, %"
+                PRIu64" subtrees skipped\n",
                 cfg->name, dt->n_changes, dt->n_insert_queries,
                 dt->n_rule_queries, dt->n_affected, st.n_nodes, st.n_lookups,
                 st.path_probe, st.path_secondary, st.path_all, st.path_scan,
-                st.part_secondary, st.part_all, st.part_scan);
+                st.part_secondary, st.part_all, st.part_scan, dt->n_rounds,
+                st.nodes_walked, st.subtrees_skipped);
     }
 
     /* Emptied, the index holds no megaflow, group or rule. */
@@ -1232,6 +1280,27 @@ test_differential_shared_paths(void)
     dt_run(&cfg);
 }
 
+/* Differential test in rounds: queries between the beginning and the end of
+ * a round report each megaflow once between them, while megaflows come and
+ * go, and rule queries leave subtrees that later queries skip. */
+static void
+test_differential_rounds(void)
+{
+    static const struct dt_config small = {
+        .name = "rounds, small groups", .seed = UINT64_C(0x6b6169726f2d3034),
+        .n_slots = 160, .n_templates = 5, .n_ops = 12000,
+        .derived_odds = 1, .rounds = true,
+    };
+    static const struct dt_config shared = {
+        .name = "rounds, shared paths", .seed = UINT64_C(0x6b6169726f2d3035),
+        .n_slots = 1000, .n_templates = 2, .n_ops = 8000,
+        .derived_odds = 3, .shared_paths = true, .rounds = true,
+    };
+
+    dt_run(&small);
+    dt_run(&shared);
+}
+
 /* Declared here as well, so that this file compiles before kairo-unit.h
  * lists the suite in KAIRO_UNIT_SUITES. */
 CU_ErrorCode kairo_unit_register_delta_index(void);
@@ -1261,7 +1330,9 @@ kairo_unit_register_delta_index(void)
         || !CU_add_test(suite, "differential, large groups",
                         test_differential_large_groups)
         || !CU_add_test(suite, "differential, shared paths",
-                        test_differential_shared_paths)) {
+                        test_differential_shared_paths)
+        || !CU_add_test(suite, "differential, rounds",
+                        test_differential_rounds)) {
         return CU_get_error();
     }
     return CUE_SUCCESS;
