@@ -353,7 +353,9 @@ static struct ovs_list kd_spare_events OVS_GUARDED_BY(kd_spare_mutex)
     = OVS_LIST_INITIALIZER(&kd_spare_events);
 static size_t kd_n_spare_events OVS_GUARDED_BY(kd_spare_mutex);
 #define KD_MAX_SPARE_EVENTS 4096    /* Beyond this, blocks are freed. */
-#define KD_EVENT_BLOCK 512          /* Block sizes are multiples of this. */
+#define KD_EVENT_BLOCK 512          /* Block sizes are powers of 2, at least
+                                     * this, so that a block fits most events
+                                     * of a burst. */
 
 /* Offset of the bytes that follow a ukey event in its block. */
 #define KD_EVENT_HEAD ROUND_UP(sizeof(struct kd_event), 8)
@@ -1089,7 +1091,9 @@ kd_event_alloc(size_t extra)
         }
     }
 
-    size_t block_size = ev ? ev->block_size : ROUND_UP(size, KD_EVENT_BLOCK);
+    size_t block_size = (ev ? ev->block_size
+                         : MAX(KD_EVENT_BLOCK,
+                               (size_t) 1 << log_2_ceil(size)));
     if (!ev) {
         ev = xmalloc(block_size);
     }
@@ -2407,21 +2411,23 @@ kd_events_recycle(void)
         return;
     }
 
-    bool keep;
+    /* Free the blocks beyond the limit, and only those: a burst bigger than
+     * the limit must not leave the next burst to allocate every block
+     * anew. */
+    size_t room;
     ovs_mutex_lock(&kd_spare_mutex);
-    keep = kd_n_spare_events + kd_n_done_events <= KD_MAX_SPARE_EVENTS;
-    if (keep) {
-        ovs_list_push_back_all(&kd_spare_events, &kd_done_events);
-        kd_n_spare_events += kd_n_done_events;
-    }
+    room = KD_MAX_SPARE_EVENTS - MIN(kd_n_spare_events, KD_MAX_SPARE_EVENTS);
     ovs_mutex_unlock(&kd_spare_mutex);
-
-    if (!keep) {
-        struct kd_event *ev;
-        LIST_FOR_EACH_POP (ev, list_node, &kd_done_events) {
-            free(ev);
-        }
+    while (kd_n_done_events > room) {
+        free(CONTAINER_OF(ovs_list_pop_back(&kd_done_events),
+                          struct kd_event, list_node));
+        kd_n_done_events--;
     }
+
+    ovs_mutex_lock(&kd_spare_mutex);
+    ovs_list_push_back_all(&kd_spare_events, &kd_done_events);
+    kd_n_spare_events += kd_n_done_events;
+    ovs_mutex_unlock(&kd_spare_mutex);
     kd_n_done_events = 0;
 }
 
