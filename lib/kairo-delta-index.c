@@ -96,6 +96,10 @@ struct kdi_secondary {
     uint64_t bits[];            /* B, one word per key word. */
 };
 
+/* kdi_node_get() compares up to this many of a parent's children before it
+ * probes the node table instead. */
+#define KDI_MAX_CHILD_SCAN 8
+
 /* No member: the end of a chain. */
 #define KDI_NONE UINT32_MAX
 
@@ -807,10 +811,27 @@ kdi_node_get(struct kairo_delta_index *idx, struct kdi_node *parent,
     uint32_t id_hash = kdi_node_id_hash(parent, g, r, key_hash);
     struct kdi_node *n;
 
-    HMAP_FOR_EACH_WITH_HASH (n, id_node, id_hash, &idx->nodes) {
-        if (n->parent == parent && n->group == g && n->rule == r
-            && !memcmp(n->key, key, key_size)) {
-            return n;
+    /* A parent's few children are compared, rather than the node table
+     * probed: a path that parted from the others has new nodes, with no
+     * children yet, and a probe would miss the cache. */
+    size_t n_compared = 0;
+    if (parent) {
+        LIST_FOR_EACH (n, sibling, &parent->children) {
+            if (n->group == g && n->rule == r
+                && !memcmp(n->key, key, key_size)) {
+                return n;
+            }
+            if (++n_compared >= KDI_MAX_CHILD_SCAN) {
+                break;
+            }
+        }
+    }
+    if (!parent || n_compared >= KDI_MAX_CHILD_SCAN) {
+        HMAP_FOR_EACH_WITH_HASH (n, id_node, id_hash, &idx->nodes) {
+            if (n->parent == parent && n->group == g && n->rule == r
+                && !memcmp(n->key, key, key_size)) {
+                return n;
+            }
         }
     }
 
