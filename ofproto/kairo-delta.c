@@ -1803,12 +1803,12 @@ kd_lookups_own(const struct kd_capture *c, struct kd_flow_wc *fwcs,
         const struct rule *rule = c->lookups[i].rule;
         uint64_t *mw = (uint64_t *) &fwcs[i].wc.masks;
         uint64_t *fw = (uint64_t *) &fwcs[i].flow;
-        struct match match;
+        struct flow_wildcards rule_wc;
         const uint64_t *rm = NULL;
 
         if (rule) {
-            minimatch_expand(&rule->cr.match, &match);
-            rm = (const uint64_t *) &match.wc.masks;
+            minimask_expand(rule->cr.match.mask, &rule_wc);
+            rm = (const uint64_t *) &rule_wc.masks;
         }
         for (size_t w = 0; w < FLOW_U64S; w++) {
             mw[w] &= ~(cm[w] & ~(rm ? rm[w] : 0));
