@@ -1677,25 +1677,9 @@ kd_old_index_release(struct kd_old_index *old, const struct kd_megaflow *mf)
 static void
 kd_megaflow_unindex(struct kd_megaflow *mf)
 {
-    for (size_t i = 0; i < mf->n_bridges; i++) {
-        kairo_delta_index_remove(mf->bridges[i]->index, mf);
-    }
-    free(mf->bridges);
-    mf->bridges = NULL;
-    mf->n_bridges = 0;
+    struct kd_old_index old = kd_megaflow_take_index(mf);
 
-    for (size_t i = 0; i < mf->n_rules; i++) {
-        ofproto_rule_unref(mf->rules[i]);
-    }
-    free(mf->rules);
-    mf->rules = NULL;
-    mf->n_rules = 0;
-
-    if (mf->opaque) {
-        ovs_list_remove(&mf->opaque_node);
-        mf->opaque = false;
-    }
-    kairo_delta_deps_remove(kd_deps, mf);
+    kd_old_index_release(&old, mf);
 }
 
 static void
