@@ -353,9 +353,7 @@ static struct ovs_list kd_spare_events OVS_GUARDED_BY(kd_spare_mutex)
     = OVS_LIST_INITIALIZER(&kd_spare_events);
 static size_t kd_n_spare_events OVS_GUARDED_BY(kd_spare_mutex);
 #define KD_MAX_SPARE_EVENTS 4096    /* Beyond this, blocks are freed. */
-#define KD_EVENT_BLOCK 512          /* Block sizes are powers of 2, at least
-                                     * this, so that a block fits most events
-                                     * of a burst. */
+#define KD_EVENT_BLOCK 512          /* Block sizes are multiples of this. */
 
 /* Offset of the bytes that follow a ukey event in its block. */
 #define KD_EVENT_HEAD ROUND_UP(sizeof(struct kd_event), 8)
@@ -1091,9 +1089,7 @@ kd_event_alloc(size_t extra)
         }
     }
 
-    size_t block_size = (ev ? ev->block_size
-                         : MAX(KD_EVENT_BLOCK,
-                               (size_t) 1 << log_2_ceil(size)));
+    size_t block_size = ev ? ev->block_size : ROUND_UP(size, KD_EVENT_BLOCK);
     if (!ev) {
         ev = xmalloc(block_size);
     }
