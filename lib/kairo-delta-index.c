@@ -688,11 +688,10 @@ kdi_cmask_unref(struct kairo_delta_index *idx, struct kdi_cmask *cm)
 
 /* Rules. */
 
-/* Returns the entry for lookups that hit 'in->rule' with 'in''s threshold
- * and conjunctions, or NULL. */
 /* Returns true if 'r' is the entry for what lookup 'in' hit. */
 static bool
-kdi_rule_is(const struct kdi_rule *r, const struct kairo_delta_index_lookup *in)
+kdi_rule_is(const struct kdi_rule *r,
+            const struct kairo_delta_index_lookup *in)
 {
     return (r->rule == in->rule && r->priority == in->priority
             && r->conj == in->conj
@@ -700,6 +699,8 @@ kdi_rule_is(const struct kdi_rule *r, const struct kairo_delta_index_lookup *in)
                 || r->conj_id == in->conj_id));
 }
 
+/* Returns the entry for lookups that hit 'in->rule' with 'in''s threshold
+ * and conjunctions, or NULL. */
 static struct kdi_rule *
 kdi_rule_find(const struct kairo_delta_index *idx,
               const struct kairo_delta_index_lookup *in)
