@@ -1365,7 +1365,7 @@ static void
 kdi_report_subtree(struct kairo_delta_index *idx, struct kdi_node *top,
                    struct kdi_query *q)
 {
-    bool whole = !q->own;
+    bool mark = idx->round && !q->own;
     struct kdi_node *n = top;
 
     if (kdi_subtree_reported(idx, top)) {
@@ -1375,7 +1375,7 @@ kdi_report_subtree(struct kairo_delta_index *idx, struct kdi_node *top,
         struct kdi_node *next;
 
         idx->stats.nodes_walked++;
-        if (whole) {
+        if (mark) {
             n->round = idx->round;
         }
         for (struct kdi_part *p = n->parts; p; p = p->next) {
