@@ -88,8 +88,8 @@ COVERAGE_DEFINE(kairo_delta_switch_full);
 
 /* A batch that marks at most this many megaflows of a datapath has them
  * re-translated at once on the main thread, which costs a few translations;
- * a larger one is left to a revalidator pass, which also dumps every flow
- * but spreads the translations over the revalidator threads. */
+ * a larger one is left to the revalidator threads, kicked for a pass over
+ * the marked megaflows alone (hook patch 0013). */
 #define KD_MAX_INLINE 256
 
 /* Why the delta path chose a full revalidation. */
@@ -1726,18 +1726,108 @@ kd_capture_learns(const struct kd_capture *c)
     return false;
 }
 
+/* The fields of struct flow, as byte spans: kd_field_of[i] is the offset
+ * and length of the field that byte 'i' belongs to.  The tunnel metadata
+ * and anything not listed count as whole 64-bit words. */
+static struct {
+    uint16_t ofs;
+    uint16_t len;
+} kd_field_of[sizeof(struct flow)];
+
+static void
+kd_field_add(size_t ofs, size_t len)
+{
+    for (size_t i = ofs; i < ofs + len; i++) {
+        kd_field_of[i].ofs = ofs;
+        kd_field_of[i].len = len;
+    }
+}
+
+static void
+kd_fields_init(void)
+{
+    for (size_t ofs = 0; ofs < sizeof(struct flow); ofs += 8) {
+        kd_field_add(ofs, 8);
+    }
+#define KD_FIELD(FIELD) kd_field_add(offsetof(struct flow, FIELD), \
+                                     sizeof ((struct flow *) 0)->FIELD)
+    KD_FIELD(metadata);
+    for (size_t i = 0; i < FLOW_N_REGS; i++) {
+        KD_FIELD(regs[i]);
+    }
+    KD_FIELD(skb_priority);
+    KD_FIELD(pkt_mark);
+    KD_FIELD(dp_hash);
+    KD_FIELD(in_port);
+    KD_FIELD(recirc_id);
+    KD_FIELD(ct_state);
+    KD_FIELD(ct_nw_proto);
+    KD_FIELD(ct_zone);
+    KD_FIELD(ct_mark);
+    KD_FIELD(packet_type);
+    KD_FIELD(ct_label);
+    KD_FIELD(conj_id);
+    KD_FIELD(actset_output);
+    KD_FIELD(dl_dst);
+    KD_FIELD(dl_src);
+    KD_FIELD(dl_type);
+    KD_FIELD(vlans);
+    KD_FIELD(mpls_lse);
+    KD_FIELD(nw_src);
+    KD_FIELD(nw_dst);
+    KD_FIELD(ct_nw_src);
+    KD_FIELD(ct_nw_dst);
+    KD_FIELD(ipv6_src);
+    KD_FIELD(ipv6_dst);
+    KD_FIELD(ct_ipv6_src);
+    KD_FIELD(ct_ipv6_dst);
+    KD_FIELD(ipv6_label);
+    KD_FIELD(nw_frag);
+    KD_FIELD(nw_tos);
+    KD_FIELD(nw_ttl);
+    KD_FIELD(nw_proto);
+    KD_FIELD(nd_target);
+    KD_FIELD(arp_sha);
+    KD_FIELD(arp_tha);
+    KD_FIELD(tcp_flags);
+    KD_FIELD(tp_src);
+    KD_FIELD(tp_dst);
+    KD_FIELD(ct_tp_src);
+    KD_FIELD(ct_tp_dst);
+    KD_FIELD(igmp_group_ip4);
+#undef KD_FIELD
+}
+
+/* Stores in 'fields' (FLOW_U64S words) every field of struct flow that has
+ * a bit set in 'bits'. */
+static void
+kd_widen_to_fields(const struct flow *bits, struct flow *fields)
+{
+    const uint8_t *b = (const uint8_t *) bits;
+    uint8_t *f = (uint8_t *) fields;
+
+    memset(fields, 0, sizeof *fields);
+    for (size_t i = 0; i < sizeof *bits; i++) {
+        if (b[i]) {
+            memset(&f[kd_field_of[i].ofs], 0xff, kd_field_of[i].len);
+            i = kd_field_of[i].ofs + kd_field_of[i].len - 1;
+        }
+    }
+}
+
 /* Fills 'common' with the part of a megaflow's lookups' regions that its
  * installed datapath key 'key' and mask 'mask' give: every packet of the
  * megaflow reaches each lookup with the same values in the bits the mask
  * fixes, and those are the values of 'first->flow', the flow at the
- * translation's first lookup, in every word that no action changed at a
- * later lookup ('first->changed').  Those changed words are left out: a
- * lookup's own wildcards fix the ones it consulted (an action that writes a
- * field the translation depends on unwildcards it), the others are left
+ * translation's first lookup, in every field that no action changed at a
+ * later lookup ('first->changed').  The changed fields are left out, whole
+ * (so that what is left does not depend on the values written): a lookup's
+ * own wildcards fix the bits it consulted (an action that writes a field
+ * the translation depends on unwildcards it), the others are left
  * wildcarded, which is sound.  A narrower region is met by fewer rule
  * changes, and lookups whose own bits agree share their index node.  The
- * datapath's in_port is its own numbering, which each lookup has as an
- * OpenFlow port number, exact, of its own.  Returns false if the key or
+ * datapath's in_port is its own numbering, but the one it fixes stands for
+ * one OpenFlow port, which is the first flow's.  Returns false if the key or
  * mask cannot be parsed: then there is no common part. */
 static bool
 kd_common_part(const struct kd_first *first,
@@ -1753,16 +1843,14 @@ kd_common_part(const struct kd_first *first,
            == ODP_FIT_ERROR) {
         return false;
     }
-    WC_UNMASK_FIELD(common, in_port);
+
+    struct flow changed;
+    kd_widen_to_fields(&first->changed, &changed);
 
     uint64_t *cm = (uint64_t *) &common->masks;
-    const uint64_t *changed = (const uint64_t *) &first->changed;
+    const uint64_t *ch = (const uint64_t *) &changed;
     for (size_t w = 0; w < FLOW_U64S; w++) {
-        /* Whole words, so that what is left does not depend on the values
-         * written. */
-        if (changed[w]) {
-            cm[w] = 0;
-        }
+        cm[w] &= ~ch[w];
     }
     return true;
 }
@@ -3450,6 +3538,7 @@ kairo_delta_init(void)
 
     if (ovsthread_once_start(&once)) {
         ovsthread_key_create(&kd_thread_key, kd_thread_destroy);
+        kd_fields_init();
         kd_queue_seq = seq_create();
         kd_last_queue_seq = seq_read(kd_queue_seq);
 
