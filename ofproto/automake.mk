@@ -5,5 +5,7 @@
 noinst_LTLIBRARIES += ofproto/libkairo-ofproto.la
 ofproto_libkairo_ofproto_la_SOURCES = \
 	ofproto/kairo-delta.c \
+	ofproto/kairo-delta-conj.c \
+	ofproto/kairo-delta-conj.h \
 	ofproto/kairo-delta.h
 EXTRA_DIST += ofproto/automake.mk

@@ -27,6 +27,7 @@
 #include "dpif.h"
 #include "flow.h"
 #include "hash.h"
+#include "kairo-delta-conj.h"
 #include "kairo-delta-deps.h"
 #include "kairo-delta-index.h"
 #include "kairo-show.h"
@@ -444,6 +445,10 @@ static struct hmap kd_udpifs = HMAP_INITIALIZER(&kd_udpifs);
 /* What megaflows depend on besides their lookups: the groups, ports and MAC
  * table entries each looked up (see KD_DEP_*). */
 static struct kairo_delta_deps *kd_deps;
+
+/* The clauses of every conjunctive match, as the rule changes mapped so far
+ * left them. */
+static struct kairo_delta_conjs *kd_conjs;
 
 static uint64_t kd_last_queue_seq;
 static uint64_t kd_round_seq = 1;   /* Incremented once per round. */
@@ -2114,7 +2119,10 @@ struct kd_rule_queries {
  * priority).  A megaflow that hit a rule that goes is affected; one that did
  * not hit it is not, unless the rule is a clause, whose presence decides
  * whether a conjunction matches; an inserted rule, clause or not, affects
- * what its region meets (DESIGN-NOTES.md, "Conjunctive matches"). */
+ * what its region meets (DESIGN-NOTES.md, "Conjunctive matches").  A rule
+ * that replaces another with the same kind of actions affects only what
+ * the old one did, but one that replaces a clause with ordinary actions
+ * appears where the clause was never a result: its whole region. */
 static struct kd_rule_queries
 kd_rule_change_queries(bool removed, const struct rule *rule,
                        const struct rule *old_rule)
@@ -2127,7 +2135,8 @@ kd_rule_change_queries(bool removed, const struct rule *rule,
     } else if (old_rule) {
         return (struct kd_rule_queries) {
             .hit = old_rule,
-            .region = kd_rule_is_clause(rule) ? rule : NULL,
+            .region = (kd_rule_is_clause(rule) || kd_rule_is_clause(old_rule)
+                       ? rule : NULL),
             .gone_clause = kd_rule_is_clause(old_rule) ? old_rule : NULL,
         };
     } else {
@@ -2135,51 +2144,41 @@ kd_rule_change_queries(bool removed, const struct rule *rule,
     }
 }
 
-/* Returns true if 'ofproto''s table for 'clause' holds another rule with
- * the same match, which the clause, the head of its list of identical
- * matches, hid from the classifier's lookups until now if of a lower
- * priority. */
-static bool
-kd_clause_hid_a_rule(const struct ofproto *ofproto, const struct rule *clause)
+/* Queries 'index' for the megaflows that a rule of 'ofproto' with 'match'
+ * and 'priority' appearing in 'table_id' can affect: with 'ofpacts' that
+ * make it a clause of conjunctive matches, those its conjunctions can reach
+ * (kairo-delta-conj.h), otherwise those whose lookups' regions meet the
+ * match at or below the priority. */
+static size_t
+kd_query_appears(struct kairo_delta_index *index,
+                 const struct ofproto *ofproto, uint8_t table_id,
+                 int priority, const struct minimatch *match,
+                 const struct ofpact *ofpacts, size_t ofpacts_len,
+                 kairo_delta_index_cb *cb, void *aux)
 {
-    const struct oftable *table = &ofproto->tables[clause->table_id];
-    struct cls_rule target;
-    struct rule *rule;
-    bool hid = false;
-
-    cls_rule_init_from_minimatch(&target, &clause->cr.match, 0);
-    CLS_FOR_EACH_TARGET (rule, cr, &table->cls, &target,
-                         ofproto->tables_version) {
-        if (rule != clause && rule->cr.priority < clause->cr.priority
-            && minimatch_equal(&rule->cr.match, &clause->cr.match)) {
-            hid = true;
-            break;
-        }
+    if (kd_ofpacts_are_clause(ofpacts, ofpacts_len)) {
+        return kairo_delta_conjs_query_insert(kd_conjs, index, ofproto,
+                                              table_id, priority, match,
+                                              ofpacts, ofpacts_len, cb, aux);
     }
-    cls_rule_destroy(&target);
-    return hid;
+    return kd_query_region(index, table_id, priority, match, cb, aux);
 }
 
-/* Queries 'index' for the megaflows that removing clause 'clause' of
- * 'ofproto' can affect: a clause that goes can only keep one of its
- * conjunctions from matching, so only the lookups that depended on one of
- * them and whose region meets its match, unless it hid a rule with the
- * same match, which every lookup that meets the match may now find.
- * Returns the number of megaflows reported (a megaflow may be counted once
- * per conjunction of the clause). */
+/* Queries 'index' for the megaflows that removing clause 'clause' can
+ * affect: a clause that goes can only keep one of its conjunctions from
+ * matching, so only the lookups that depended on one of them and whose
+ * region meets its match.  (A rule with the same match that it hid, the
+ * head of its subtable's list of identical matches, was found behind it by
+ * every lookup where its conjunctions did not complete: DESIGN-NOTES.md
+ * 5e.)  Returns the number of megaflows reported (a megaflow may be counted
+ * once per conjunction of the clause). */
 static size_t
 kd_query_gone_clause(struct kairo_delta_index *index,
-                     const struct ofproto *ofproto, const struct rule *clause,
+                     const struct rule *clause,
                      kairo_delta_index_cb *cb, void *aux)
 {
     const uint8_t table_id = clause->table_id;
     const int priority = clause->cr.priority;
-
-    if (kd_clause_hid_a_rule(ofproto, clause)) {
-        return kd_query_region(index, table_id, priority, &clause->cr.match,
-                               cb, aux);
-    }
-
     const struct rule_actions *actions = rule_get_actions(clause);
     const struct ofpact *a;
     size_t n = 0;
@@ -2203,6 +2202,8 @@ kd_process_rule(struct kd_event *ev)
 
     COVERAGE_INC(kairo_delta_rule);
     kd_stats.latest_latency = 0;
+    kairo_delta_conjs_update(kd_conjs, removed ? rule : ev->old_rule,
+                             removed ? NULL : rule);
     if (!ev->delta) {
         kd_stats.stock++;       /* REV_FLOW_TABLE took care of it. */
         return;
@@ -2234,15 +2235,19 @@ kd_process_rule(struct kd_event *ev)
                                                  &ev->time);
         }
         if (q.region) {
-            n_region = kd_query_region(index, q.region->table_id,
-                                       q.region->cr.priority,
-                                       &q.region->cr.match, kd_mark_cb,
-                                       &ev->time);
+            const struct rule_actions *actions = rule_get_actions(q.region);
+
+            n_region = kd_query_appears(index, ev->ofproto,
+                                        q.region->table_id,
+                                        q.region->cr.priority,
+                                        &q.region->cr.match,
+                                        actions->ofpacts,
+                                        actions->ofpacts_len, kd_mark_cb,
+                                        &ev->time);
         }
         if (q.gone_clause) {
-            n_region += kd_query_gone_clause(index, ev->ofproto,
-                                             q.gone_clause, kd_mark_cb,
-                                             &ev->time);
+            n_region += kd_query_gone_clause(index, q.gone_clause,
+                                             kd_mark_cb, &ev->time);
         }
         if (kd_round_first) {
             /* The delta is part of the burst even if all it affects was
@@ -2798,6 +2803,13 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
                   kd_stats.clauses, kd_stats.groups, kd_stats.group_spared,
                   kd_stats.port_changes, kd_stats.mac_changes,
                   kd_stats.stock);
+    struct kairo_delta_conjs_stats cs;
+    kairo_delta_conjs_get_stats(kd_conjs, &cs);
+    ds_put_format(out, "  conjunctions: %"PRIuSIZE" with %"PRIuSIZE
+                  " clauses; clause inserts mapped by dimension %"PRIu64
+                  ", that could not complete %"PRIu64", by their own match %"
+                  PRIu64"\n", cs.n_conjunctions, cs.n_clauses, cs.precise,
+                  cs.incomplete, cs.wide);
     ds_put_format(out, "  megaflows marked: %"PRIu64" in %"PRIu64" rounds (%"
                   PRIu64" raced, %"PRIu64" opaque), %zu awaiting "
                   "re-translation, %"PRIu64" rounds re-translated at once, %"
@@ -2851,25 +2863,13 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
                    : 0));
 }
 
-/* Returns true if rule 'rule' matches some flow of the region of 'key' under
- * 'mask'. */
-static bool
-kd_rule_meets_region(const struct rule *rule, const struct flow *key,
-                     const struct flow_wildcards *mask)
-{
-    struct flow_wildcards both;
-    struct match match;
-
-    minimatch_expand(&rule->cr.match, &match);
-    flow_wildcards_and(&both, &match.wc, mask);
-    return flow_equal_except(key, &match.flow, &both);
-}
-
 /* For an installed flow with mask 'dp_mask' whose fresh translation made the
  * lookups in 'c' and wants a narrower mask: returns true if each of those
  * lookups takes the same rule (or misses) for every packet of the flow, that
- * is, no other rule of the table, of at least the priority of the rule hit,
- * matches the lookup's region: the flow as the table saw it, under
+ * is, no rule of the table that could be the answer for some of them splits
+ * the lookup's region (matches some of its packets but not all: one of at
+ * least the threshold of the rule hit, a clause only where its conjunction
+ * can complete, a rule on a conj_id only where that conjunction can): the flow as the table saw it, under
  * 'dp_mask' (exact on registers and metadata, which every packet enters
  * with the same value and which change alike along the same path).  Then
  * the flow's mask is only wider than a fresh translation's, as when a rule
@@ -2897,17 +2897,24 @@ kd_verify_regions(const struct kd_capture *c,
         if (l->table_id >= ofproto->n_tables) {
             continue;
         }
+
+        struct kairo_delta_conj_region *conjs
+            = kairo_delta_conj_region_create(ofproto, l->table_id,
+                                             &l->full->flow, &region);
         CLS_FOR_EACH_TARGET (rule, cr, &ofproto->tables[l->table_id].cls,
                              NULL, ofproto->tables_version) {
-            if (rule != l->rule && rule->cr.priority >= priority
-                && kd_rule_meets_region(rule, &l->full->flow, &region)) {
+            if (rule != l->rule
+                && kairo_delta_conj_region_may_split(conjs, rule,
+                                                      priority)) {
                 ds_put_format(why, "mask too wide for table %"PRIu8" rule ",
                               l->table_id);
                 cls_rule_format(&rule->cr, ofproto_get_tun_tab(ofproto),
                                 NULL, why);
+                kairo_delta_conj_region_destroy(conjs);
                 return false;
             }
         }
+        kairo_delta_conj_region_destroy(conjs);
     }
     return true;
 }
@@ -3156,41 +3163,46 @@ kd_explain_format_rule(const struct kd_explain *ex, const struct rule *rule,
     ofpacts_format(actions->ofpacts, actions->ofpacts_len, &fp);
 }
 
-/* Queries, for the flow-mod, the megaflows whose lookups in 'table_id' a
- * rule with 'priority' and 'match' appearing or disappearing affects. */
+/* Queries, for flow-mod 'fm', the megaflows whose lookups in 'table_id' a
+ * rule with 'priority', 'match' and the flow-mod's actions appearing
+ * affects. */
 static void
 kd_explain_region(struct kd_explain *ex, struct kd_bridge *b,
                   uint8_t table_id, int priority,
-                  const struct minimatch *match)
+                  const struct minimatch *match,
+                  const struct ofputil_flow_mod *fm)
 {
     ex->query = (struct kd_explained) {
         .why = KD_WHY_INSERT, .table_id = table_id, .priority = priority,
     };
     if (b) {
-        kd_query_region(kd_bridge_whole_index(b), table_id, priority,
-                        match, kd_explain_cb, ex);
+        kd_query_appears(kd_bridge_whole_index(b), ex->ofproto, table_id,
+                         priority, match, fm->ofpacts, fm->ofpacts_len,
+                         kd_explain_cb, ex);
     }
 }
 
-/* The flow-mod would insert a rule with 'priority' and 'match' in
- * 'table_id', a conjunctive match's clause if 'clause'. */
+/* Flow-mod 'fm' would insert a rule with 'priority' and 'match' in
+ * 'table_id'. */
 static void
 kd_explain_insert(struct kd_explain *ex, struct kd_bridge *b,
                   uint8_t table_id, int priority,
-                  const struct minimatch *match, bool clause)
+                  const struct minimatch *match,
+                  const struct ofputil_flow_mod *fm)
 {
     ex->n_deltas++;
     ds_put_format(&ex->out, "inserts %sinto table %"PRIu8" at priority %d\n",
-                  clause ? "a conjunctive match's clause " : "", table_id,
+                  (kd_ofpacts_are_clause(fm->ofpacts, fm->ofpacts_len)
+                   ? "a conjunctive match's clause " : ""), table_id,
                   priority);
-    kd_explain_region(ex, b, table_id, priority, match);
+    kd_explain_region(ex, b, table_id, priority, match, fm);
 }
 
-/* The flow-mod would replace ('removing' false) or remove 'rule'; a
- * replacement would be a conjunctive match's clause if 'new_clause'. */
+/* Flow-mod 'fm' would replace ('removing' false) or remove 'rule'. */
 static void
 kd_explain_rule(struct kd_explain *ex, struct kd_bridge *b,
-                const struct rule *rule, bool removing, bool new_clause)
+                const struct rule *rule, bool removing,
+                const struct ofputil_flow_mod *fm)
 {
     ex->n_deltas++;
     ds_put_cstr(&ex->out, removing ? "removes " : "replaces ");
@@ -3206,12 +3218,14 @@ kd_explain_rule(struct kd_explain *ex, struct kd_bridge *b,
             .why = KD_WHY_INSERT, .table_id = rule->table_id,
             .priority = rule->cr.priority,
         };
-        kd_query_gone_clause(kd_bridge_whole_index(b), ex->ofproto, rule,
-                             kd_explain_cb, ex);
+        kd_query_gone_clause(kd_bridge_whole_index(b), rule, kd_explain_cb,
+                             ex);
     }
-    if (new_clause) {
+    if (!removing && (kd_rule_is_clause(rule)
+                      || kd_ofpacts_are_clause(fm->ofpacts,
+                                               fm->ofpacts_len))) {
         kd_explain_region(ex, b, rule->table_id, rule->cr.priority,
-                          &rule->cr.match);
+                          &rule->cr.match, fm);
     }
 }
 
@@ -3283,7 +3297,6 @@ kd_explain_flow_mod(struct kd_explain *ex, const struct ofputil_flow_mod *fm)
     bool strict = (fm->command == OFPFC_MODIFY_STRICT
                    || fm->command == OFPFC_DELETE_STRICT);
     bool may_add = fm->command == OFPFC_ADD;
-    bool new_clause = kd_ofpacts_are_clause(fm->ofpacts, fm->ofpacts_len);
 
     if (fm->command != OFPFC_ADD) {
         const struct rule **rules;
@@ -3293,7 +3306,7 @@ kd_explain_flow_mod(struct kd_explain *ex, const struct ofputil_flow_mod *fm)
             return "no such table";
         }
         for (size_t i = 0; i < n; i++) {
-            kd_explain_rule(ex, b, rules[i], is_delete, new_clause);
+            kd_explain_rule(ex, b, rules[i], is_delete, fm);
         }
         free(rules);
         may_add = (!n && !is_delete && fm->new_cookie != OVS_BE64_MAX
@@ -3313,10 +3326,9 @@ kd_explain_flow_mod(struct kd_explain *ex, const struct ofputil_flow_mod *fm)
                                      ofproto->tables_version));
         cls_rule_destroy(&target);
         if (old) {
-            kd_explain_rule(ex, b, old, false, new_clause);
+            kd_explain_rule(ex, b, old, false, fm);
         } else {
-            kd_explain_insert(ex, b, table_id, fm->priority, &fm->match,
-                              new_clause);
+            kd_explain_insert(ex, b, table_id, fm->priority, &fm->match, fm);
         }
     }
     return NULL;
@@ -3553,6 +3565,7 @@ kairo_delta_init(void)
         mac_learning_change_hook = kd_mac_change_hook;
         ofproto_dpif_change_hooks = &kd_change_hooks;
         kd_deps = kairo_delta_deps_create();
+        kd_conjs = kairo_delta_conjs_create();
         udpif_ukey_observer = &kd_observer;
 
         kairo_show_register_section("delta", kd_show, NULL);
