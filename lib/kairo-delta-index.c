@@ -266,67 +266,44 @@ kdi_mask_size(unsigned int n_words)
     return sizeof(struct kdi_mask) + n_words * (sizeof(uint64_t) + 1);
 }
 
-/* Returns the number of nonzero words of 'mask' (FLOW_U64S words). */
-static unsigned int
-kdi_count_words(const uint64_t mask[])
-{
-    unsigned int n = 0;
-
-    for (unsigned int w = 0; w < FLOW_U64S; w++) {
-        n += mask[w] != 0;
-    }
-    return n;
-}
-
-/* Fills 'm', which has room for them, with the nonzero words of 'mask'. */
+/* Fills 'm', which has room for them, with the words of 'mask'. */
 static void
-kdi_mask_init(struct kdi_mask *m, const uint64_t mask[])
+kdi_mask_init(struct kdi_mask *m, const struct kairo_delta_index_words *mask)
 {
-    uint8_t *widx = (uint8_t *) &m->words[kdi_count_words(mask)];
-    unsigned int j = 0;
+    uint8_t *widx = (uint8_t *) &m->words[mask->n];
 
     m->map[0] = m->map[1] = 0;
-    for (unsigned int w = 0; w < FLOW_U64S; w++) {
-        if (mask[w]) {
-            m->map[w / 64] |= UINT64_C(1) << (w % 64);
-            m->words[j] = mask[w];
-            widx[j++] = w;
-        }
+    for (size_t j = 0; j < mask->n; j++) {
+        unsigned int w = mask->idx[j];
+
+        m->map[w / 64] |= UINT64_C(1) << (w % 64);
+        m->words[j] = mask->mask[j];
+        widx[j] = w;
     }
-    m->n_words = j;
+    m->n_words = mask->n;
 }
 
-/* Returns true if 'm' is 'mask' (FLOW_U64S words). */
+/* Returns true if 'm' is the mask of 'mask'. */
 static bool
-kdi_mask_equals(const struct kdi_mask *m, const uint64_t mask[])
+kdi_mask_equals(const struct kdi_mask *m,
+                const struct kairo_delta_index_words *mask)
 {
-    const uint8_t *widx = kdi_mask_widx(m);
-    unsigned int j = 0;
-
-    for (unsigned int w = 0; w < FLOW_U64S; w++) {
-        if (mask[w]) {
-            if (j >= m->n_words || widx[j] != w || m->words[j] != mask[w]) {
-                return false;
-            }
-            j++;
-        }
-    }
-    return j == m->n_words;
+    return (m->n_words == mask->n
+            && !memcmp(kdi_mask_widx(m), mask->idx, mask->n)
+            && !memcmp(m->words, mask->mask, mask->n * sizeof *m->words));
 }
 
-/* Returns a hash of 'mask' (FLOW_U64S words) and 'basis'. */
+/* Returns a hash of the mask of 'mask' and 'basis'. */
 static uint32_t
-kdi_mask_hash(const uint64_t mask[], uint32_t basis)
+kdi_mask_hash(const struct kairo_delta_index_words *mask, uint32_t basis)
 {
     uint32_t hash = basis;
 
-    for (unsigned int w = 0; w < FLOW_U64S; w++) {
-        if (mask[w]) {
-            hash = hash_add(hash, w);
-            hash = hash_add64(hash, mask[w]);
-        }
+    for (size_t j = 0; j < mask->n; j++) {
+        hash = hash_add(hash, mask->idx[j]);
+        hash = hash_add64(hash, mask->mask[j]);
     }
-    return hash_finish(hash, FLOW_U64S);
+    return hash_finish(hash, mask->n);
 }
 
 /* Stores in 'full' (FLOW_U64S words) the mask 'm'. */
@@ -615,7 +592,7 @@ kdi_mset_destroy(struct kairo_delta_index *idx, struct kdi_mset *ms)
 
 static struct kdi_group *
 kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
-              const uint64_t mask[])
+              const struct kairo_delta_index_words *mask)
 {
     uint32_t hash = kdi_mask_hash(mask, table_id);
     struct kdi_group *g;
@@ -626,7 +603,7 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
         }
     }
 
-    unsigned int n_words = kdi_count_words(mask);
+    unsigned int n_words = mask->n;
     g = kdi_alloc(idx, offsetof(struct kdi_group, mask)
                   + kdi_mask_size(n_words));
     hindex_init(&g->nodes);
@@ -654,7 +631,8 @@ kdi_group_destroy(struct kairo_delta_index *idx, struct kdi_group *g)
 /* Common masks. */
 
 static struct kdi_cmask *
-kdi_cmask_get(struct kairo_delta_index *idx, const uint64_t mask[])
+kdi_cmask_get(struct kairo_delta_index *idx,
+              const struct kairo_delta_index_words *mask)
 {
     uint32_t hash = kdi_mask_hash(mask, 0);
     struct kdi_cmask *cm;
@@ -666,7 +644,7 @@ kdi_cmask_get(struct kairo_delta_index *idx, const uint64_t mask[])
         }
     }
 
-    unsigned int n_words = kdi_count_words(mask);
+    unsigned int n_words = mask->n;
     cm = kdi_alloc(idx, offsetof(struct kdi_cmask, mask)
                    + kdi_mask_size(n_words));
     cm->n_refs = 1;
@@ -1016,17 +994,40 @@ kairo_delta_index_destroy(struct kairo_delta_index *idx)
     }
 }
 
-/* Stores in 'key' the words of lookup 'in''s key under group mask 'gm'. */
-static void
-kdi_own_key(const struct kairo_delta_index_lookup *in,
-            const struct kdi_mask *gm, uint64_t key[])
+/* Returns true if 'w' lists word indexes within struct flow in ascending
+ * order, with nonzero masks and values within them. */
+static bool
+kdi_words_valid(const struct kairo_delta_index_words *w)
 {
-    const uint64_t *k = (const uint64_t *) in->key;
-    const uint8_t *widx = kdi_mask_widx(gm);
-
-    for (unsigned int j = 0; j < gm->n_words; j++) {
-        key[j] = k[widx[j]] & gm->words[j];
+    for (size_t j = 0; j < w->n; j++) {
+        if (w->idx[j] >= FLOW_U64S || (j && w->idx[j] <= w->idx[j - 1])
+            || !w->mask[j] || w->value[j] & ~w->mask[j]) {
+            return false;
+        }
     }
+    return true;
+}
+
+struct kairo_delta_index_words
+kairo_delta_index_words_from_flow(const struct flow *key,
+                                  const struct flow_wildcards *mask,
+                                  struct kairo_delta_index_words_buf *buf)
+{
+    const uint64_t *k = (const uint64_t *) key;
+    const uint64_t *m = (const uint64_t *) &mask->masks;
+    size_t n = 0;
+
+    for (size_t w = 0; w < FLOW_U64S; w++) {
+        if (m[w]) {
+            buf->idx[n] = w;
+            buf->mask[n] = m[w];
+            buf->value[n] = k[w] & m[w];
+            n++;
+        }
+    }
+    return (struct kairo_delta_index_words) {
+        .n = n, .idx = buf->idx, .mask = buf->mask, .value = buf->value,
+    };
 }
 
 /* Returns the node for lookup 'in', the child of 'parent' (NULL: a root),
@@ -1038,18 +1039,17 @@ kdi_lookup_node(struct kairo_delta_index *idx, struct kdi_node *parent,
                 const struct kairo_delta_index_lookup *in,
                 const struct kdi_node *hint)
 {
-    const uint64_t *mask = (const uint64_t *) &in->mask->masks;
-    uint64_t key[FLOW_U64S];
+    const struct kairo_delta_index_words *region = &in->region;
+    const uint64_t *key = region->value;
     struct kdi_group *g;
     struct kdi_rule *r;
 
     if (hint && hint->group->table_id == in->table_id
-        && kdi_mask_equals(&hint->group->mask, mask)) {
+        && kdi_mask_equals(&hint->group->mask, region)) {
         g = hint->group;
     } else {
-        g = kdi_group_get(idx, in->table_id, mask);
+        g = kdi_group_get(idx, in->table_id, region);
     }
-    kdi_own_key(in, &g->mask, key);
 
     if (hint && (hint->rule ? kdi_rule_is(hint->rule, in) : !in->rule)) {
         r = hint->rule;
@@ -1069,7 +1069,7 @@ kdi_lookup_node(struct kairo_delta_index *idx, struct kdi_node *parent,
  * new path's nodes, which a re-translation mostly leaves as they were. */
 static int
 kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
-        const void *owner, const struct kairo_delta_index_common *common,
+        const void *owner, const struct kairo_delta_index_words *common,
         const struct kairo_delta_index_lookup lookups[], size_t n,
         const struct kdi_megaflow *old)
 {
@@ -1080,9 +1080,13 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         return E2BIG;
     }
     for (size_t i = 0; i < n; i++) {
-        if (lookups[i].conj > KAIRO_DELTA_INDEX_CONJ_ANY) {
+        if (lookups[i].conj > KAIRO_DELTA_INDEX_CONJ_ANY
+            || !kdi_words_valid(&lookups[i].region)) {
             return EINVAL;
         }
+    }
+    if (common && !kdi_words_valid(common)) {
+        return EINVAL;
     }
 
     /* The old path, from its root, as hints. */
@@ -1115,9 +1119,8 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
     }
 
     struct kdi_cmask *cm = NULL;
-    if (node && common && common->mask
-        && kdi_count_words((const uint64_t *) &common->mask->masks)) {
-        cm = kdi_cmask_get(idx, (const uint64_t *) &common->mask->masks);
+    if (node && common && common->n) {
+        cm = kdi_cmask_get(idx, common);
     }
 
     size_t n_common = cm ? cm->mask.n_words : 0;
@@ -1128,12 +1131,7 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
     mf->stamp = 0;              /* No query's. */
     mf->n_lookups = n;
     if (cm) {
-        const uint64_t *ckey = (const uint64_t *) common->key;
-        const uint8_t *widx = kdi_mask_widx(&cm->mask);
-
-        for (size_t j = 0; j < n_common; j++) {
-            mf->common[j] = ckey[widx[j]] & cm->mask.words[j];
-        }
+        memcpy(mf->common, common->value, n_common * sizeof *mf->common);
     }
     mf->part = node ? kdi_part_get(idx, node, cm) : NULL;
     if (mf->part) {
@@ -1148,7 +1146,7 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
 int
 kairo_delta_index_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
                       const void *owner,
-                      const struct kairo_delta_index_common *common,
+                      const struct kairo_delta_index_words *common,
                       const struct kairo_delta_index_lookup lookups[],
                       size_t n)
 {
@@ -1171,7 +1169,7 @@ kairo_delta_index_remove(struct kairo_delta_index *idx, const void *owner)
 int
 kairo_delta_index_replace(struct kairo_delta_index *idx,
                           uint64_t megaflow_id, const void *owner,
-                          const struct kairo_delta_index_common *common,
+                          const struct kairo_delta_index_words *common,
                           const struct kairo_delta_index_lookup lookups[],
                           size_t n)
 {

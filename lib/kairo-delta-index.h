@@ -39,7 +39,7 @@
  * reported once, and no other.  Soundness does not depend on hashing: hash
  * collisions only cost comparisons.
  *
- * A megaflow may also have a common part (struct kairo_delta_index_common):
+ * A megaflow may also have a common part (a struct kairo_delta_index_words):
  * bits that every one of its lookups fixes, to the same values, unless the
  * lookup's own mask fixes them (then the lookup's own values count).  The
  * caller uses it for the bits the installed megaflow's mask fixes, which
@@ -94,8 +94,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct flow;
-struct flow_wildcards;
+#include "flow.h"
+
 struct match;
 struct minimatch;
 
@@ -112,14 +112,35 @@ enum kairo_delta_index_conj {
     KAIRO_DELTA_INDEX_CONJ_ANY,   /* Several ids, or unknown: any. */
 };
 
+/* A mask and a value over the 64-bit words of struct flow, sparse: the
+ * 'n' words whose mask is nonzero, in ascending order of their index in
+ * struct flow, and the value under the mask of each.  The pointers need to
+ * stay valid only during the call they are passed to. */
+struct kairo_delta_index_words {
+    size_t n;
+    const uint8_t *idx;         /* Word indexes, ascending. */
+    const uint64_t *mask;       /* Nonzero. */
+    const uint64_t *value;      /* Zero outside 'mask'. */
+};
+
+/* Room for a struct kairo_delta_index_words of a whole flow. */
+struct kairo_delta_index_words_buf {
+    uint8_t idx[FLOW_U64S];
+    uint64_t mask[FLOW_U64S];
+    uint64_t value[FLOW_U64S];
+};
+
+/* Fills 'buf' with the words 'mask' fixes in 'key' and returns them. */
+struct kairo_delta_index_words kairo_delta_index_words_from_flow(
+    const struct flow *key, const struct flow_wildcards *mask,
+    struct kairo_delta_index_words_buf *buf);
+
 /* One lookup made while translating a megaflow, as passed to
- * kairo_delta_index_add().  The index copies the data; the pointers need to
- * stay valid only during the call.  'key' and 'mask' must not fix conj_id:
- * 'conj' says what the lookup depends on there. */
+ * kairo_delta_index_add().  The index copies the data.  'region' must not
+ * fix conj_id: 'conj' says what the lookup depends on there. */
 struct kairo_delta_index_lookup {
     uint8_t table_id;                  /* OpenFlow table consulted. */
-    const struct flow *key;            /* key_t: the flow at the lookup. */
-    const struct flow_wildcards *mask; /* mask_t: the bits key_t fixes. */
+    struct kairo_delta_index_words region;  /* key_t under mask_t. */
     const void *rule;                  /* Rule hit, or NULL for a miss. */
     int priority;                      /* Threshold, if 'rule' is nonnull:
                                         * no rule inserted below it can
@@ -130,13 +151,6 @@ struct kairo_delta_index_lookup {
     uint32_t conj_id;                  /* With KAIRO_DELTA_INDEX_CONJ_ONE. */
 };
 
-/* A megaflow's common part: the bits 'mask' fixes, with the values of
- * 'key', are part of every lookup's region unless the lookup's own mask
- * fixes them.  The index copies the data. */
-struct kairo_delta_index_common {
-    const struct flow *key;
-    const struct flow_wildcards *mask;
-};
 
 /* Counters and sizes of an index, from kairo_delta_index_get_stats().  The
  * query-path counters count groups, not queries: one insert query adds one to
@@ -200,8 +214,9 @@ void kairo_delta_index_destroy(struct kairo_delta_index *);
  * its common part 'common' (NULL for none) and its 'n' lookups ('n' may be
  * 0), in translation order.  It returns 0, EEXIST if 'owner' is already in
  * the index, E2BIG if 'n' exceeds KAIRO_DELTA_INDEX_MAX_LOOKUPS, or EINVAL
- * if a lookup's 'conj' is not one of enum kairo_delta_index_conj.  On error
- * the index is unchanged.  Cost: O(n * FLOW_U64S).
+ * if a lookup's 'conj' is not one of enum kairo_delta_index_conj, or a
+ * word list is not ascending or has a zero mask.  On error the index is
+ * unchanged.  Cost: O(the words of the lookups and the common part).
  *
  * kairo_delta_index_remove() removes megaflow 'owner' and returns true, or
  * returns false if it is not in the index.  O(its lookups).
@@ -212,13 +227,13 @@ void kairo_delta_index_destroy(struct kairo_delta_index *);
  * kept. */
 int kairo_delta_index_add(struct kairo_delta_index *, uint64_t megaflow_id,
                           const void *owner,
-                          const struct kairo_delta_index_common *common,
+                          const struct kairo_delta_index_words *common,
                           const struct kairo_delta_index_lookup lookups[],
                           size_t n);
 bool kairo_delta_index_remove(struct kairo_delta_index *, const void *owner);
 int kairo_delta_index_replace(struct kairo_delta_index *,
                               uint64_t megaflow_id, const void *owner,
-                              const struct kairo_delta_index_common *common,
+                              const struct kairo_delta_index_words *common,
                               const struct kairo_delta_index_lookup lookups[],
                               size_t n);
 bool kairo_delta_index_contains(const struct kairo_delta_index *,

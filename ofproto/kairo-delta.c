@@ -135,13 +135,15 @@ struct kd_flow_wc {
     struct flow_wildcards wc;
 };
 
-/* One table lookup.  On the upcall path only the words of the flow that the
- * wildcards fix are kept, which is all the index needs of the lookup's own:
- * 'map' has a bit for each nonzero word of the wildcards, and the capture's
- * 'words' hold, from 'ofs', a pair for each: the mask word and the flow's
- * word under it.  What the lookups have in common comes from the
- * translation's first flow (see kd_common_part()).  A 'full' capture
- * (kairo/verify) keeps the whole flow as well, in 'full'. */
+/* One table lookup.  Its region is the flow's words under the wildcards at
+ * the lookup, with the translation state whole (see KD_STATE_FIRST).  On
+ * the upcall path a lookup keeps only the words of its region that differ
+ * from the previous lookup's, 'n_deltas' of them from 'ofs' in the
+ * capture's 'deltas': the wildcards only grow and actions change few
+ * fields, so a translation's regions cost a few words per lookup.  What the
+ * lookups have in common comes from the translation's first flow (see
+ * kd_common_part()).  A 'full' capture (kairo/verify) keeps the whole flow
+ * and wildcards as well, in 'full'. */
 struct kd_lookup {
     const struct ofproto *ofproto;
     struct rule *rule;          /* Referenced, or NULL for a miss. */
@@ -149,12 +151,18 @@ struct kd_lookup {
                                  * priority can change the result. */
     uint8_t table_id;
     uint8_t conj;               /* enum kairo_delta_index_conj. */
+    uint16_t n_deltas;
     uint32_t conj_id;           /* With KAIRO_DELTA_INDEX_CONJ_ONE. */
-    uint64_t map[2];
-    size_t ofs;
+    uint32_t ofs;
     struct kd_flow_wc *full;    /* Whole flow and wildcards, or NULL. */
 };
-BUILD_ASSERT_DECL(FLOW_U64S <= 128);
+
+/* A word of a lookup's region that differs from the previous lookup's. */
+struct kd_delta {
+    uint64_t mask;
+    uint64_t value;             /* Under 'mask'. */
+    uint32_t w;                 /* Its index among struct flow's words. */
+};
 
 /* How a translation used a group (a group dependency's low byte). */
 enum {
@@ -196,8 +204,7 @@ struct kd_conj_match {
  * path of a translation determines (they start as zero, or as a frozen
  * state's, and actions set them to constants or to packet bits that they
  * unwildcard), so they are the same for every packet of a megaflow at each
- * lookup.  A capture keeps each lookup's state whole, as the words that
- * changed since the previous lookup. */
+ * lookup.  A lookup's region has the state whole, exact. */
 #define KD_STATE_FIRST (offsetof(struct flow, metadata) / 8)
 #define KD_STATE_END (DIV_ROUND_UP(offsetof(struct flow, regs) \
                                    + sizeof ((struct flow *) 0)->regs, 8))
@@ -212,8 +219,16 @@ BUILD_ASSERT_DECL((offsetof(struct flow, regs)
 struct kd_first {
     struct flow flow;
     struct flow changed;
-    uint64_t state[KD_STATE_WORDS];     /* The previous lookup's state. */
 };
+
+/* A region as a mask and a value per word of struct flow, with a map of
+ * the words whose mask is nonzero, for replaying lookups' deltas. */
+struct kd_region {
+    uint64_t map[2];
+    uint64_t mask[FLOW_U64S];
+    uint64_t value[FLOW_U64S];
+};
+BUILD_ASSERT_DECL(FLOW_U64S <= 128);
 
 /* A translating thread owns its captures and reuses them, arrays and all,
  * so that the upcall path does not allocate for them; a ukey event carries
@@ -225,12 +240,14 @@ struct kd_capture {
                                  * more than KD_MAX_DEPS dependencies. */
     size_t n, allocated;
     struct kd_lookup *lookups;
-    size_t n_words, allocated_words;
-    uint64_t *words;
+    size_t n_deltas, allocated_deltas;
+    struct kd_delta *deltas;
     size_t n_deps, allocated_deps;
     struct kairo_delta_dep *deps;
     struct kd_first *first;     /* The flow at the first lookup, and what
                                  * changed since. */
+    struct kd_region *last;     /* The latest lookup's region (not in a
+                                 * packed copy). */
 };
 
 struct kd_thread {
@@ -504,7 +521,7 @@ kd_capture_clear(struct kd_capture *c)
         free(c->lookups[i].full);
     }
     c->n = 0;
-    c->n_words = 0;
+    c->n_deltas = 0;
     c->n_deps = 0;
 }
 
@@ -514,15 +531,39 @@ kd_capture_destroy(struct kd_capture *c)
     if (c) {
         kd_capture_clear(c);
         free(c->lookups);
-        free(c->words);
+        free(c->deltas);
         free(c->deps);
         free(c->first);
+        free(c->last);
         free(c);
     }
 }
 
-/* Stores in 'l' (of 'c') the words of 'flow' that 'wc' fixes, as pairs of
- * mask word and masked flow word, in one pass. */
+/* Starts 'r' as the region before a translation's first lookup: nothing
+ * fixed but the translation state, zero. */
+static void
+kd_region_init(struct kd_region *r)
+{
+    memset(r, 0, sizeof *r);
+    for (size_t w = KD_STATE_FIRST; w < KD_STATE_END; w++) {
+        r->mask[w] = UINT64_MAX;
+        r->map[w / 64] |= UINT64_C(1) << (w % 64);
+    }
+}
+
+/* Sets word 'w' of 'r' to 'mask' and 'value'. */
+static void
+kd_region_set(struct kd_region *r, size_t w, uint64_t mask, uint64_t value)
+{
+    uint64_t bit = UINT64_C(1) << (w % 64);
+
+    r->mask[w] = mask;
+    r->value[w] = value;
+    r->map[w / 64] = mask ? r->map[w / 64] | bit : r->map[w / 64] & ~bit;
+}
+
+/* Records in 'l' (of 'c') its region, 'flow' under 'wc', as the words that
+ * differ from the previous lookup's, in one pass. */
 static void
 kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
                  const struct flow *flow, const struct flow_wildcards *wc)
@@ -545,10 +586,11 @@ kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
     if (l == c->lookups) {
         if (!c->first) {
             c->first = xmalloc(sizeof *c->first);
+            c->last = xmalloc(sizeof *c->last);
         }
         c->first->flow = *flow;
         memset(&c->first->changed, 0, sizeof c->first->changed);
-        memset(c->first->state, 0, sizeof c->first->state);
+        kd_region_init(c->last);
     } else {
         const uint64_t *first = (const uint64_t *) &c->first->flow;
         uint64_t *changed = (uint64_t *) &c->first->changed;
@@ -559,86 +601,42 @@ kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
         changed[tab_word] = 0;
     }
 
-    if (c->n_words + 2 * FLOW_U64S > c->allocated_words) {
-        c->allocated_words = 2 * (c->n_words + 2 * FLOW_U64S);
-        c->words = xrealloc(c->words,
-                            c->allocated_words * sizeof *c->words);
+    if (c->n_deltas + FLOW_U64S > c->allocated_deltas) {
+        c->allocated_deltas = 2 * (c->n_deltas + FLOW_U64S);
+        c->deltas = xrealloc(c->deltas,
+                             c->allocated_deltas * sizeof *c->deltas);
     }
 
-    uint64_t *pairs = &c->words[c->n_words];
-    l->ofs = c->n_words;
-    l->map[0] = l->map[1] = 0;
+    struct kd_region *last = c->last;
+    struct kd_delta *d = &c->deltas[c->n_deltas];
     for (size_t i = 0; i < FLOW_U64S; i++) {
-        uint64_t m = i == tab_word ? 0 : mw[i];
+        uint64_t m = (i >= KD_STATE_FIRST && i < KD_STATE_END ? UINT64_MAX
+                      : i == tab_word ? 0
+                      : i == conj_word ? mw[i] & ~conj.words[i]
+                      : mw[i]);
+        uint64_t v = fw[i] & m;
 
-        if (i == conj_word) {
-            m &= ~conj.words[i];
-        } else if (i >= KD_STATE_FIRST && i < KD_STATE_END) {
-            /* The state word if it changed, whole; else none (see
-             * kd_lookups_complete_state()). */
-            uint64_t *prev = &c->first->state[i - KD_STATE_FIRST];
-
-            m = fw[i] != *prev ? UINT64_MAX : 0;
-            *prev = fw[i];
-        }
-        if (m) {
-            l->map[i / 64] |= UINT64_C(1) << (i % 64);
-            *pairs++ = m;
-            *pairs++ = fw[i] & m;
+        if (m != last->mask[i] || v != last->value[i]) {
+            last->mask[i] = m;
+            last->value[i] = v;
+            *d++ = (struct kd_delta) { .mask = m, .value = v, .w = i };
         }
     }
-    c->n_words = pairs - c->words;
+    l->ofs = c->n_deltas;
+    l->n_deltas = d - &c->deltas[c->n_deltas];
+    c->n_deltas += l->n_deltas;
 }
 
-/* Gives each of the 'n' lookups of 'c', expanded in 'fwcs', its whole
- * state: a capture keeps a state word only at the lookups where it changed
- * (the first lookup's from zero), and each lookup's state is exact. */
+/* Advances 'r', the region of the lookup before 'l' in 'c' (see
+ * kd_region_init() for the first), to the region of 'l'. */
 static void
-kd_lookups_complete_state(const struct kd_capture *c, struct kd_flow_wc *fwcs,
-                          size_t n)
+kd_region_replay(struct kd_region *r, const struct kd_capture *c,
+                 const struct kd_lookup *l)
 {
-    uint64_t state[KD_STATE_WORDS] = { 0 };
+    for (size_t i = 0; i < l->n_deltas; i++) {
+        const struct kd_delta *d = &c->deltas[l->ofs + i];
 
-    for (size_t i = 0; i < n; i++) {
-        uint64_t *fw = (uint64_t *) &fwcs[i].flow;
-        uint64_t *mw = (uint64_t *) &fwcs[i].wc.masks;
-
-        if (c->lookups[i].full) {
-            return;             /* kairo/verify's: whole flows. */
-        }
-        for (size_t j = 0; j < KD_STATE_WORDS; j++) {
-            size_t w = KD_STATE_FIRST + j;
-
-            if (mw[w]) {
-                state[j] = fw[w];
-            }
-            fw[w] = state[j];
-            mw[w] = UINT64_MAX;
-        }
-    }
-}
-
-/* Stores lookup 'l' of 'c' in 'fwc' as a flow and wildcards.  Outside the
- * wildcards, the flow is zero unless the capture is full. */
-static void
-kd_lookup_expand(const struct kd_capture *c, const struct kd_lookup *l,
-                 struct kd_flow_wc *fwc)
-{
-    if (l->full) {
-        *fwc = *l->full;
-        return;
-    }
-
-    uint64_t *fw = (uint64_t *) &fwc->flow;
-    uint64_t *mw = (uint64_t *) &fwc->wc.masks;
-    const uint64_t *pairs = &c->words[l->ofs];
-
-    memset(fwc, 0, sizeof *fwc);
-    for (size_t i = 0; i < FLOW_U64S; i++) {
-        if (l->map[i / 64] & (UINT64_C(1) << (i % 64))) {
-            mw[i] = *pairs++;
-            fw[i] = *pairs++;
-        }
+        kd_region_set(r, d->w, d->mask, d->value);
     }
 }
 
@@ -1028,13 +1026,13 @@ static size_t
 kd_capture_packed_size(const struct kd_capture *c)
 {
     return (c ? sizeof *c + c->n * sizeof *c->lookups
-                + c->n_words * sizeof *c->words
+                + c->n_deltas * sizeof *c->deltas
                 + c->n_deps * sizeof *c->deps
                 + (c->n ? sizeof *c->first : 0)
             : 0);
 }
 
-/* Copies 'c' and its lookups, words and dependencies into the
+/* Copies 'c' and its lookups, deltas and dependencies into the
  * kd_capture_packed_size(c) bytes at 'p', 8-byte aligned, and returns the
  * copy, which owns them: the lookups' rule references and whole flows move
  * from 'c' to it.  The copy is never freed by itself (see
@@ -1044,21 +1042,24 @@ kd_capture_pack(struct kd_capture *c, void *p_)
 {
     BUILD_ASSERT_DECL(sizeof(struct kd_capture) % 8 == 0);
     BUILD_ASSERT_DECL(sizeof(struct kd_lookup) % 8 == 0);
+    BUILD_ASSERT_DECL(sizeof(struct kd_delta) % 8 == 0);
     BUILD_ASSERT_DECL(sizeof(struct kairo_delta_dep) % 8 == 0);
 
     struct kd_capture *p = p_;
     size_t lookups_size = c->n * sizeof *c->lookups;
-    size_t words_size = c->n_words * sizeof *c->words;
+    size_t deltas_size = c->n_deltas * sizeof *c->deltas;
 
     *p = *c;
+    p->last = NULL;
     p->lookups = (struct kd_lookup *) (p + 1);
     p->allocated = p->n;
     memcpy(p->lookups, c->lookups, lookups_size);
-    p->words = ALIGNED_CAST(uint64_t *, (char *) p->lookups + lookups_size);
-    p->allocated_words = p->n_words;
-    memcpy(p->words, c->words, words_size);
+    p->deltas = ALIGNED_CAST(struct kd_delta *,
+                             (char *) p->lookups + lookups_size);
+    p->allocated_deltas = p->n_deltas;
+    memcpy(p->deltas, c->deltas, deltas_size);
     p->deps = ALIGNED_CAST(struct kairo_delta_dep *,
-                           (char *) p->words + words_size);
+                           (char *) p->deltas + deltas_size);
     p->allocated_deps = p->n_deps;
     memcpy(p->deps, c->deps, c->n_deps * sizeof *c->deps);
     p->first = NULL;
@@ -1066,7 +1067,7 @@ kd_capture_pack(struct kd_capture *c, void *p_)
         p->first = (struct kd_first *) (p->deps + p->n_deps);
         *p->first = *c->first;
     }
-    c->n = c->n_words = c->n_deps = 0;
+    c->n = c->n_deltas = c->n_deps = 0;
     return p;
 }
 
@@ -1860,34 +1861,62 @@ kd_common_part(const struct kd_first *first,
     return true;
 }
 
-/* Leaves in each of the lookups of 'c', expanded in 'fwcs', only its own
- * part of the region, given the megaflow's common part 'common': the
- * translation state and what actions changed, which the common part does
- * not have, and the bits the rule it hit matches.  Every megaflow that hit
- * the rule agrees on those, so they do not keep lookups apart, and they
- * let the index find the lookups by the rule's fields. */
+/* The own parts of a megaflow's lookups, in one buffer (main thread). */
+struct kd_own {
+    size_t n, allocated;        /* Words used and room. */
+    uint8_t *idx;
+    uint64_t *mask;
+    uint64_t *value;
+};
+
+/* Makes room in 'own' for 'n' more words. */
 static void
-kd_lookups_own(const struct kd_capture *c, struct kd_flow_wc *fwcs,
-               const struct flow_wildcards *common)
+kd_own_reserve(struct kd_own *own, size_t n)
 {
-    const uint64_t *cm = (const uint64_t *) &common->masks;
+    if (own->n + n > own->allocated) {
+        own->allocated = MAX(own->n + n, 2 * own->allocated);
+        own->idx = xrealloc(own->idx, own->allocated * sizeof *own->idx);
+        own->mask = xrealloc(own->mask, own->allocated * sizeof *own->mask);
+        own->value = xrealloc(own->value,
+                              own->allocated * sizeof *own->value);
+    }
+}
 
-    for (size_t i = 0; i < c->n; i++) {
-        const struct rule *rule = c->lookups[i].rule;
-        uint64_t *mw = (uint64_t *) &fwcs[i].wc.masks;
-        uint64_t *fw = (uint64_t *) &fwcs[i].flow;
-        struct flow_wildcards rule_wc;
-        const uint64_t *rm = NULL;
+/* Appends to 'own' the part of region 'r' that is a lookup's own, given the
+ * megaflow's common mask 'common' (NULL: none) and the rule the lookup hit
+ * (NULL: a miss): the translation state and what actions changed, which
+ * the common part does not have, and the bits the rule matches.  Every
+ * megaflow that hit the rule agrees on those, so they do not keep lookups
+ * apart, and they let the index find the lookups by the rule's fields.
+ * Returns the number of words appended. */
+static size_t
+kd_own_append(struct kd_own *own, const struct kd_region *r,
+              const struct flow_wildcards *common, const struct rule *rule)
+{
+    const uint64_t *cm = common ? (const uint64_t *) &common->masks : NULL;
+    const struct miniflow *rm = rule ? &rule->cr.match.mask->masks : NULL;
+    size_t n0 = own->n;
 
-        if (rule) {
-            minimask_expand(rule->cr.match.mask, &rule_wc);
-            rm = (const uint64_t *) &rule_wc.masks;
-        }
-        for (size_t w = 0; w < FLOW_U64S; w++) {
-            mw[w] &= ~(cm[w] & ~(rm ? rm[w] : 0));
-            fw[w] &= mw[w];
+    kd_own_reserve(own, FLOW_U64S);
+    for (size_t i = 0; i < 2; i++) {
+        unsigned int bit;
+
+        ULLONG_FOR_EACH_1 (bit, r->map[i]) {
+            size_t w = i * 64 + bit;
+            uint64_t m = r->mask[w];
+
+            if (cm && cm[w]) {
+                m &= ~(cm[w] & ~(rm ? miniflow_get(rm, w) : 0));
+            }
+            if (m) {
+                own->idx[own->n] = w;
+                own->mask[own->n] = m;
+                own->value[own->n] = r->value[w] & m;
+                own->n++;
+            }
         }
     }
+    return own->n - n0;
 }
 
 /* Replaces 'mf''s lookups by those of 'c' (NULL if unknown), taking over
@@ -1911,30 +1940,37 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
      * referenced until then. */
     struct kd_old_index old = kd_megaflow_take_index(mf);
 
-    /* The lookups as flows and wildcards (main thread only). */
-    static struct kd_flow_wc *fwcs;
-    static size_t allocated_fwcs;
-    if (c->n > allocated_fwcs) {
-        allocated_fwcs = MAX(c->n, 2 * allocated_fwcs);
-        free(fwcs);
-        fwcs = xmalloc(allocated_fwcs * sizeof *fwcs);
-    }
-    for (size_t i = 0; i < c->n; i++) {
-        kd_lookup_expand(c, &c->lookups[i], &fwcs[i]);
-    }
-    kd_lookups_complete_state(c, fwcs, c->n);
+    /* The common part, and each lookup's own part, replayed from the
+     * capture's deltas (main thread only). */
     static struct flow_wildcards common_mask;
-    struct kairo_delta_index_common common = {
-        .key = c->first ? &c->first->flow : NULL, .mask = &common_mask,
-    };
+    static struct kairo_delta_index_words_buf common_buf;
     bool has_common = kd_common_part(c->first, key, key_len, mask, mask_len,
                                      &common_mask);
+    struct kairo_delta_index_words common = {0};
     if (has_common) {
-        kd_lookups_own(c, fwcs, &common_mask);
+        common = kairo_delta_index_words_from_flow(&c->first->flow,
+                                                   &common_mask, &common_buf);
+    }
+
+    static struct kd_own own;
+    static struct kd_region region;
+    size_t *own_n = xmalloc(c->n * sizeof *own_n);
+    own.n = 0;
+    kd_region_init(&region);
+    for (size_t i = 0; i < c->n; i++) {
+        kd_region_replay(&region, c, &c->lookups[i]);
+        own_n[i] = kd_own_append(&own, &region,
+                                 has_common ? &common_mask : NULL,
+                                 c->lookups[i].rule);
     }
 
     /* One index per bridge: a patch port takes a translation to another. */
     struct kairo_delta_index_lookup *lookups = xmalloc(c->n * sizeof *lookups);
+    size_t *own_ofs = xmalloc(c->n * sizeof *own_ofs);
+    for (size_t i = 0, ofs = 0; i < c->n; i++) {
+        own_ofs[i] = ofs;
+        ofs += own_n[i];
+    }
     for (size_t i = 0; i < c->n; i++) {
         const struct ofproto *ofproto = c->lookups[i].ofproto;
         size_t n = 0;
@@ -1951,8 +1987,12 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
             if (l->ofproto == ofproto) {
                 lookups[n++] = (struct kairo_delta_index_lookup) {
                     .table_id = l->table_id,
-                    .key = &fwcs[j].flow,
-                    .mask = &fwcs[j].wc,
+                    .region = {
+                        .n = own_n[j],
+                        .idx = &own.idx[own_ofs[j]],
+                        .mask = &own.mask[own_ofs[j]],
+                        .value = &own.value[own_ofs[j]],
+                    },
                     .rule = l->rule,
                     .priority = l->threshold,
                     .conj = l->conj,
@@ -1976,6 +2016,8 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
             kd_old_index_release(&old, mf);
             kd_megaflow_set_opaque(mf);
             free(lookups);
+            free(own_ofs);
+            free(own_n);
             return;
         }
         mf->bridges = xrealloc(mf->bridges,
@@ -1983,6 +2025,8 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
         mf->bridges[mf->n_bridges++] = b;
     }
     free(lookups);
+    free(own_ofs);
+    free(own_n);
     kd_old_index_release(&old, mf);
 
     /* The groups, ports and MAC entries it looked up. */

@@ -106,6 +106,7 @@ bench_template(unsigned int t, struct flow_wildcards *mask)
 static size_t
 bench_megaflow(uint64_t *rng, struct flow keys[3],
                struct flow_wildcards masks[3],
+               struct kairo_delta_index_words_buf bufs[3],
                struct kairo_delta_index_lookup l[3])
 {
     uint64_t r = bench_rand(rng);
@@ -162,8 +163,8 @@ bench_megaflow(uint64_t *rng, struct flow keys[3],
     }
 
     for (size_t i = 0; i < n; i++) {
-        l[i].key = &keys[i];
-        l[i].mask = &masks[i];
+        l[i].region = kairo_delta_index_words_from_flow(&keys[i], &masks[i],
+                                                        &bufs[i]);
     }
     return n;
 }
@@ -220,6 +221,7 @@ bench_run(size_t n)
     struct kairo_delta_index_stats st;
     struct kairo_delta_index *idx;
     struct kairo_delta_index_lookup l[3];
+    struct kairo_delta_index_words_buf bufs[3];
     struct flow_wildcards masks[3];
     struct flow keys[3];
     uint64_t rng = 0x9e3779b97f4a7c15ULL;
@@ -231,7 +233,7 @@ bench_run(size_t n)
     idx = kairo_delta_index_create();
     t0 = now_ns();
     for (size_t i = 0; i < n; i++) {
-        size_t k = bench_megaflow(&rng, keys, masks, l);
+        size_t k = bench_megaflow(&rng, keys, masks, bufs, l);
 
         n_lookups += k;
         if (kairo_delta_index_add(idx, i, &owners[i], NULL, l, k)) {

@@ -161,6 +161,7 @@ regions_intersect(const struct flow *key, const struct flow_wildcards *mask,
 struct hand_mf {
     struct flow keys[4];                    /* key_t per lookup. */
     struct flow_wildcards masks[4];         /* mask_t per lookup. */
+    struct kairo_delta_index_words_buf bufs[4];  /* Their words. */
     struct kairo_delta_index_lookup l[4];   /* What is passed to the index. */
     size_t n;                               /* Lookups in use. */
 };
@@ -182,7 +183,10 @@ hand_add(struct hand_mf *mf, uint8_t table, uint32_t nw_src,
     mf->masks[i].masks.regs[0] = UINT32_MAX;
     mf->keys[i].tp_dst = htons(80);     /* Unmasked: must be ignored. */
     mf->l[i] = (struct kairo_delta_index_lookup) {
-        .table_id = table, .key = &mf->keys[i], .mask = &mf->masks[i],
+        .table_id = table,
+        .region = kairo_delta_index_words_from_flow(&mf->keys[i],
+                                                    &mf->masks[i],
+                                                    &mf->bufs[i]),
         .rule = rule, .priority = priority,
     };
 }
@@ -563,8 +567,11 @@ test_common_and_sharing(void)
     ckey_b = ckey_a;
     ckey_a.nw_src = htonl(0x0a000001);
     ckey_b.nw_src = htonl(0x0a000002);
-    struct kairo_delta_index_common ca = { &ckey_a, &cmask };
-    struct kairo_delta_index_common cb = { &ckey_b, &cmask };
+    struct kairo_delta_index_words_buf cabuf, cbbuf;
+    struct kairo_delta_index_words ca
+        = kairo_delta_index_words_from_flow(&ckey_a, &cmask, &cabuf);
+    struct kairo_delta_index_words cb
+        = kairo_delta_index_words_from_flow(&ckey_b, &cmask, &cbbuf);
     CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &a, &ca, a.l, a.n), 0);
     CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &b, &cb, b.l, b.n), 0);
 
@@ -822,18 +829,22 @@ dt_region(const struct dt_megaflow *mf, size_t i, struct flow *key,
     }
 }
 
-/* Fills 'l' with the index's view of 'mf''s lookups. */
+/* Fills 'l' with the index's view of 'mf''s lookups, valid until the next
+ * call. */
 static void
 dt_lookups(const struct dt *dt, const struct dt_megaflow *mf,
            struct kairo_delta_index_lookup l[])
 {
+    static struct kairo_delta_index_words_buf bufs[DT_MAX_LOOKUPS];
+
     for (size_t i = 0; i < mf->n; i++) {
         int r = mf->rule[i];
 
         l[i] = (struct kairo_delta_index_lookup) {
             .table_id = mf->table[i],
-            .key = &mf->key[i],
-            .mask = &mf->mask[i],
+            .region = kairo_delta_index_words_from_flow(&mf->key[i],
+                                                        &mf->mask[i],
+                                                        &bufs[i]),
             .rule = r < 0 ? NULL : &dt->rules[r],
             .priority = mf->threshold[i],
             .conj = mf->conj[i],
@@ -859,9 +870,11 @@ dt_put__(struct dt *dt, struct dt_megaflow *mf, bool replace,
         dt_generate(dt, mf);
     }
     dt_lookups(dt, mf, l);
-    struct kairo_delta_index_common c = { &mf->ckey, &mf->cmask };
-    const struct kairo_delta_index_common *common = (mf->has_common ? &c
-                                                     : NULL);
+    static struct kairo_delta_index_words_buf cbuf;
+    struct kairo_delta_index_words c
+        = kairo_delta_index_words_from_flow(&mf->ckey, &mf->cmask, &cbuf);
+    const struct kairo_delta_index_words *common = (mf->has_common ? &c
+                                                    : NULL);
     error = (replace
              ? kairo_delta_index_replace(dt->idx, mf->id, mf, common, l,
                                          mf->n)
@@ -1206,12 +1219,14 @@ test_leaf_parts(void)
     memset(&cmask, 0, sizeof cmask);
     cmask.masks.nw_src = OVS_BE32_MAX;
     for (size_t i = 0; i < ARRAY_SIZE(mfs); i++) {
-        struct kairo_delta_index_common c = { &ckeys[i], &cmask };
+        struct kairo_delta_index_words_buf cbuf;
+        struct kairo_delta_index_words c;
 
         mfs[i].n = 0;
         hand_add(&mfs[i], 0, 0, 0, 1, &rule_a, 5);
         memset(&ckeys[i], 0, sizeof ckeys[i]);
         ckeys[i].nw_src = htonl(0x0a000000 + i);
+        c = kairo_delta_index_words_from_flow(&ckeys[i], &cmask, &cbuf);
         CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &mfs[i], &c,
                                               mfs[i].l, mfs[i].n), 0);
     }
