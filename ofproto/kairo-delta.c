@@ -3611,6 +3611,7 @@ kairo_delta_init(void)
         kd_deps = kairo_delta_deps_create();
         kd_conjs = kairo_delta_conjs_create();
         udpif_ukey_observer = &kd_observer;
+        xlate_cache_grows_geometrically = true;
 
         kairo_show_register_section("delta", kd_show, NULL);
         unixctl_command_register("kairo/verify", "", 0, 0,
