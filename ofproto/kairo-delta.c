@@ -2033,7 +2033,11 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
     kairo_delta_deps_set(kd_deps, mf, c->deps, c->n_deps);
 
     /* Keep the rules hit alive while the indexes name them. */
-    mf->rules = xmalloc(c->n * sizeof *mf->rules);
+    size_t n_rules = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        n_rules += c->lookups[i].rule != NULL;
+    }
+    mf->rules = n_rules ? xmalloc(n_rules * sizeof *mf->rules) : NULL;
     for (size_t i = 0; i < c->n; i++) {
         if (c->lookups[i].rule) {
             mf->rules[mf->n_rules++] = c->lookups[i].rule;
@@ -2831,8 +2835,17 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
         total.megaflows_reported += s.megaflows_reported;
     }
     HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
+        const struct kd_megaflow *mf;
+
         n_megaflows += hmap_count(&kdu->megaflows);
         n_opaque += ovs_list_size(&kdu->opaque);
+
+        /* The megaflows' own records count as the index's memory. */
+        total.memory += (kdu->megaflows.mask + 1) * sizeof(void *);
+        HMAP_FOR_EACH (mf, node, &kdu->megaflows) {
+            total.memory += (sizeof *mf + mf->n_rules * sizeof *mf->rules
+                             + mf->n_bridges * sizeof *mf->bridges);
+        }
     }
 
     ds_put_format(out, "  mode: %s (other_config:kairo-delta), full share "
