@@ -1887,15 +1887,13 @@ kd_own_reserve(struct kd_own *own, size_t n)
  * (NULL: a miss): the translation state and what actions changed, which
  * the common part does not have, and the bits the rule matches.  Every
  * megaflow that hit the rule agrees on those, so they do not keep lookups
- * apart, and they let the index find the lookups by the rule's fields.
- * Returns the number of words appended. */
-static size_t
+ * apart, and they let the index find the lookups by the rule's fields. */
+static void
 kd_own_append(struct kd_own *own, const struct kd_region *r,
               const struct flow_wildcards *common, const struct rule *rule)
 {
     const uint64_t *cm = common ? (const uint64_t *) &common->masks : NULL;
     const struct miniflow *rm = rule ? &rule->cr.match.mask->masks : NULL;
-    size_t n0 = own->n;
 
     kd_own_reserve(own, FLOW_U64S);
     for (size_t i = 0; i < 2; i++) {
@@ -1916,7 +1914,6 @@ kd_own_append(struct kd_own *own, const struct kd_region *r,
             }
         }
     }
-    return own->n - n0;
 }
 
 /* Replaces 'mf''s lookups by those of 'c' (NULL if unknown), taking over
@@ -1954,23 +1951,19 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
 
     static struct kd_own own;
     static struct kd_region region;
-    size_t *own_n = xmalloc(c->n * sizeof *own_n);
+    size_t *own_ofs = xmalloc((c->n + 1) * sizeof *own_ofs);
     own.n = 0;
     kd_region_init(&region);
     for (size_t i = 0; i < c->n; i++) {
         kd_region_replay(&region, c, &c->lookups[i]);
-        own_n[i] = kd_own_append(&own, &region,
-                                 has_common ? &common_mask : NULL,
-                                 c->lookups[i].rule);
+        own_ofs[i] = own.n;
+        kd_own_append(&own, &region, has_common ? &common_mask : NULL,
+                      c->lookups[i].rule);
     }
+    own_ofs[c->n] = own.n;
 
     /* One index per bridge: a patch port takes a translation to another. */
     struct kairo_delta_index_lookup *lookups = xmalloc(c->n * sizeof *lookups);
-    size_t *own_ofs = xmalloc(c->n * sizeof *own_ofs);
-    for (size_t i = 0, ofs = 0; i < c->n; i++) {
-        own_ofs[i] = ofs;
-        ofs += own_n[i];
-    }
     for (size_t i = 0; i < c->n; i++) {
         const struct ofproto *ofproto = c->lookups[i].ofproto;
         size_t n = 0;
@@ -1988,7 +1981,7 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
                 lookups[n++] = (struct kairo_delta_index_lookup) {
                     .table_id = l->table_id,
                     .region = {
-                        .n = own_n[j],
+                        .n = own_ofs[j + 1] - own_ofs[j],
                         .idx = &own.idx[own_ofs[j]],
                         .mask = &own.mask[own_ofs[j]],
                         .value = &own.value[own_ofs[j]],
@@ -2017,7 +2010,6 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
             kd_megaflow_set_opaque(mf);
             free(lookups);
             free(own_ofs);
-            free(own_n);
             return;
         }
         mf->bridges = xrealloc(mf->bridges,
@@ -2026,7 +2018,6 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
     }
     free(lookups);
     free(own_ofs);
-    free(own_n);
     kd_old_index_release(&old, mf);
 
     /* The groups, ports and MAC entries it looked up. */
