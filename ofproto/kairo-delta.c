@@ -270,12 +270,15 @@ static ovsthread_key_t kd_thread_key;
  * Every hook appends to one FIFO, so that the events of one ukey, and the
  * deltas relative to the tokens, stay in order.  Its lock is a leaf.
  *
- * A delta wakes the main thread at once.  A ukey event wakes it only if it
- * sleeps: while the main thread is mapping a burst of new megaflows it
- * comes back for the queue every KD_BURST_MS, so that the upcalls of a
- * burst do not each pay for a wake-up.  Nothing waits for a ukey event to
- * be mapped except kairo/wait and marked megaflows, and while there are
- * any of those the main thread sleeps (see kairo_delta_wait()). */
+ * A delta wakes the main thread at once.  A ukey event wakes it if it
+ * sleeps, or if a delta came after the event's translation began, since the
+ * megaflow may then need marking again.  While the main thread is mapping a
+ * burst of ukey events (the upcalls of new megaflows, or the re-translations
+ * of a round) it comes back for the queue every KD_BURST_MS, so that the
+ * translations of a burst do not each pay for a wake-up.  That delays no
+ * datapath flow, which the translating thread has already updated, nor the
+ * latencies, which each event times itself; kairo/wait, which waits for
+ * the mapping, answers up to KD_BURST_MS later. */
 
 enum kd_event_type {
     KD_EV_RULE,                 /* A rule was added, replaced or removed. */
@@ -1110,16 +1113,22 @@ kd_event_alloc(size_t extra)
 static void
 kd_enqueue(struct kd_event *ev, bool is_delta)
 {
+    bool raced = false;
     size_t n_queued;
     bool sleeps;
+    uint64_t gen;
 
     ovs_mutex_lock(&kd_queue_mutex);
+    atomic_read_relaxed(&kd_gen, &gen);
     if (is_delta) {
-        uint64_t gen;
-
-        atomic_read_relaxed(&kd_gen, &gen);
         ev->gen = gen + 1;
         atomic_store_explicit(&kd_gen, ev->gen, memory_order_release);
+    } else if (ev->type == KD_EV_UKEY
+               && ev->ukey_event != UDPIF_UKEY_DELETED) {
+        /* A delta came after the translation began: the main thread may
+         * have to mark the megaflow again, which should not wait for the
+         * next KD_BURST_MS. */
+        raced = ev->gen < gen;
     }
     ovs_list_push_back(&kd_queue, &ev->list_node);
     atomic_add(&kd_n_queued, 1, &n_queued);
@@ -1128,7 +1137,7 @@ kd_enqueue(struct kd_event *ev, bool is_delta)
     /* Sequentially consistent with kairo_delta_wait(): either it sees the
      * event queued, or this sees it asleep. */
     atomic_read(&kd_main_sleeps, &sleeps);
-    if (is_delta || (sleeps && !n_queued)) {
+    if (is_delta || (!n_queued && (sleeps || raced))) {
         seq_change(kd_queue_seq);
     }
 }
@@ -1557,11 +1566,13 @@ kd_latency_record(long long int usec)
     kd_stats.latency[i]++;
 }
 
+/* Notes that 'mf' was re-translated or deleted at 'time' (kd_clock_usec()),
+ * which resolves its mark. */
 static void
-kd_megaflow_resolve(struct kd_megaflow *mf)
+kd_megaflow_resolve(struct kd_megaflow *mf, long long int time)
 {
     if (mf->pending_gen) {
-        long long int latency = kd_clock_usec() - mf->pending_since;
+        long long int latency = MAX(time - mf->pending_since, 0);
 
         kd_latency_record(latency);
         kd_stats.latest_latency = MAX(kd_stats.latest_latency, latency);
@@ -2037,10 +2048,11 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
     }
 }
 
+/* Forgets 'mf', deleted at 'time'. */
 static void
-kd_megaflow_destroy(struct kd_megaflow *mf)
+kd_megaflow_destroy(struct kd_megaflow *mf, long long int time)
 {
-    kd_megaflow_resolve(mf);
+    kd_megaflow_resolve(mf, time);
     kd_megaflow_unindex(mf);
     hmap_remove(&mf->kdu->megaflows, &mf->node);
     free(mf);
@@ -2049,10 +2061,11 @@ kd_megaflow_destroy(struct kd_megaflow *mf)
 static void
 kd_udpif_destroy(struct kd_udpif *kdu)
 {
+    long long int now = kd_clock_usec();
     struct kd_megaflow *mf;
 
     HMAP_FOR_EACH_SAFE (mf, node, &kdu->megaflows) {
-        kd_megaflow_destroy(mf);
+        kd_megaflow_destroy(mf, now);
     }
     hmap_destroy(&kdu->megaflows);
     hmap_remove(&kd_udpifs, &kdu->node);
@@ -2455,7 +2468,7 @@ kd_process_ukey(struct kd_event *ev)
         kdu = kd_udpif_find(ev->udpif);
         mf = kdu ? kd_megaflow_find(kdu, &ev->id) : NULL;
         if (mf) {
-            kd_megaflow_destroy(mf);
+            kd_megaflow_destroy(mf, ev->time);
         }
         return;
     }
@@ -2473,7 +2486,9 @@ kd_process_ukey(struct kd_event *ev)
                       ev->mask, ev->mask_len);
 
     if (mf->pending_gen && ev->gen >= mf->pending_gen) {
-        kd_megaflow_resolve(mf);
+        /* An install is not timed on the upcall path. */
+        kd_megaflow_resolve(mf, (ev->ukey_event == UDPIF_UKEY_INSTALLED
+                                 ? kd_clock_usec() : ev->time));
     }
     if (ev->gen < kd_applied_gen) {
         /* The translation began before a delta that is already mapped, so
@@ -2750,7 +2765,7 @@ kairo_delta_run(void)
 void
 kairo_delta_wait(void)
 {
-    if (kd_burst && !kd_n_pending && !kd_n_waiters) {
+    if (kd_burst) {
         atomic_store(&kd_main_sleeps, false);
         poll_timer_wait(KD_BURST_MS);
     } else {
