@@ -96,6 +96,11 @@ struct kdi_secondary {
     uint64_t bits[];            /* B, one word per key word. */
 };
 
+/* An insert query whose found nodes have fewer megaflows under them than
+ * this walks their subtrees without looking for candidates by common part
+ * first. */
+#define KDI_COMMON_MIN 64
+
 /* kdi_node_get() compares up to this many of a parent's children before it
  * probes the node table instead. */
 #define KDI_MAX_CHILD_SCAN 8
@@ -116,10 +121,13 @@ struct kdi_group {
     struct kdi_mask mask;       /* Must be last. */
 };
 
-/* A megaflow's common mask, shared by the megaflows that have it. */
+/* A megaflow's common mask, shared by the megaflows that have it.  Every
+ * megaflow with lookups has one, empty if its common part is. */
 struct kdi_cmask {
     struct hmap_node node;      /* In 'cmasks', by mask. */
     size_t n_refs;              /* Megaflows with it. */
+    struct kdi_mset megaflows;  /* The same megaflows, keyed by their
+                                 * 'common', wherever they hang. */
     struct kdi_mask mask;       /* Must be last. */
 };
 
@@ -152,7 +160,7 @@ struct kdi_node {
 struct kdi_part {
     struct kdi_part *next;      /* The node's next part, or NULL. */
     struct kdi_node *leaf;      /* The node. */
-    struct kdi_cmask *cmask;    /* The common mask, or NULL for none. */
+    struct kdi_cmask *cmask;    /* Its megaflows' common mask. */
     struct kdi_mset megaflows;  /* Keyed by their 'common'. */
 };
 
@@ -164,6 +172,8 @@ struct kdi_megaflow {
     struct kdi_part *part;      /* Where it hangs, or NULL (no lookups). */
     uint64_t stamp;             /* The latest query that reported it. */
     uint32_t pos;               /* Its position in 'part->megaflows'. */
+    uint32_t cpos;              /* Its position in the cmask's
+                                 * 'megaflows'. */
     uint16_t n_lookups;         /* Lookups in its path. */
     uint64_t common[];          /* One word per word of 'part->cmask'. */
 };
@@ -189,10 +199,25 @@ struct kairo_delta_index {
     struct kairo_delta_index_stats stats;  /* Operation counters only. */
 };
 
-/* A query, expanded once so that any word is one load. */
+/* One match of an insert query, expanded once so that any word is one
+ * load. */
+struct kdi_alt {
+    const uint64_t *value;      /* m.value, FLOW_U64S words. */
+    const uint64_t *mask;       /* m.mask, FLOW_U64S words. */
+};
+
+/* A node an insert query found, with the alternatives whose own bits it
+ * meets. */
+struct kdi_found {
+    struct kdi_node *node;
+    uint64_t alts;              /* Bit i: alternative i. */
+};
+
+/* A query. */
 struct kdi_query {
-    const uint64_t *value;      /* Insert queries: m.value, FLOW_U64S words. */
-    const uint64_t *mask;       /* Insert queries: m.mask, FLOW_U64S words. */
+    const struct kdi_alt *alts; /* Insert queries: the matches, any of which
+                                 * may be inserted. */
+    size_t n_alts;              /* 1 to KAIRO_DELTA_INDEX_MAX_ALTS. */
     uint8_t table_id;           /* Table of the inserted rule. */
     int priority;               /* Priority of the inserted rule. */
     bool conj_filter;           /* Inserting a rule on conj_id 'conj_id'. */
@@ -201,8 +226,16 @@ struct kdi_query {
     void *aux;                  /* Passed to 'cb'. */
     uint64_t stamp;             /* This query's. */
     size_t n_reported;          /* Calls of 'cb' so far. */
-    const uint64_t *own;        /* Insert queries: the mask of the group
-                                 * being answered, FLOW_U64S words. */
+    const uint64_t *outside;    /* Insert queries: the bits the group being
+                                 * answered does not fix, FLOW_U64S
+                                 * words. */
+    uint64_t cur_alts;          /* Insert queries: the alternatives being
+                                 * searched for or walked. */
+
+    /* Insert queries: the nodes whose subtrees hold the answer. */
+    struct kdi_found *found;
+    size_t n_found, allocated_found;
+    uint64_t found_refs;        /* Megaflows through them, with overlap. */
 };
 
 /* Allocation with accounting. */
@@ -648,6 +681,8 @@ kdi_cmask_get(struct kairo_delta_index *idx,
     cm = kdi_alloc(idx, offsetof(struct kdi_cmask, mask)
                    + kdi_mask_size(n_words));
     cm->n_refs = 1;
+    kdi_mset_init(&cm->megaflows, offsetof(struct kdi_megaflow, common),
+                  offsetof(struct kdi_megaflow, cpos), n_words);
     kdi_mask_init(&cm->mask, mask);
     hmap_insert(&idx->cmasks, &cm->node, hash);
     return cm;
@@ -656,7 +691,8 @@ kdi_cmask_get(struct kairo_delta_index *idx,
 static void
 kdi_cmask_unref(struct kairo_delta_index *idx, struct kdi_cmask *cm)
 {
-    if (cm && !--cm->n_refs) {
+    if (!--cm->n_refs) {
+        kdi_mset_destroy(idx, &cm->megaflows);
         hmap_remove(&idx->cmasks, &cm->node);
         kdi_free(idx, cm, offsetof(struct kdi_cmask, mask)
                           + kdi_mask_size(cm->mask.n_words));
@@ -899,7 +935,7 @@ kdi_part_get(struct kairo_delta_index *idx, struct kdi_node *n,
     p->cmask = cm;
     kdi_mset_init(&p->megaflows, offsetof(struct kdi_megaflow, common),
                   offsetof(struct kdi_megaflow, pos),
-                  cm ? cm->mask.n_words : 0);
+                  cm->mask.n_words);
     n->parts = p;
     return p;
 }
@@ -923,9 +959,9 @@ kdi_part_destroy(struct kairo_delta_index *idx, struct kdi_part *p)
 static size_t
 kdi_megaflow_size(const struct kdi_megaflow *mf)
 {
-    const struct kdi_cmask *cm = mf->part ? mf->part->cmask : NULL;
+    size_t n_words = mf->part ? mf->part->cmask->mask.n_words : 0;
 
-    return sizeof *mf + (cm ? cm->mask.n_words * sizeof(uint64_t) : 0);
+    return sizeof *mf + n_words * sizeof(uint64_t);
 }
 
 /* Removes 'mf' from its path, freeing the nodes nothing else goes through,
@@ -944,6 +980,7 @@ kdi_megaflow_destroy(struct kairo_delta_index *idx, struct kdi_megaflow *mf)
         if (!p->megaflows.n) {
             kdi_part_destroy(idx, p);
         }
+        kdi_mset_remove(idx, &cm->megaflows, mf);
         kdi_cmask_unref(idx, cm);
     }
     while (n) {
@@ -1118,9 +1155,10 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         free(hints);
     }
 
+    static const struct kairo_delta_index_words no_common;
     struct kdi_cmask *cm = NULL;
-    if (node && common && common->n) {
-        cm = kdi_cmask_get(idx, common);
+    if (node) {
+        cm = kdi_cmask_get(idx, common ? common : &no_common);
     }
 
     size_t n_common = cm ? cm->mask.n_words : 0;
@@ -1130,12 +1168,13 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
     mf->id = megaflow_id;
     mf->stamp = 0;              /* No query's. */
     mf->n_lookups = n;
-    if (cm) {
+    if (n_common) {
         memcpy(mf->common, common->value, n_common * sizeof *mf->common);
     }
     mf->part = node ? kdi_part_get(idx, node, cm) : NULL;
     if (mf->part) {
         kdi_mset_add(idx, &mf->part->megaflows, mf);
+        kdi_mset_add(idx, &cm->megaflows, mf);
     }
     hmap_insert(&idx->megaflows, &mf->node, hash_pointer(owner, 0));
     idx->n_lookups += n;
@@ -1289,29 +1328,34 @@ kdi_visit_megaflow(struct kairo_delta_index *idx, void *mf_,
     }
 }
 
-/* Reports the megaflows of leaf part 'p' whose common part meets query 'q'
- * on the bits outside 'q->own': all of them for a rule query. */
-static void
-kdi_part_query(struct kairo_delta_index *idx, struct kdi_part *p,
-               struct kdi_query *q)
+/* Stores in 'bits' the bits of common mask 'cm' that alternative 'a'
+ * fixes outside 'outside' (FLOW_U64S words), one per word of 'cm', and in
+ * 'value' the alternative's values there.  Returns false if there are
+ * none. */
+static bool
+kdi_common_bits(const struct kdi_cmask *cm, const struct kdi_alt *a,
+                const uint64_t outside[], uint64_t bits[], uint64_t value[])
 {
-    const struct kdi_cmask *cm = p->cmask;
-    uint64_t value[FLOW_U64S];
-    uint64_t bits[FLOW_U64S];
+    const uint8_t *widx = kdi_mask_widx(&cm->mask);
     bool any = false;
 
-    if (cm && q->own) {
-        const uint8_t *widx = kdi_mask_widx(&cm->mask);
+    for (unsigned int j = 0; j < cm->mask.n_words; j++) {
+        unsigned int w = widx[j];
 
-        for (unsigned int j = 0; j < cm->mask.n_words; j++) {
-            unsigned int w = widx[j];
-
-            bits[j] = cm->mask.words[j] & q->mask[w] & ~q->own[w];
-            value[j] = q->value[w];
-            any = any || bits[j];
-        }
+        bits[j] = cm->mask.words[j] & a->mask[w] & outside[w];
+        value[j] = a->value[w];
+        any = any || bits[j];
     }
+    return any;
+}
 
+/* Reports the megaflows of leaf part 'p' whose common part agrees with
+ * 'value' on 'bits', or all of them if 'any' is false. */
+static void
+kdi_part_search(struct kairo_delta_index *idx, struct kdi_part *p,
+                const uint64_t value[], const uint64_t bits[], bool any,
+                struct kdi_query *q)
+{
     switch (kdi_mset_query(idx, &p->megaflows, value, bits, any,
                            kdi_visit_megaflow, q)) {
     case KDI_PATH_ALL:
@@ -1324,6 +1368,32 @@ kdi_part_query(struct kairo_delta_index *idx, struct kdi_part *p,
     case KDI_PATH_SCAN:
         idx->stats.part_scan++;
         break;
+    }
+}
+
+/* Reports the megaflows of leaf part 'p' whose common part meets one of
+ * the alternatives 'q->cur_alts' of insert query 'q' on 'q->outside', or
+ * all of them for a rule query. */
+static void
+kdi_part_query(struct kairo_delta_index *idx, struct kdi_part *p,
+               struct kdi_query *q)
+{
+    uint64_t value[FLOW_U64S];
+    uint64_t bits[FLOW_U64S];
+
+    if (!q->outside) {
+        kdi_part_search(idx, p, NULL, NULL, false, q);
+        return;
+    }
+    for (uint64_t alts = q->cur_alts; alts;
+         alts = zero_rightmost_1bit(alts)) {
+        const struct kdi_alt *a = &q->alts[rightmost_1bit_idx(alts)];
+        bool any = kdi_common_bits(p->cmask, a, q->outside, bits, value);
+
+        kdi_part_search(idx, p, value, bits, any, q);
+        if (!any) {
+            break;              /* All of them. */
+        }
     }
 }
 
@@ -1363,7 +1433,7 @@ static void
 kdi_report_subtree(struct kairo_delta_index *idx, struct kdi_node *top,
                    struct kdi_query *q)
 {
-    bool mark = idx->round && !q->own;
+    bool mark = idx->round && !q->outside;
     struct kdi_node *n = top;
 
     if (kdi_subtree_reported(idx, top)) {
@@ -1394,72 +1464,159 @@ kdi_report_subtree(struct kairo_delta_index *idx, struct kdi_node *top,
     }
 }
 
-/* Reports the megaflows under node 'n_' if its rule admits query 'q'. */
+/* Adds node 'n_', whose key meets the alternatives 'q->cur_alts' of insert
+ * query 'q', to the query's found nodes if its rule admits the query and
+ * its subtree has megaflows left to report. */
 static void
 kdi_visit_node(struct kairo_delta_index *idx, void *n_, struct kdi_query *q)
 {
     struct kdi_node *n = n_;
 
     idx->stats.lookups_examined++;
-    if (kdi_rule_admits(n->rule, q)) {
-        kdi_report_subtree(idx, n, q);
+    if (kdi_rule_admits(n->rule, q) && !kdi_subtree_reported(idx, n)) {
+        if (q->n_found >= q->allocated_found) {
+            q->found = x2nrealloc(q->found, &q->allocated_found,
+                                  sizeof *q->found);
+        }
+        q->found[q->n_found++] = (struct kdi_found) {
+            .node = n,
+            .alts = q->cur_alts,
+        };
+        q->found_refs += n->n_refs;
     }
 }
 
-/* Answers insert query 'q' for group 'g'. */
+/* Stores in 'bits' the bits of group mask 'gm' that alternative 'a' fixes,
+ * one per word of 'gm', and in 'value' the alternative's values there.
+ * Sets '*covered' to whether 'a' fixes every bit of 'gm', and returns
+ * false if it fixes none. */
+static bool
+kdi_group_bits(const struct kdi_mask *gm, const struct kdi_alt *a,
+               uint64_t bits[], uint64_t value[], bool *covered)
+{
+    const uint8_t *widx = kdi_mask_widx(gm);
+    bool any = false;
+
+    *covered = true;
+    for (unsigned int j = 0; j < gm->n_words; j++) {
+        unsigned int w = widx[j];
+
+        bits[j] = gm->words[j] & a->mask[w];
+        value[j] = a->value[w] & bits[j];
+        *covered = *covered && bits[j] == gm->words[j];
+        any = any || bits[j];
+    }
+    return any;
+}
+
+/* Returns true if alternative 'a' fixes exactly 'bits' of group mask 'gm',
+ * to 'value'. */
+static bool
+kdi_group_bits_equal(const struct kdi_mask *gm, const struct kdi_alt *a,
+                     const uint64_t bits[], const uint64_t value[])
+{
+    const uint8_t *widx = kdi_mask_widx(gm);
+
+    for (unsigned int j = 0; j < gm->n_words; j++) {
+        unsigned int w = widx[j];
+
+        if ((gm->words[j] & a->mask[w]) != bits[j]
+            || (a->value[w] & bits[j]) != value[j]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Finds the nodes of group 'g' that meet the alternatives of insert query
+ * 'q', for kdi_visit_node().  Alternatives that fix the same bits of the
+ * group to the same values search once. */
 static void
 kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
                 struct kdi_query *q)
 {
     const struct kdi_mask *gm = &g->mask;
-    const uint8_t *widx = kdi_mask_widx(gm);
-    uint64_t value[FLOW_U64S];
-    uint64_t bits[FLOW_U64S];
-    uint64_t own[FLOW_U64S];
-    bool covered = true;
-    bool any = false;
+    uint64_t left = (q->n_alts == 64 ? UINT64_MAX
+                     : (UINT64_C(1) << q->n_alts) - 1);
 
-    for (unsigned int j = 0; j < gm->n_words; j++) {
-        unsigned int w = widx[j];
+    while (left) {
+        uint64_t value[FLOW_U64S];
+        uint64_t bits[FLOW_U64S];
+        bool covered;
+        bool any = kdi_group_bits(gm, &q->alts[rightmost_1bit_idx(left)],
+                                  bits, value, &covered);
 
-        bits[j] = gm->words[j] & q->mask[w];
-        value[j] = q->value[w] & bits[j];
-        covered = covered && bits[j] == gm->words[j];
-        any = any || bits[j];
-    }
-    kdi_mask_expand(gm, own);
-    q->own = own;
-
-    if (any && covered) {
-        /* The query fixes every bit the group fixes: the nodes it meets
-         * are exactly those whose key is 'value'. */
-        uint32_t hash = kdi_hash_words(value, gm->n_words);
-        struct kdi_node *n;
-
-        idx->stats.path_probe++;
-        HINDEX_FOR_EACH_WITH_HASH (n, hnode, hash, &g->nodes) {
-            if (!memcmp(n->key, value, gm->n_words * sizeof *value)) {
-                kdi_visit_node(idx, n, q);
+        q->cur_alts = rightmost_1bit(left);
+        for (uint64_t o = zero_rightmost_1bit(left); o;
+             o = zero_rightmost_1bit(o)) {
+            if (kdi_group_bits_equal(gm, &q->alts[rightmost_1bit_idx(o)],
+                                     bits, value)) {
+                q->cur_alts |= rightmost_1bit(o);
             }
         }
-        return;
-    }
+        left &= ~q->cur_alts;
 
-    switch (kdi_mset_query(idx, &g->members, value, bits, any,
-                           kdi_visit_node, q)) {
-    case KDI_PATH_ALL:
-        idx->stats.path_all++;
-        break;
-    case KDI_PATH_SECONDARY:
-        idx->stats.path_secondary++;
-        break;
-    case KDI_PATH_SECONDARY_NEW:
-        idx->stats.path_secondary_new++;
-        break;
-    case KDI_PATH_SCAN:
-        idx->stats.path_scan++;
-        break;
+        if (any && covered) {
+            /* The query fixes every bit the group fixes: the nodes it
+             * meets are exactly those whose key is 'value'. */
+            uint32_t hash = kdi_hash_words(value, gm->n_words);
+            struct kdi_node *n;
+
+            idx->stats.path_probe++;
+            HINDEX_FOR_EACH_WITH_HASH (n, hnode, hash, &g->nodes) {
+                if (!memcmp(n->key, value, gm->n_words * sizeof *value)) {
+                    kdi_visit_node(idx, n, q);
+                }
+            }
+            continue;
+        }
+
+        switch (kdi_mset_query(idx, &g->members, value, bits, any,
+                               kdi_visit_node, q)) {
+        case KDI_PATH_ALL:
+            idx->stats.path_all++;
+            break;
+        case KDI_PATH_SECONDARY:
+            idx->stats.path_secondary++;
+            break;
+        case KDI_PATH_SECONDARY_NEW:
+            idx->stats.path_secondary_new++;
+            break;
+        case KDI_PATH_SCAN:
+            idx->stats.path_scan++;
+            break;
+        }
     }
+}
+
+static int
+kdi_found_cmp(const void *a_, const void *b_)
+{
+    const struct kdi_found *a = a_;
+    const struct kdi_found *b = b_;
+
+    return a->node < b->node ? -1 : a->node > b->node;
+}
+
+/* Merges the entries of the found nodes of 'q' for one node, which
+ * alternatives that fix different bits of its group may each have found,
+ * and counts the megaflows under them again. */
+static void
+kdi_found_merge(struct kdi_query *q)
+{
+    size_t n = 0;
+
+    qsort(q->found, q->n_found, sizeof *q->found, kdi_found_cmp);
+    q->found_refs = 0;
+    for (size_t i = 0; i < q->n_found; i++) {
+        if (n && q->found[n - 1].node == q->found[i].node) {
+            q->found[n - 1].alts |= q->found[i].alts;
+        } else {
+            q->found[n++] = q->found[i];
+            q->found_refs += q->found[i].node->n_refs;
+        }
+    }
+    q->n_found = n;
 }
 
 /* Returns the stamp for a new query: the open round's, else a new one. */
@@ -1469,24 +1626,325 @@ kdi_query_stamp(struct kairo_delta_index *idx)
     return idx->round ? idx->round_stamp : ++idx->stamp;
 }
 
-/* Runs insert query 'q' for match 'm' over 'idx' and returns how many
- * megaflows it reported. */
+/* Reports the megaflows of the subtrees of the nodes insert query 'q'
+ * found, as kdi_part_query() filters them. */
+static void
+kdi_report_found(struct kairo_delta_index *idx, struct kdi_query *q)
+{
+    const struct kdi_group *g = NULL;
+    uint64_t outside[FLOW_U64S];
+
+    q->outside = outside;
+    for (size_t i = 0; i < q->n_found; i++) {
+        struct kdi_node *n = q->found[i].node;
+
+        if (n->group != g) {
+            g = n->group;
+            kdi_mask_expand(&g->mask, outside);
+            for (size_t w = 0; w < FLOW_U64S; w++) {
+                outside[w] = ~outside[w];
+            }
+        }
+        q->cur_alts = q->found[i].alts;
+        kdi_report_subtree(idx, n, q);
+    }
+    q->outside = NULL;
+}
+
+/* Returns true if node 'n''s own key meets alternative 'a'. */
+static bool
+kdi_node_meets(const struct kdi_node *n, const struct kdi_alt *a)
+{
+    const struct kdi_mask *gm = &n->group->mask;
+    const uint8_t *widx = kdi_mask_widx(gm);
+
+    for (unsigned int j = 0; j < gm->n_words; j++) {
+        unsigned int w = widx[j];
+
+        if ((n->key[j] ^ a->value[w]) & gm->words[j] & a->mask[w]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Returns true if the common part of 'mf' meets alternative 'a' on the bits
+ * that node 'n''s group does not fix. */
+static bool
+kdi_common_meets(const struct kdi_megaflow *mf, const struct kdi_node *n,
+                 const struct kdi_alt *a)
+{
+    const struct kdi_mask *cm = &mf->part->cmask->mask;
+    const uint8_t *cwidx = kdi_mask_widx(cm);
+    const struct kdi_mask *gm = &n->group->mask;
+    const uint8_t *gwidx = kdi_mask_widx(gm);
+    unsigned int k = 0;
+
+    for (unsigned int j = 0; j < cm->n_words; j++) {
+        unsigned int w = cwidx[j];
+        uint64_t bits = cm->words[j] & a->mask[w];
+
+        while (k < gm->n_words && gwidx[k] < w) {
+            k++;
+        }
+        if (k < gm->n_words && gwidx[k] == w) {
+            bits &= ~gm->words[k];
+        }
+        if ((mf->common[j] ^ a->value[w]) & bits) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Returns true if insert query 'q' reports megaflow 'mf' (which has
+ * lookups): if a node of its path is one the query finds for an
+ * alternative, and 'mf''s common part meets that alternative outside the
+ * node's own mask.  This is the subtree walk's answer for one megaflow,
+ * from the leaf up. */
+static bool
+kdi_megaflow_meets(const struct kdi_megaflow *mf, const struct kdi_query *q)
+{
+    for (const struct kdi_node *n = mf->part->leaf; n; n = n->parent) {
+        if (n->group->table_id != q->table_id
+            || !kdi_rule_admits(n->rule, q)) {
+            continue;
+        }
+        for (size_t i = 0; i < q->n_alts; i++) {
+            if (kdi_node_meets(n, &q->alts[i])
+                && kdi_common_meets(mf, n, &q->alts[i])) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Appends to 'c' the members of 'ms', a common mask's megaflows, whose key
+ * agrees with 'value' on 'bits', or every member if 'any' is false, unless
+ * that makes more than 'budget' in 'c' or needs a scan of more than that:
+ * then returns false. */
+static bool
+kdi_collect_candidates(struct kairo_delta_index *idx, struct kdi_mset *ms,
+                       const uint64_t value[], const uint64_t bits[],
+                       bool any, struct kdi_megaflow ***c, size_t *n,
+                       size_t *allocated, size_t budget)
+{
+    struct kdi_secondary *s = NULL;
+    bool built;
+
+    if (any) {
+        s = kdi_mset_secondary(idx, ms, bits, &built);
+    }
+    if (!s) {
+        if (*n + ms->n > budget) {
+            return false;
+        }
+        for (uint32_t i = 0; i < ms->n; i++) {
+            void *m = ms->members[i];
+
+            if (!any || kdi_key_meets(kdi_mset_key(ms, m), value, bits,
+                                      ms->n_words)) {
+                if (*n >= *allocated) {
+                    *c = x2nrealloc(*c, allocated, sizeof **c);
+                }
+                (*c)[(*n)++] = m;
+            }
+        }
+        return true;
+    }
+
+    uint32_t hash = kdi_hash_bits(value, bits, ms->n_words);
+    for (uint32_t i = *kdi_secondary_head(ms, s, hash); i != KDI_NONE;
+         i = s->links[2 * i + 1]) {
+        void *m = ms->members[i];
+
+        if (kdi_key_meets(kdi_mset_key(ms, m), value, bits, ms->n_words)) {
+            if (*n >= budget) {
+                return false;
+            }
+            if (*n >= *allocated) {
+                *c = x2nrealloc(*c, allocated, sizeof **c);
+            }
+            (*c)[(*n)++] = m;
+        }
+    }
+    return true;
+}
+
+/* Returns true if some alternative of 'q' fixes none of the bits of common
+ * mask 'cm' in 'outside' (FLOW_U64S words): then every megaflow with 'cm'
+ * is a candidate. */
+static bool
+kdi_cmask_all_candidates(const struct kdi_cmask *cm,
+                         const struct kdi_query *q, const uint64_t *outside)
+{
+    uint64_t value[FLOW_U64S];
+    uint64_t bits[FLOW_U64S];
+
+    for (size_t i = 0; i < q->n_alts; i++) {
+        if (!kdi_common_bits(cm, &q->alts[i], outside, bits, value)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Appends to 'c' the megaflows with common mask 'cm' whose common part
+ * meets an alternative of 'q' on its bits in 'outside', within 'budget' as
+ * kdi_collect_candidates(). */
+static bool
+kdi_cmask_candidates(struct kairo_delta_index *idx, struct kdi_cmask *cm,
+                     const struct kdi_query *q, const uint64_t *outside,
+                     struct kdi_megaflow ***c, size_t *n, size_t *allocated,
+                     size_t budget)
+{
+    uint64_t value[2][FLOW_U64S];
+    uint64_t bits[2][FLOW_U64S];
+    size_t size = cm->mask.n_words * sizeof(uint64_t);
+
+    if (kdi_cmask_all_candidates(cm, q, outside)) {
+        return kdi_collect_candidates(idx, &cm->megaflows, NULL, NULL, false,
+                                      c, n, allocated, budget);
+    }
+    for (size_t i = 0; i < q->n_alts; i++) {
+        uint64_t *v = value[i & 1];
+        uint64_t *b = bits[i & 1];
+
+        kdi_common_bits(cm, &q->alts[i], outside, b, v);
+        if (i && !memcmp(b, bits[!(i & 1)], size)
+            && !memcmp(v, value[!(i & 1)], size)) {
+            continue;           /* As the previous alternative. */
+        }
+        if (!kdi_collect_candidates(idx, &cm->megaflows, v, b, true, c, n,
+                                    allocated, budget)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Answers insert query 'q', whose nodes are found, from the common masks'
+ * megaflow sets rather than from the found nodes' subtrees, when that
+ * visits fewer megaflows: the candidates are the megaflows whose common
+ * part meets an alternative on the bits that no found node's own mask
+ * fixes, which every megaflow the walk would report does, and each is then
+ * checked along its path.  Returns false, having reported nothing, if
+ * there would be more candidates than the subtrees hold megaflows. */
+static bool
+kdi_query_by_common(struct kairo_delta_index *idx, struct kdi_query *q)
+{
+    const struct kdi_group *g = NULL;
+    uint64_t outside[FLOW_U64S];
+
+    memset(outside, 0xff, sizeof outside);
+    for (size_t i = 0; i < q->n_found; i++) {
+        if (q->found[i].node->group != g) {
+            g = q->found[i].node->group;
+
+            const uint8_t *widx = kdi_mask_widx(&g->mask);
+            for (unsigned int j = 0; j < g->mask.n_words; j++) {
+                outside[widx[j]] &= ~g->mask.words[j];
+            }
+        }
+    }
+
+    /* The sets that are candidates whole first: together they are often
+     * too many on their own. */
+    size_t budget = q->found_refs;
+    size_t n_whole = 0;
+    struct kdi_cmask *cm;
+    HMAP_FOR_EACH (cm, node, &idx->cmasks) {
+        if (kdi_cmask_all_candidates(cm, q, outside)) {
+            n_whole += cm->megaflows.n;
+        }
+    }
+
+    struct kdi_megaflow **c = NULL;
+    size_t n = 0, allocated = 0;
+    bool ok = n_whole <= budget;
+    HMAP_FOR_EACH (cm, node, &idx->cmasks) {
+        if (!ok) {
+            break;
+        }
+        ok = kdi_cmask_candidates(idx, cm, q, outside, &c, &n, &allocated,
+                                  budget);
+    }
+    if (!ok) {
+        free(c);
+        return false;
+    }
+
+    idx->stats.common_queries++;
+    idx->stats.candidates += n;
+    for (size_t i = 0; i < n; i++) {
+        struct kdi_megaflow *mf = c[i];
+
+        if (mf->stamp != q->stamp && kdi_megaflow_meets(mf, q)) {
+            mf->stamp = q->stamp;
+            q->cb(mf->owner, mf->id, q->aux);
+            q->n_reported++;
+        }
+    }
+    free(c);
+    return true;
+}
+
+/* Runs insert query 'q' for its alternatives over 'idx' and returns how many
+ * megaflows it reported.  The query first finds the nodes of its table
+ * that meet an alternative; then it reports their subtrees' megaflows
+ * either by walking the subtrees or, when fewer megaflows share the
+ * alternatives' bits in their common parts than the subtrees hold, from
+ * those. */
 static size_t
-kdi_query_insert(struct kairo_delta_index *idx, const struct match *m,
-                 struct kdi_query *q)
+kdi_query_insert(struct kairo_delta_index *idx, struct kdi_query *q)
 {
     struct kdi_group *g;
 
-    q->value = (const uint64_t *) &m->flow;
-    q->mask = (const uint64_t *) &m->wc.masks;
     q->stamp = kdi_query_stamp(idx);
     q->n_reported = 0;
     idx->stats.n_insert_queries++;
     LIST_FOR_EACH (g, list_node, &idx->tables[q->table_id]) {
         kdi_group_query(idx, g, q);
     }
+    if (q->n_alts > 1) {
+        kdi_found_merge(q);
+    }
+    if (q->found_refs < KDI_COMMON_MIN || !kdi_query_by_common(idx, q)) {
+        kdi_report_found(idx, q);
+    }
+    free(q->found);
     idx->stats.megaflows_reported += q->n_reported;
     return q->n_reported;
+}
+
+size_t
+kairo_delta_index_query_insert_any(struct kairo_delta_index *idx,
+                                   uint8_t table_id, int priority,
+                                   const struct match ms[], size_t n,
+                                   kairo_delta_index_cb *cb, void *aux)
+{
+    struct kdi_alt alts[KAIRO_DELTA_INDEX_MAX_ALTS];
+    struct kdi_query q = {
+        .alts = alts,
+        .n_alts = n,
+        .table_id = table_id,
+        .priority = priority,
+        .cb = cb,
+        .aux = aux,
+    };
+
+    ovs_assert(n <= KAIRO_DELTA_INDEX_MAX_ALTS);
+    if (!n) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        alts[i] = (struct kdi_alt) {
+            .value = (const uint64_t *) &ms[i].flow,
+            .mask = (const uint64_t *) &ms[i].wc.masks,
+        };
+    }
+    return kdi_query_insert(idx, &q);
 }
 
 size_t
@@ -1495,14 +1953,8 @@ kairo_delta_index_query_insert_match(struct kairo_delta_index *idx,
                                      const struct match *m,
                                      kairo_delta_index_cb *cb, void *aux)
 {
-    struct kdi_query q = {
-        .table_id = table_id,
-        .priority = priority,
-        .cb = cb,
-        .aux = aux,
-    };
-
-    return kdi_query_insert(idx, m, &q);
+    return kairo_delta_index_query_insert_any(idx, table_id, priority, m, 1,
+                                              cb, aux);
 }
 
 size_t
@@ -1525,7 +1977,19 @@ kairo_delta_index_query_conj_insert(struct kairo_delta_index *idx,
                                     uint32_t conj_id,
                                     kairo_delta_index_cb *cb, void *aux)
 {
+    struct match match;
+
+    minimatch_expand(m, &match);
+    match.flow.conj_id = 0;
+    match.wc.masks.conj_id = 0;
+
+    struct kdi_alt alt = {
+        .value = (const uint64_t *) &match.flow,
+        .mask = (const uint64_t *) &match.wc.masks,
+    };
     struct kdi_query q = {
+        .alts = &alt,
+        .n_alts = 1,
         .table_id = table_id,
         .priority = priority,
         .conj_filter = true,
@@ -1533,12 +1997,7 @@ kairo_delta_index_query_conj_insert(struct kairo_delta_index *idx,
         .cb = cb,
         .aux = aux,
     };
-    struct match match;
-
-    minimatch_expand(m, &match);
-    match.flow.conj_id = 0;
-    match.wc.masks.conj_id = 0;
-    return kdi_query_insert(idx, &match, &q);
+    return kdi_query_insert(idx, &q);
 }
 
 size_t

@@ -32,9 +32,9 @@ COVERAGE_DEFINE(kairo_delta_conj_incomplete);
 COVERAGE_DEFINE(kairo_delta_conj_wide);
 
 /* A clause insert whose smallest other dimension has more clauses than
- * this is mapped by its own match alone (a superset), rather than by one
- * query per clause of that dimension. */
-#define KDC_MAX_QUERIES 64
+ * this is mapped by its own match alone (a superset), rather than by its
+ * match narrowed by each clause of that dimension. */
+#define KDC_MAX_QUERIES KAIRO_DELTA_INDEX_MAX_ALTS
 
 /* The clauses of one dimension of a conjunction. */
 struct kdc_dim {
@@ -258,16 +258,18 @@ kdc_match_narrow(struct match *m, const struct minimatch *other)
 }
 
 /* Queries 'index' for the lookups in 'table_id' at or below 'priority' whose
- * region meets 'm'.  A lookup's region never fixes conj_id, and neither do
- * clauses, so conj_id is left out. */
+ * region meets one of the 'n' matches 'ms'.  A lookup's region never fixes
+ * conj_id, and neither do clauses, so conj_id is left out. */
 static size_t
 kdc_query(struct kairo_delta_index *index, uint8_t table_id, int priority,
-          struct match *m, kairo_delta_index_cb *cb, void *aux)
+          struct match ms[], size_t n, kairo_delta_index_cb *cb, void *aux)
 {
-    m->flow.conj_id = 0;
-    m->wc.masks.conj_id = 0;
-    return kairo_delta_index_query_insert_match(index, table_id, priority, m,
-                                                cb, aux);
+    for (size_t i = 0; i < n; i++) {
+        ms[i].flow.conj_id = 0;
+        ms[i].wc.masks.conj_id = 0;
+    }
+    return kairo_delta_index_query_insert_any(index, table_id, priority, ms,
+                                              n, cb, aux);
 }
 
 /* The queries for conjunction 'id' with 'n' dimensions gaining, in
@@ -305,24 +307,28 @@ kdc_query_conjunction(struct kairo_delta_conjs *kc,
         COVERAGE_INC(kairo_delta_conj_incomplete);
         return 0;
     } else if (fewest && fewest->n <= KDC_MAX_QUERIES) {
-        size_t n_reported = 0;
+        struct match *narrowed = xmalloc(fewest->n * sizeof *narrowed);
+        size_t n_narrowed = 0;
 
         kc->precise++;
         COVERAGE_INC(kairo_delta_conj_precise);
         for (size_t i = 0; i < fewest->n; i++) {
-            struct match narrowed = m;
-
-            if (kdc_match_narrow(&narrowed, &fewest->rules[i]->cr.match)) {
-                n_reported += kdc_query(index, table_id, priority, &narrowed,
-                                        cb, aux);
-            }
+            narrowed[n_narrowed] = m;
+            n_narrowed += kdc_match_narrow(&narrowed[n_narrowed],
+                                           &fewest->rules[i]->cr.match);
         }
+
+        size_t n_reported = (n_narrowed
+                             ? kdc_query(index, table_id, priority, narrowed,
+                                         n_narrowed, cb, aux)
+                             : 0);
+        free(narrowed);
         return n_reported;
     }
 
     kc->wide++;
     COVERAGE_INC(kairo_delta_conj_wide);
-    return kdc_query(index, table_id, priority, &m, cb, aux);
+    return kdc_query(index, table_id, priority, &m, 1, cb, aux);
 }
 
 size_t

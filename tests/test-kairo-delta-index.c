@@ -624,6 +624,15 @@ struct dt_config {
     unsigned int n_ops;         /* Random operations. */
     unsigned int derived_odds;  /* Insert queries built from a megaflow's
                                  * lookup, out of 4. */
+    unsigned int common_odds;   /* Of the others, insert queries on a
+                                 * megaflow's common part, out of 4.  Then
+                                 * every megaflow has a common part, with
+                                 * one of a few masks over packet fields, as
+                                 * every megaflow of a switch has its
+                                 * mask. */
+    unsigned int any_odds;      /* Insert queries with several matches
+                                 * (kairo_delta_index_query_insert_any()),
+                                 * out of 4. */
     bool shared_paths;          /* Most megaflows take another's whole path
                                  * and common mask, as many connections
                                  * through one pipeline do. */
@@ -654,6 +663,9 @@ struct dt {
     struct kairo_delta_index *idx;            /* Index under test. */
     struct dt_megaflow mfs[DT_MAX_SLOTS];     /* The megaflows. */
     struct flow_wildcards templates[DT_MAX_TEMPLATES];  /* Megaflow masks. */
+    struct flow_wildcards ctemplates[DT_MAX_TEMPLATES]; /* Common masks,
+                                                         * with
+                                                         * 'common_odds'. */
     char rules[DT_TABLES * DT_RULES_PER_TABLE];     /* Rule identities. */
     int priorities[DT_TABLES * DT_RULES_PER_TABLE]; /* Their priorities. */
     unsigned int calls[DT_MAX_SLOTS];         /* Callback calls per slot. */
@@ -664,6 +676,8 @@ struct dt {
     unsigned int bad_ids;                     /* Calls with a wrong id. */
     unsigned int mismatches;                  /* Wrong answers. */
     unsigned int n_insert_queries;            /* Insert queries checked. */
+    unsigned int n_any_queries;               /* Those with several
+                                               * matches. */
     unsigned int n_rule_queries;              /* Rule queries checked. */
     unsigned int n_changes;                   /* Adds, removes, replaces. */
     unsigned int n_affected;                  /* Affected, summed. */
@@ -755,10 +769,20 @@ dt_generate(struct dt *dt, struct dt_megaflow *mf)
 
     /* Half of the megaflows have a common part: random fields and masks,
      * some of them over bits the lookups fix too. */
-    mf->has_common = rng_below(rng, 2);
+    mf->has_common = dt->cfg->common_odds || rng_below(rng, 2);
     memset(&mf->ckey, 0, sizeof mf->ckey);
     memset(&mf->cmask, 0, sizeof mf->cmask);
-    if (mf->has_common) {
+    if (dt->cfg->common_odds) {
+        const struct flow_wildcards *t
+            = &dt->ctemplates[rng_below(rng, DT_MAX_TEMPLATES)];
+        const uint64_t *tm = (const uint64_t *) &t->masks;
+        uint64_t *ck = (uint64_t *) &mf->ckey;
+
+        mf->cmask = *t;
+        for (size_t w = 0; w < FLOW_U64S; w++) {
+            ck[w] = rng_next(rng) & tm[w];
+        }
+    } else if (mf->has_common) {
         for (unsigned int f = 0; f < N_FIELDS; f++) {
             if (!rng_below(rng, 3)) {
                 field_set(&mf->ckey, f, rng_below(rng, 2)
@@ -948,6 +972,21 @@ dt_random_match(struct dt *dt, struct match *match, uint8_t *table)
             field_set(&match->flow, rng_below(rng, N_FIELDS),
                       random_value(rng));
         }
+    } else if (mf->live && mf->has_common
+               && rng_below(rng, 4) < dt->cfg->common_odds) {
+        /* Its table and a field or two of its common part, often with its
+         * value, as a change to an ACL on addresses or ports is. */
+        *table = mf->table[rng_below(rng, mf->n)];
+        for (unsigned int f = 0; f < N_FIELDS; f++) {
+            uint64_t m = field_get(&mf->cmask.masks, f);
+
+            if (m && rng_below(rng, 2)) {
+                field_set(&match->flow, f, (rng_below(rng, 4)
+                                            ? field_get(&mf->ckey, f)
+                                            : random_value(rng)));
+                field_set(&match->wc.masks, f, m);
+            }
+        }
     } else {
         *table = rng_below(rng, DT_TABLES);
         for (unsigned int f = 0; f < N_FIELDS; f++) {
@@ -1029,6 +1068,74 @@ dt_insert_query(struct dt *dt)
     dt->n_insert_queries++;
 }
 
+/* Sets 'dt->expected' to the megaflows that inserting a rule with any of
+ * the 'n' matches 'ms' into 'table' at 'priority' affects, by brute
+ * force. */
+static void
+dt_expect_any(struct dt *dt, const struct match ms[], size_t n,
+              uint8_t table, int priority)
+{
+    for (size_t s = 0; s < dt->cfg->n_slots; s++) {
+        const struct dt_megaflow *mf = &dt->mfs[s];
+
+        dt->expected[s] = false;
+        for (size_t i = 0; mf->live && i < mf->n && !dt->expected[s]; i++) {
+            struct flow key;
+            struct flow_wildcards mask;
+
+            dt_region(mf, i, &key, &mask);
+            for (size_t a = 0; a < n && !dt->expected[s]; a++) {
+                dt->expected[s] = (mf->table[i] == table
+                                   && dt_lookup_admits(mf, i, priority, -1)
+                                   && regions_intersect(&key, &mask,
+                                                        &ms[a].flow,
+                                                        &ms[a].wc));
+            }
+        }
+    }
+}
+
+/* Runs a random insert query with several matches and checks it: mostly a
+ * match narrowed by each of several values of one field, as a conjunctive
+ * clause by the clauses of another dimension; else unrelated matches. */
+static void
+dt_insert_any_query(struct dt *dt)
+{
+    struct test_rng *rng = &dt->rng;
+    int priority = rng_below(rng, 7);
+    size_t n_alts = (rng_below(rng, 8) ? 2 + rng_below(rng, 7)
+                     : KAIRO_DELTA_INDEX_MAX_ALTS);
+    struct match *ms = xmalloc(n_alts * sizeof *ms);
+    unsigned int f = rng_below(rng, N_FIELDS);
+    bool narrowed = rng_below(rng, 4);
+    uint8_t table;
+
+    dt_random_match(dt, &ms[0], &table);
+    for (size_t a = 1; a < n_alts; a++) {
+        if (narrowed) {
+            ms[a] = ms[0];
+        } else {
+            uint8_t other_table;
+
+            dt_random_match(dt, &ms[a], &other_table);
+        }
+    }
+    for (size_t a = 0; narrowed && a < n_alts; a++) {
+        field_set(&ms[a].flow, f, (rng_below(rng, 2)
+                                   ? field_get(&ms[0].flow, f)
+                                   : random_value(rng)));
+        field_set(&ms[a].wc.masks, f, field_trim(f, UINT64_MAX));
+    }
+
+    dt_expect_any(dt, ms, n_alts, table, priority);
+    size_t n = kairo_delta_index_query_insert_any(dt->idx, table, priority,
+                                                  ms, n_alts, dt_cb, dt);
+    dt_compare(dt, n, "insert query with several matches");
+    dt->n_insert_queries++;
+    dt->n_any_queries++;
+    free(ms);
+}
+
 /* Runs a random rule query and checks it. */
 static void
 dt_rule_query(struct dt *dt)
@@ -1074,6 +1181,15 @@ dt_run(const struct dt_config *cfg)
             }
         }
     }
+    for (size_t t = 0; cfg->common_odds && t < DT_MAX_TEMPLATES; t++) {
+        memset(&dt->ctemplates[t], 0, sizeof dt->ctemplates[t]);
+        for (unsigned int f = 0; f < FIRST_WRITTEN_FIELD; f++) {
+            if (rng_below(&dt->rng, 2)) {
+                field_set(&dt->ctemplates[t].masks, f,
+                          field_trim(f, UINT64_MAX));
+            }
+        }
+    }
     for (size_t s = 0; s < cfg->n_slots * 3 / 4; s++) {
         dt_put(dt, &dt->mfs[s], false);
     }
@@ -1097,7 +1213,11 @@ dt_run(const struct dt_config *cfg)
         }
 
         if (kind < 9) {
-            dt_insert_query(dt);
+            if (rng_below(&dt->rng, 4) < cfg->any_odds) {
+                dt_insert_any_query(dt);
+            } else {
+                dt_insert_query(dt);
+            }
         } else if (kind < 11) {
             dt_rule_query(dt);
         } else if (kind < 15) {
@@ -1136,6 +1256,12 @@ dt_run(const struct dt_config *cfg)
     if (cfg->shared_paths) {
         CU_ASSERT(st.part_secondary > 0);
     }
+    if (cfg->common_odds) {
+        CU_ASSERT(st.common_queries > 0);
+    }
+    if (cfg->any_odds) {
+        CU_ASSERT(dt->n_any_queries > cfg->n_ops / 20);
+    }
     CU_ASSERT_EQUAL(st.n_rounds, dt->n_rounds);
     if (cfg->rounds) {
         CU_ASSERT(dt->n_rounds > cfg->n_ops / 50);
@@ -1144,17 +1270,20 @@ dt_run(const struct dt_config *cfg)
         CU_ASSERT_EQUAL(st.subtrees_skipped, 0);
     }
     if (getenv("KAIRO_UNIT_VERBOSE")) {
-        fprintf(stderr, "\n%s: %u changes, %u insert + %u rule queries, "
+        fprintf(stderr, "\n%s: %u changes, %u insert (%u with several "
+                "matches) + %u rule queries, "
                 "%u affected; %"PRIu64" nodes for %"PRIu64" lookups; "
                 "groups: probe %"PRIu64", secondary %"PRIu64", all %"PRIu64
                 ", scan %"PRIu64"; parts: secondary %"PRIu64", all %"PRIu64
                 ", scan %"PRIu64"; %u rounds, %"PRIu64" nodes walked, %"
-                PRIu64" subtrees skipped\n",
+                PRIu64" subtrees skipped; %"PRIu64" queries by common part, %"
+                PRIu64" candidates\n",
                 cfg->name, dt->n_changes, dt->n_insert_queries,
-                dt->n_rule_queries, dt->n_affected, st.n_nodes, st.n_lookups,
+                dt->n_any_queries, dt->n_rule_queries, dt->n_affected, st.n_nodes, st.n_lookups,
                 st.path_probe, st.path_secondary, st.path_all, st.path_scan,
                 st.part_secondary, st.part_all, st.part_scan, dt->n_rounds,
-                st.nodes_walked, st.subtrees_skipped);
+                st.nodes_walked, st.subtrees_skipped, st.common_queries,
+                st.candidates);
     }
 
     /* Emptied, the index holds no megaflow, group or rule. */
@@ -1289,7 +1418,8 @@ test_differential_shared_paths(void)
     static const struct dt_config cfg = {
         .name = "shared paths", .seed = UINT64_C(0x6b6169726f2d3033),
         .n_slots = 1000, .n_templates = 2, .n_ops = 8000,
-        .derived_odds = 3, .shared_paths = true,
+        .derived_odds = 3, .common_odds = 3, .any_odds = 1,
+        .shared_paths = true,
     };
 
     dt_run(&cfg);
@@ -1309,7 +1439,8 @@ test_differential_rounds(void)
     static const struct dt_config shared = {
         .name = "rounds, shared paths", .seed = UINT64_C(0x6b6169726f2d3035),
         .n_slots = 1000, .n_templates = 2, .n_ops = 8000,
-        .derived_odds = 3, .shared_paths = true, .rounds = true,
+        .derived_odds = 3, .common_odds = 3, .any_odds = 1,
+        .shared_paths = true, .rounds = true,
     };
 
     dt_run(&small);
