@@ -96,11 +96,6 @@ struct kdi_secondary {
     uint64_t bits[];            /* B, one word per key word. */
 };
 
-/* An insert query whose found nodes have fewer megaflows under them than
- * this walks their subtrees without looking for candidates by common part
- * first. */
-#define KDI_COMMON_MIN 64
-
 /* kdi_node_get() compares up to this many of a parent's children before it
  * probes the node table instead. */
 #define KDI_MAX_CHILD_SCAN 8
@@ -121,13 +116,10 @@ struct kdi_group {
     struct kdi_mask mask;       /* Must be last. */
 };
 
-/* A megaflow's common mask, shared by the megaflows that have it.  Every
- * megaflow with lookups has one, empty if its common part is. */
+/* A megaflow's common mask, shared by the megaflows that have it. */
 struct kdi_cmask {
     struct hmap_node node;      /* In 'cmasks', by mask. */
     size_t n_refs;              /* Megaflows with it. */
-    struct kdi_mset megaflows;  /* The same megaflows, keyed by their
-                                 * 'common', wherever they hang. */
     struct kdi_mask mask;       /* Must be last. */
 };
 
@@ -160,7 +152,7 @@ struct kdi_node {
 struct kdi_part {
     struct kdi_part *next;      /* The node's next part, or NULL. */
     struct kdi_node *leaf;      /* The node. */
-    struct kdi_cmask *cmask;    /* Its megaflows' common mask. */
+    struct kdi_cmask *cmask;    /* The common mask, or NULL for none. */
     struct kdi_mset megaflows;  /* Keyed by their 'common'. */
 };
 
@@ -172,8 +164,6 @@ struct kdi_megaflow {
     struct kdi_part *part;      /* Where it hangs, or NULL (no lookups). */
     uint64_t stamp;             /* The latest query that reported it. */
     uint32_t pos;               /* Its position in 'part->megaflows'. */
-    uint32_t cpos;              /* Its position in the cmask's
-                                 * 'megaflows'. */
     uint16_t n_lookups;         /* Lookups in its path. */
     uint64_t common[];          /* One word per word of 'part->cmask'. */
 };
@@ -235,7 +225,6 @@ struct kdi_query {
     /* Insert queries: the nodes whose subtrees hold the answer. */
     struct kdi_found *found;
     size_t n_found, allocated_found;
-    uint64_t found_refs;        /* Megaflows through them, with overlap. */
 };
 
 /* Allocation with accounting. */
@@ -681,8 +670,6 @@ kdi_cmask_get(struct kairo_delta_index *idx,
     cm = kdi_alloc(idx, offsetof(struct kdi_cmask, mask)
                    + kdi_mask_size(n_words));
     cm->n_refs = 1;
-    kdi_mset_init(&cm->megaflows, offsetof(struct kdi_megaflow, common),
-                  offsetof(struct kdi_megaflow, cpos), n_words);
     kdi_mask_init(&cm->mask, mask);
     hmap_insert(&idx->cmasks, &cm->node, hash);
     return cm;
@@ -691,8 +678,7 @@ kdi_cmask_get(struct kairo_delta_index *idx,
 static void
 kdi_cmask_unref(struct kairo_delta_index *idx, struct kdi_cmask *cm)
 {
-    if (!--cm->n_refs) {
-        kdi_mset_destroy(idx, &cm->megaflows);
+    if (cm && !--cm->n_refs) {
         hmap_remove(&idx->cmasks, &cm->node);
         kdi_free(idx, cm, offsetof(struct kdi_cmask, mask)
                           + kdi_mask_size(cm->mask.n_words));
@@ -935,7 +921,7 @@ kdi_part_get(struct kairo_delta_index *idx, struct kdi_node *n,
     p->cmask = cm;
     kdi_mset_init(&p->megaflows, offsetof(struct kdi_megaflow, common),
                   offsetof(struct kdi_megaflow, pos),
-                  cm->mask.n_words);
+                  cm ? cm->mask.n_words : 0);
     n->parts = p;
     return p;
 }
@@ -959,9 +945,9 @@ kdi_part_destroy(struct kairo_delta_index *idx, struct kdi_part *p)
 static size_t
 kdi_megaflow_size(const struct kdi_megaflow *mf)
 {
-    size_t n_words = mf->part ? mf->part->cmask->mask.n_words : 0;
+    const struct kdi_cmask *cm = mf->part ? mf->part->cmask : NULL;
 
-    return sizeof *mf + n_words * sizeof(uint64_t);
+    return sizeof *mf + (cm ? cm->mask.n_words * sizeof(uint64_t) : 0);
 }
 
 /* Removes 'mf' from its path, freeing the nodes nothing else goes through,
@@ -980,7 +966,6 @@ kdi_megaflow_destroy(struct kairo_delta_index *idx, struct kdi_megaflow *mf)
         if (!p->megaflows.n) {
             kdi_part_destroy(idx, p);
         }
-        kdi_mset_remove(idx, &cm->megaflows, mf);
         kdi_cmask_unref(idx, cm);
     }
     while (n) {
@@ -1155,10 +1140,9 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         free(hints);
     }
 
-    static const struct kairo_delta_index_words no_common;
     struct kdi_cmask *cm = NULL;
-    if (node) {
-        cm = kdi_cmask_get(idx, common ? common : &no_common);
+    if (node && common && common->n) {
+        cm = kdi_cmask_get(idx, common);
     }
 
     size_t n_common = cm ? cm->mask.n_words : 0;
@@ -1168,13 +1152,12 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
     mf->id = megaflow_id;
     mf->stamp = 0;              /* No query's. */
     mf->n_lookups = n;
-    if (n_common) {
+    if (cm) {
         memcpy(mf->common, common->value, n_common * sizeof *mf->common);
     }
     mf->part = node ? kdi_part_get(idx, node, cm) : NULL;
     if (mf->part) {
         kdi_mset_add(idx, &mf->part->megaflows, mf);
-        kdi_mset_add(idx, &cm->megaflows, mf);
     }
     hmap_insert(&idx->megaflows, &mf->node, hash_pointer(owner, 0));
     idx->n_lookups += n;
@@ -1372,8 +1355,8 @@ kdi_part_search(struct kairo_delta_index *idx, struct kdi_part *p,
 }
 
 /* Reports the megaflows of leaf part 'p' whose common part meets one of
- * the alternatives 'q->cur_alts' of insert query 'q' on 'q->outside', or
- * all of them for a rule query. */
+ * the alternatives 'q->cur_alts' of insert query 'q' on 'q->outside': all
+ * of them for a rule query, or if they have no common part. */
 static void
 kdi_part_query(struct kairo_delta_index *idx, struct kdi_part *p,
                struct kdi_query *q)
@@ -1381,7 +1364,7 @@ kdi_part_query(struct kairo_delta_index *idx, struct kdi_part *p,
     uint64_t value[FLOW_U64S];
     uint64_t bits[FLOW_U64S];
 
-    if (!q->outside) {
+    if (!q->outside || !p->cmask) {
         kdi_part_search(idx, p, NULL, NULL, false, q);
         return;
     }
@@ -1482,7 +1465,6 @@ kdi_visit_node(struct kairo_delta_index *idx, void *n_, struct kdi_query *q)
             .node = n,
             .alts = q->cur_alts,
         };
-        q->found_refs += n->n_refs;
     }
 }
 
@@ -1599,21 +1581,18 @@ kdi_found_cmp(const void *a_, const void *b_)
 }
 
 /* Merges the entries of the found nodes of 'q' for one node, which
- * alternatives that fix different bits of its group may each have found,
- * and counts the megaflows under them again. */
+ * alternatives that fix different bits of its group may each have found. */
 static void
 kdi_found_merge(struct kdi_query *q)
 {
     size_t n = 0;
 
     qsort(q->found, q->n_found, sizeof *q->found, kdi_found_cmp);
-    q->found_refs = 0;
     for (size_t i = 0; i < q->n_found; i++) {
         if (n && q->found[n - 1].node == q->found[i].node) {
             q->found[n - 1].alts |= q->found[i].alts;
         } else {
             q->found[n++] = q->found[i];
-            q->found_refs += q->found[i].node->n_refs;
         }
     }
     q->n_found = n;
@@ -1651,251 +1630,9 @@ kdi_report_found(struct kairo_delta_index *idx, struct kdi_query *q)
     q->outside = NULL;
 }
 
-/* Returns true if node 'n''s own key meets alternative 'a'. */
-static bool
-kdi_node_meets(const struct kdi_node *n, const struct kdi_alt *a)
-{
-    const struct kdi_mask *gm = &n->group->mask;
-    const uint8_t *widx = kdi_mask_widx(gm);
-
-    for (unsigned int j = 0; j < gm->n_words; j++) {
-        unsigned int w = widx[j];
-
-        if ((n->key[j] ^ a->value[w]) & gm->words[j] & a->mask[w]) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Returns true if the common part of 'mf' meets alternative 'a' on the bits
- * that node 'n''s group does not fix. */
-static bool
-kdi_common_meets(const struct kdi_megaflow *mf, const struct kdi_node *n,
-                 const struct kdi_alt *a)
-{
-    const struct kdi_mask *cm = &mf->part->cmask->mask;
-    const uint8_t *cwidx = kdi_mask_widx(cm);
-    const struct kdi_mask *gm = &n->group->mask;
-    const uint8_t *gwidx = kdi_mask_widx(gm);
-    unsigned int k = 0;
-
-    for (unsigned int j = 0; j < cm->n_words; j++) {
-        unsigned int w = cwidx[j];
-        uint64_t bits = cm->words[j] & a->mask[w];
-
-        while (k < gm->n_words && gwidx[k] < w) {
-            k++;
-        }
-        if (k < gm->n_words && gwidx[k] == w) {
-            bits &= ~gm->words[k];
-        }
-        if ((mf->common[j] ^ a->value[w]) & bits) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Returns true if insert query 'q' reports megaflow 'mf' (which has
- * lookups): if a node of its path is one the query finds for an
- * alternative, and 'mf''s common part meets that alternative outside the
- * node's own mask.  This is the subtree walk's answer for one megaflow,
- * from the leaf up. */
-static bool
-kdi_megaflow_meets(const struct kdi_megaflow *mf, const struct kdi_query *q)
-{
-    for (const struct kdi_node *n = mf->part->leaf; n; n = n->parent) {
-        if (n->group->table_id != q->table_id
-            || !kdi_rule_admits(n->rule, q)) {
-            continue;
-        }
-        for (size_t i = 0; i < q->n_alts; i++) {
-            if (kdi_node_meets(n, &q->alts[i])
-                && kdi_common_meets(mf, n, &q->alts[i])) {
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
-/* Appends to 'c' the members of 'ms', a common mask's megaflows, whose key
- * agrees with 'value' on 'bits', or every member if 'any' is false, unless
- * that makes more than 'budget' in 'c' or needs a scan of more than that:
- * then returns false. */
-static bool
-kdi_collect_candidates(struct kairo_delta_index *idx, struct kdi_mset *ms,
-                       const uint64_t value[], const uint64_t bits[],
-                       bool any, struct kdi_megaflow ***c, size_t *n,
-                       size_t *allocated, size_t budget)
-{
-    struct kdi_secondary *s = NULL;
-    bool built;
-
-    if (any) {
-        s = kdi_mset_secondary(idx, ms, bits, &built);
-    }
-    if (!s) {
-        if (*n + ms->n > budget) {
-            return false;
-        }
-        for (uint32_t i = 0; i < ms->n; i++) {
-            void *m = ms->members[i];
-
-            if (!any || kdi_key_meets(kdi_mset_key(ms, m), value, bits,
-                                      ms->n_words)) {
-                if (*n >= *allocated) {
-                    *c = x2nrealloc(*c, allocated, sizeof **c);
-                }
-                (*c)[(*n)++] = m;
-            }
-        }
-        return true;
-    }
-
-    uint32_t hash = kdi_hash_bits(value, bits, ms->n_words);
-    for (uint32_t i = *kdi_secondary_head(ms, s, hash); i != KDI_NONE;
-         i = s->links[2 * i + 1]) {
-        void *m = ms->members[i];
-
-        if (kdi_key_meets(kdi_mset_key(ms, m), value, bits, ms->n_words)) {
-            if (*n >= budget) {
-                return false;
-            }
-            if (*n >= *allocated) {
-                *c = x2nrealloc(*c, allocated, sizeof **c);
-            }
-            (*c)[(*n)++] = m;
-        }
-    }
-    return true;
-}
-
-/* Returns true if some alternative of 'q' fixes none of the bits of common
- * mask 'cm' in 'outside' (FLOW_U64S words): then every megaflow with 'cm'
- * is a candidate. */
-static bool
-kdi_cmask_all_candidates(const struct kdi_cmask *cm,
-                         const struct kdi_query *q, const uint64_t *outside)
-{
-    uint64_t value[FLOW_U64S];
-    uint64_t bits[FLOW_U64S];
-
-    for (size_t i = 0; i < q->n_alts; i++) {
-        if (!kdi_common_bits(cm, &q->alts[i], outside, bits, value)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Appends to 'c' the megaflows with common mask 'cm' whose common part
- * meets an alternative of 'q' on its bits in 'outside', within 'budget' as
- * kdi_collect_candidates(). */
-static bool
-kdi_cmask_candidates(struct kairo_delta_index *idx, struct kdi_cmask *cm,
-                     const struct kdi_query *q, const uint64_t *outside,
-                     struct kdi_megaflow ***c, size_t *n, size_t *allocated,
-                     size_t budget)
-{
-    uint64_t value[2][FLOW_U64S];
-    uint64_t bits[2][FLOW_U64S];
-    size_t size = cm->mask.n_words * sizeof(uint64_t);
-
-    if (kdi_cmask_all_candidates(cm, q, outside)) {
-        return kdi_collect_candidates(idx, &cm->megaflows, NULL, NULL, false,
-                                      c, n, allocated, budget);
-    }
-    for (size_t i = 0; i < q->n_alts; i++) {
-        uint64_t *v = value[i & 1];
-        uint64_t *b = bits[i & 1];
-
-        kdi_common_bits(cm, &q->alts[i], outside, b, v);
-        if (i && !memcmp(b, bits[!(i & 1)], size)
-            && !memcmp(v, value[!(i & 1)], size)) {
-            continue;           /* As the previous alternative. */
-        }
-        if (!kdi_collect_candidates(idx, &cm->megaflows, v, b, true, c, n,
-                                    allocated, budget)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Answers insert query 'q', whose nodes are found, from the common masks'
- * megaflow sets rather than from the found nodes' subtrees, when that
- * visits fewer megaflows: the candidates are the megaflows whose common
- * part meets an alternative on the bits that no found node's own mask
- * fixes, which every megaflow the walk would report does, and each is then
- * checked along its path.  Returns false, having reported nothing, if
- * there would be more candidates than the subtrees hold megaflows. */
-static bool
-kdi_query_by_common(struct kairo_delta_index *idx, struct kdi_query *q)
-{
-    const struct kdi_group *g = NULL;
-    uint64_t outside[FLOW_U64S];
-
-    memset(outside, 0xff, sizeof outside);
-    for (size_t i = 0; i < q->n_found; i++) {
-        if (q->found[i].node->group != g) {
-            g = q->found[i].node->group;
-
-            const uint8_t *widx = kdi_mask_widx(&g->mask);
-            for (unsigned int j = 0; j < g->mask.n_words; j++) {
-                outside[widx[j]] &= ~g->mask.words[j];
-            }
-        }
-    }
-
-    /* The sets that are candidates whole first: together they are often
-     * too many on their own. */
-    size_t budget = q->found_refs;
-    size_t n_whole = 0;
-    struct kdi_cmask *cm;
-    HMAP_FOR_EACH (cm, node, &idx->cmasks) {
-        if (kdi_cmask_all_candidates(cm, q, outside)) {
-            n_whole += cm->megaflows.n;
-        }
-    }
-
-    struct kdi_megaflow **c = NULL;
-    size_t n = 0, allocated = 0;
-    bool ok = n_whole <= budget;
-    HMAP_FOR_EACH (cm, node, &idx->cmasks) {
-        if (!ok) {
-            break;
-        }
-        ok = kdi_cmask_candidates(idx, cm, q, outside, &c, &n, &allocated,
-                                  budget);
-    }
-    if (!ok) {
-        free(c);
-        return false;
-    }
-
-    idx->stats.common_queries++;
-    idx->stats.candidates += n;
-    for (size_t i = 0; i < n; i++) {
-        struct kdi_megaflow *mf = c[i];
-
-        if (mf->stamp != q->stamp && kdi_megaflow_meets(mf, q)) {
-            mf->stamp = q->stamp;
-            q->cb(mf->owner, mf->id, q->aux);
-            q->n_reported++;
-        }
-    }
-    free(c);
-    return true;
-}
-
 /* Runs insert query 'q' for its alternatives over 'idx' and returns how many
  * megaflows it reported.  The query first finds the nodes of its table
- * that meet an alternative; then it reports their subtrees' megaflows
- * either by walking the subtrees or, when fewer megaflows share the
- * alternatives' bits in their common parts than the subtrees hold, from
- * those. */
+ * that meet an alternative, then walks each one's subtree once. */
 static size_t
 kdi_query_insert(struct kairo_delta_index *idx, struct kdi_query *q)
 {
@@ -1910,9 +1647,7 @@ kdi_query_insert(struct kairo_delta_index *idx, struct kdi_query *q)
     if (q->n_alts > 1) {
         kdi_found_merge(q);
     }
-    if (q->found_refs < KDI_COMMON_MIN || !kdi_query_by_common(idx, q)) {
-        kdi_report_found(idx, q);
-    }
+    kdi_report_found(idx, q);
     free(q->found);
     idx->stats.megaflows_reported += q->n_reported;
     return q->n_reported;

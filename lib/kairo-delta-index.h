@@ -73,22 +73,9 @@
  * once it is big enough.  A rule query reports the subtrees of the nodes
  * that hit the rule.
  *
- * The subtrees of the nodes found can hold many more megaflows than the
- * query reports: an ACL on a source address meets the lookups of every
- * megaflow through the ACL's table, and only the megaflows from that
- * address, which is in their common part, are affected.  So each common
- * mask also keeps the set of all the megaflows that have it, keyed and
- * hashed like a part.  When the nodes found have many megaflows under
- * them, the query first gathers from those sets the megaflows whose common
- * part meets it on the bits that no found node's own mask fixes: every
- * megaflow the walk would report is among them.  If they are fewer than
- * the subtrees hold, it checks each of them along its path, from its leaf
- * up, instead of walking the subtrees.
- *
  * Memory.  A node costs about 130 bytes plus 8 per own mask word; a
- * megaflow about 80 bytes plus 8 per word of its common mask, which is
- * interned, and 8 in each of its two sets (part and common mask); a
- * secondary hash 12 bytes per member its set has room for.
+ * megaflow about 70 bytes plus 8 per word of its common mask, which is
+ * interned; a secondary hash 12 bytes per member its set has room for.
  * Megaflows that share a path cost no node, but paths share only their
  * beginnings: megaflows that part at one lookup (an ACL on the transport
  * port, say) have nodes of their own for every later lookup.
@@ -212,10 +199,6 @@ struct kairo_delta_index_stats {
     uint64_t subtrees_skipped;    /* Subtrees not walked, because the open
                                    * round had reported them whole. */
     uint64_t megaflows_examined;  /* Megaflows visited in subtrees. */
-    uint64_t common_queries;      /* Insert queries answered from the
-                                   * megaflows by common part instead of
-                                   * subtrees. */
-    uint64_t candidates;          /* Megaflows those checked by path. */
     uint64_t megaflows_reported;  /* Megaflows reported by all queries. */
 };
 
@@ -268,15 +251,14 @@ bool kairo_delta_index_contains(const struct kairo_delta_index *,
  * 'priority' and match 'm' into 'table_id' affects (see the definition at
  * the top).  Cost: one step per group of 'table_id', plus the nodes in the
  * probed buckets (every node of a group that must be scanned), plus the
- * megaflows under the nodes found or, when fewer, the megaflows gathered by
- * common part, each checked along its path.  A query changes nothing in
- * the index but the megaflows' report stamps and its sets' secondary
- * hashes.
+ * megaflows under the nodes found.  A query changes nothing in the index
+ * but the megaflows' report stamps.
  *
  * kairo_delta_index_query_insert_any() reports what inserting a rule with
- * any of the 'n' matches in 'ms' would (1 <= 'n' <=
- * KAIRO_DELTA_INDEX_MAX_ALTS), each megaflow once, as 'n' insert queries in
- * a round would, but it walks a subtree that several matches meet once:
+ * any of the 'n' matches in 'ms' would ('n' at most
+ * KAIRO_DELTA_INDEX_MAX_ALTS), each megaflow once: the union of the
+ * answers of one insert query per match.  It walks a subtree that several
+ * matches meet once:
  * matches that fix the same bits of a group to the same values (say,
  * differing in packet fields only) search it once, and a megaflow is
  * checked against each of them only where it hangs.

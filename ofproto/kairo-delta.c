@@ -2838,8 +2838,6 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
         total.nodes_walked += s.nodes_walked;
         total.subtrees_skipped += s.subtrees_skipped;
         total.megaflows_examined += s.megaflows_examined;
-        total.common_queries += s.common_queries;
-        total.candidates += s.candidates;
         total.megaflows_reported += s.megaflows_reported;
     }
     HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
@@ -2901,12 +2899,10 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
     ds_put_char(out, '\n');
     ds_put_format(out, "  selectivity: %"PRIu64" lookups examined, %"PRIu64
                   " nodes walked (%"PRIu64" subtrees skipped as marked), %"
-                  PRIu64" megaflows examined, %"PRIu64" reported; %"PRIu64
-                  " insert queries by common part, %"PRIu64" candidates\n",
+                  PRIu64" megaflows examined, %"PRIu64" reported\n",
                   total.lookups_examined, total.nodes_walked,
                   total.subtrees_skipped, total.megaflows_examined,
-                  total.megaflows_reported, total.common_queries,
-                  total.candidates);
+                  total.megaflows_reported);
     ds_put_cstr(out, "  delta to re-translation:");
     for (size_t i = 0; i < KD_N_LATENCY; i++) {
         if (i < ARRAY_SIZE(kd_latency_bounds)) {

@@ -1256,9 +1256,6 @@ dt_run(const struct dt_config *cfg)
     if (cfg->shared_paths) {
         CU_ASSERT(st.part_secondary > 0);
     }
-    if (cfg->common_odds) {
-        CU_ASSERT(st.common_queries > 0);
-    }
     if (cfg->any_odds) {
         CU_ASSERT(dt->n_any_queries > cfg->n_ops / 20);
     }
@@ -1276,14 +1273,12 @@ dt_run(const struct dt_config *cfg)
                 "groups: probe %"PRIu64", secondary %"PRIu64", all %"PRIu64
                 ", scan %"PRIu64"; parts: secondary %"PRIu64", all %"PRIu64
                 ", scan %"PRIu64"; %u rounds, %"PRIu64" nodes walked, %"
-                PRIu64" subtrees skipped; %"PRIu64" queries by common part, %"
-                PRIu64" candidates\n",
+                PRIu64" subtrees skipped\n",
                 cfg->name, dt->n_changes, dt->n_insert_queries,
                 dt->n_any_queries, dt->n_rule_queries, dt->n_affected, st.n_nodes, st.n_lookups,
                 st.path_probe, st.path_secondary, st.path_all, st.path_scan,
                 st.part_secondary, st.part_all, st.part_scan, dt->n_rounds,
-                st.nodes_walked, st.subtrees_skipped, st.common_queries,
-                st.candidates);
+                st.nodes_walked, st.subtrees_skipped);
     }
 
     /* Emptied, the index holds no megaflow, group or rule. */
