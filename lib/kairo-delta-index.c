@@ -32,6 +32,9 @@
 /* Word maps are two 64-bit words, one bit per uint64_t of struct flow. */
 BUILD_ASSERT_DECL(FLOW_U64S <= 128);
 
+/* A query's alternatives are bits of a uint64_t. */
+BUILD_ASSERT_DECL(KAIRO_DELTA_INDEX_MAX_ALTS <= 64);
+
 /* A member set keeps at most this many secondary hashes.  A query whose
  * bits have no secondary hash when the set is full scans the set. */
 #define KDI_MAX_SECONDARIES 4
@@ -1491,25 +1494,6 @@ kdi_group_bits(const struct kdi_mask *gm, const struct kdi_alt *a,
     return any;
 }
 
-/* Returns true if alternative 'a' fixes exactly 'bits' of group mask 'gm',
- * to 'value'. */
-static bool
-kdi_group_bits_equal(const struct kdi_mask *gm, const struct kdi_alt *a,
-                     const uint64_t bits[], const uint64_t value[])
-{
-    const uint8_t *widx = kdi_mask_widx(gm);
-
-    for (unsigned int j = 0; j < gm->n_words; j++) {
-        unsigned int w = widx[j];
-
-        if ((gm->words[j] & a->mask[w]) != bits[j]
-            || (a->value[w] & bits[j]) != value[j]) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Finds the nodes of group 'g' that meet the alternatives of insert query
  * 'q', for kdi_visit_node().  Alternatives that fix the same bits of the
  * group to the same values search once. */
@@ -1518,21 +1502,24 @@ kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
                 struct kdi_query *q)
 {
     const struct kdi_mask *gm = &g->mask;
-    uint64_t left = (q->n_alts == 64 ? UINT64_MAX
+    size_t size = gm->n_words * sizeof(uint64_t);
+    uint64_t left = (q->n_alts >= 64 ? UINT64_MAX
                      : (UINT64_C(1) << q->n_alts) - 1);
 
     while (left) {
-        uint64_t value[FLOW_U64S];
-        uint64_t bits[FLOW_U64S];
-        bool covered;
+        uint64_t value[FLOW_U64S], other_value[FLOW_U64S];
+        uint64_t bits[FLOW_U64S], other_bits[FLOW_U64S];
+        bool covered, other_covered;
         bool any = kdi_group_bits(gm, &q->alts[rightmost_1bit_idx(left)],
                                   bits, value, &covered);
 
         q->cur_alts = rightmost_1bit(left);
         for (uint64_t o = zero_rightmost_1bit(left); o;
              o = zero_rightmost_1bit(o)) {
-            if (kdi_group_bits_equal(gm, &q->alts[rightmost_1bit_idx(o)],
-                                     bits, value)) {
+            kdi_group_bits(gm, &q->alts[rightmost_1bit_idx(o)],
+                           other_bits, other_value, &other_covered);
+            if (!memcmp(bits, other_bits, size)
+                && !memcmp(value, other_value, size)) {
                 q->cur_alts |= rightmost_1bit(o);
             }
         }
@@ -1653,21 +1640,13 @@ kdi_query_insert(struct kairo_delta_index *idx, struct kdi_query *q)
     return q->n_reported;
 }
 
-size_t
-kairo_delta_index_query_insert_any(struct kairo_delta_index *idx,
-                                   uint8_t table_id, int priority,
-                                   const struct match ms[], size_t n,
-                                   kairo_delta_index_cb *cb, void *aux)
+/* Runs insert query 'q', whose alternatives are still to be set, for the
+ * 'n' matches 'ms'. */
+static size_t
+kdi_query_matches(struct kairo_delta_index *idx, struct kdi_query *q,
+                  const struct match ms[], size_t n)
 {
     struct kdi_alt alts[KAIRO_DELTA_INDEX_MAX_ALTS];
-    struct kdi_query q = {
-        .alts = alts,
-        .n_alts = n,
-        .table_id = table_id,
-        .priority = priority,
-        .cb = cb,
-        .aux = aux,
-    };
 
     ovs_assert(n <= KAIRO_DELTA_INDEX_MAX_ALTS);
     if (!n) {
@@ -1679,7 +1658,25 @@ kairo_delta_index_query_insert_any(struct kairo_delta_index *idx,
             .mask = (const uint64_t *) &ms[i].wc.masks,
         };
     }
-    return kdi_query_insert(idx, &q);
+    q->alts = alts;
+    q->n_alts = n;
+    return kdi_query_insert(idx, q);
+}
+
+size_t
+kairo_delta_index_query_insert_any(struct kairo_delta_index *idx,
+                                   uint8_t table_id, int priority,
+                                   const struct match ms[], size_t n,
+                                   kairo_delta_index_cb *cb, void *aux)
+{
+    struct kdi_query q = {
+        .table_id = table_id,
+        .priority = priority,
+        .cb = cb,
+        .aux = aux,
+    };
+
+    return kdi_query_matches(idx, &q, ms, n);
 }
 
 size_t
@@ -1718,13 +1715,7 @@ kairo_delta_index_query_conj_insert(struct kairo_delta_index *idx,
     match.flow.conj_id = 0;
     match.wc.masks.conj_id = 0;
 
-    struct kdi_alt alt = {
-        .value = (const uint64_t *) &match.flow,
-        .mask = (const uint64_t *) &match.wc.masks,
-    };
     struct kdi_query q = {
-        .alts = &alt,
-        .n_alts = 1,
         .table_id = table_id,
         .priority = priority,
         .conj_filter = true,
@@ -1732,7 +1723,7 @@ kairo_delta_index_query_conj_insert(struct kairo_delta_index *idx,
         .cb = cb,
         .aux = aux,
     };
-    return kdi_query_insert(idx, &q);
+    return kdi_query_matches(idx, &q, &match, 1);
 }
 
 size_t

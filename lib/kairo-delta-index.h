@@ -258,10 +258,9 @@ bool kairo_delta_index_contains(const struct kairo_delta_index *,
  * any of the 'n' matches in 'ms' would ('n' at most
  * KAIRO_DELTA_INDEX_MAX_ALTS), each megaflow once: the union of the
  * answers of one insert query per match.  It walks a subtree that several
- * matches meet once:
- * matches that fix the same bits of a group to the same values (say,
- * differing in packet fields only) search it once, and a megaflow is
- * checked against each of them only where it hangs.
+ * matches meet once: matches that fix the same bits of a group to the same
+ * values (say, differing in packet fields only) search it once, and a
+ * megaflow is checked against each of them only where it hangs.
  *
  * kairo_delta_index_query_conj_insert() is the insert query for a rule
  * whose match fixes conj_id to 'conj_id' (not 0, which is an ordinary

@@ -1015,6 +1015,34 @@ dt_lookup_admits(const struct dt_megaflow *mf, size_t i, int priority,
                     && mf->conj_id[i] == conj_id)));
 }
 
+/* Sets 'dt->expected' to the megaflows that inserting a rule with any of
+ * the 'n' matches 'ms' into 'table' at 'priority' affects, by brute force;
+ * for a rule on conj_id 'conj_id' if it is nonnegative. */
+static void
+dt_expect(struct dt *dt, const struct match ms[], size_t n, uint8_t table,
+          int priority, int64_t conj_id)
+{
+    for (size_t s = 0; s < dt->cfg->n_slots; s++) {
+        const struct dt_megaflow *mf = &dt->mfs[s];
+
+        dt->expected[s] = false;
+        for (size_t i = 0; mf->live && i < mf->n && !dt->expected[s]; i++) {
+            struct flow key;
+            struct flow_wildcards mask;
+
+            dt_region(mf, i, &key, &mask);
+            for (size_t a = 0; a < n && !dt->expected[s]; a++) {
+                dt->expected[s] = (mf->table[i] == table
+                                   && dt_lookup_admits(mf, i, priority,
+                                                       conj_id)
+                                   && regions_intersect(&key, &mask,
+                                                        &ms[a].flow,
+                                                        &ms[a].wc));
+            }
+        }
+    }
+}
+
 /* Runs a random insert query, sometimes for a rule on a conj_id, and checks
  * it. */
 static void
@@ -1029,23 +1057,7 @@ dt_insert_query(struct dt *dt)
     size_t n;
 
     dt_random_match(dt, &match, &table);
-    for (size_t s = 0; s < dt->cfg->n_slots; s++) {
-        const struct dt_megaflow *mf = &dt->mfs[s];
-
-        dt->expected[s] = false;
-        for (size_t i = 0; mf->live && i < mf->n; i++) {
-            struct flow key;
-            struct flow_wildcards mask;
-
-            dt_region(mf, i, &key, &mask);
-            if (mf->table[i] == table
-                && dt_lookup_admits(mf, i, priority, conj_id)
-                && regions_intersect(&key, &mask, &match.flow, &match.wc)) {
-                dt->expected[s] = true;
-                break;
-            }
-        }
-    }
+    dt_expect(dt, &match, 1, table, priority, conj_id);
 
     if (conj_id >= 0) {
         match_set_conj_id(&match, conj_id);
@@ -1066,33 +1078,6 @@ dt_insert_query(struct dt *dt)
     }
     dt_compare(dt, n, "insert query");
     dt->n_insert_queries++;
-}
-
-/* Sets 'dt->expected' to the megaflows that inserting a rule with any of
- * the 'n' matches 'ms' into 'table' at 'priority' affects, by brute
- * force. */
-static void
-dt_expect_any(struct dt *dt, const struct match ms[], size_t n,
-              uint8_t table, int priority)
-{
-    for (size_t s = 0; s < dt->cfg->n_slots; s++) {
-        const struct dt_megaflow *mf = &dt->mfs[s];
-
-        dt->expected[s] = false;
-        for (size_t i = 0; mf->live && i < mf->n && !dt->expected[s]; i++) {
-            struct flow key;
-            struct flow_wildcards mask;
-
-            dt_region(mf, i, &key, &mask);
-            for (size_t a = 0; a < n && !dt->expected[s]; a++) {
-                dt->expected[s] = (mf->table[i] == table
-                                   && dt_lookup_admits(mf, i, priority, -1)
-                                   && regions_intersect(&key, &mask,
-                                                        &ms[a].flow,
-                                                        &ms[a].wc));
-            }
-        }
-    }
 }
 
 /* Runs a random insert query with several matches and checks it: mostly a
@@ -1127,7 +1112,7 @@ dt_insert_any_query(struct dt *dt)
         field_set(&ms[a].wc.masks, f, field_trim(f, UINT64_MAX));
     }
 
-    dt_expect_any(dt, ms, n_alts, table, priority);
+    dt_expect(dt, ms, n_alts, table, priority, -1);
     size_t n = kairo_delta_index_query_insert_any(dt->idx, table, priority,
                                                   ms, n_alts, dt_cb, dt);
     dt_compare(dt, n, "insert query with several matches");
@@ -1275,7 +1260,8 @@ dt_run(const struct dt_config *cfg)
                 ", scan %"PRIu64"; %u rounds, %"PRIu64" nodes walked, %"
                 PRIu64" subtrees skipped\n",
                 cfg->name, dt->n_changes, dt->n_insert_queries,
-                dt->n_any_queries, dt->n_rule_queries, dt->n_affected, st.n_nodes, st.n_lookups,
+                dt->n_any_queries, dt->n_rule_queries, dt->n_affected,
+                st.n_nodes, st.n_lookups,
                 st.path_probe, st.path_secondary, st.path_all, st.path_scan,
                 st.part_secondary, st.part_all, st.part_scan, dt->n_rounds,
                 st.nodes_walked, st.subtrees_skipped);
