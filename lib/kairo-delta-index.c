@@ -189,6 +189,8 @@ struct kairo_delta_index {
     size_t n_secondaries;       /* Secondary hashes of all member sets. */
     size_t memory;              /* Bytes allocated, not counting hmap
                                  * bucket arrays. */
+    kairo_delta_index_rule_hook *hold_rule;     /* May be NULL. */
+    kairo_delta_index_rule_hook *release_rule;  /* May be NULL. */
     struct kairo_delta_index_stats stats;  /* Operation counters only. */
 };
 
@@ -740,6 +742,9 @@ kdi_rule_get(struct kairo_delta_index *idx,
         r->n_nodes = r->allocated_nodes = 0;
         r->nodes = NULL;
         hmap_insert(&idx->rules, &r->node, hash_pointer(in->rule, 0));
+        if (idx->hold_rule) {
+            idx->hold_rule(r->rule);
+        }
     }
     return r;
 }
@@ -773,6 +778,9 @@ kdi_rule_remove_node(struct kairo_delta_index *idx, struct kdi_node *n)
     r->nodes[n->rule_pos] = last;
     last->rule_pos = n->rule_pos;
     if (!r->n_nodes) {
+        if (idx->release_rule) {
+            idx->release_rule(r->rule);
+        }
         hmap_remove(&idx->rules, &r->node);
         kdi_free(idx, r->nodes, r->allocated_nodes * sizeof *r->nodes);
         kdi_free(idx, r, sizeof *r);
@@ -1017,6 +1025,16 @@ kairo_delta_index_destroy(struct kairo_delta_index *idx)
         hmap_destroy(&idx->rules);
         free(idx);
     }
+}
+
+void
+kairo_delta_index_set_rule_hooks(struct kairo_delta_index *idx,
+                                 kairo_delta_index_rule_hook *hold,
+                                 kairo_delta_index_rule_hook *release)
+{
+    ovs_assert(hmap_is_empty(&idx->rules));
+    idx->hold_rule = hold;
+    idx->release_rule = release;
 }
 
 /* Returns true if 'w' lists word indexes within struct flow in ascending
@@ -1801,4 +1819,5 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
         memory += (g->nodes.mask + 1) * sizeof *g->nodes.buckets;
     }
     stats->memory = memory;
+
 }

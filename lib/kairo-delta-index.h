@@ -83,8 +83,9 @@
  * Ownership.  The index copies what it needs from the lookups passed to
  * kairo_delta_index_add() and keeps no pointer into them.  It never
  * dereferences 'owner' or 'rule' pointers: they are opaque identities, and
- * the caller must keep them unique while they are in the index (for rules,
- * hold a reference so the address is not reused).
+ * they must stay unique while they are in the index.  For rules the index
+ * can see to it: kairo_delta_index_set_rule_hooks() has it hold a reference
+ * to each rule it names, one per rule rather than one per lookup.
  *
  * Thread-safety.  None.  An index belongs to one thread, in Kairo the main
  * thread; other threads hand events over through a queue.  No function
@@ -211,6 +212,14 @@ typedef void kairo_delta_index_cb(const void *owner, uint64_t megaflow_id,
 /* Creation and destruction.  O(1) and O(size) respectively. */
 struct kairo_delta_index *kairo_delta_index_create(void);
 void kairo_delta_index_destroy(struct kairo_delta_index *);
+
+/* Called with a rule that the index starts naming ('hold'), while the
+ * lookup that names it is passed in, or stops naming ('release'), possibly
+ * from kairo_delta_index_destroy(). */
+typedef void kairo_delta_index_rule_hook(const void *rule);
+void kairo_delta_index_set_rule_hooks(struct kairo_delta_index *,
+                                      kairo_delta_index_rule_hook *hold,
+                                      kairo_delta_index_rule_hook *release);
 
 /* Changes.
  *

@@ -455,8 +455,6 @@ struct kd_megaflow {
 
     struct kd_bridge **bridges; /* Indexes holding its lookups. */
     size_t n_bridges;
-    struct rule **rules;        /* References to the rules it hit. */
-    size_t n_rules;
 };
 
 static struct hmap kd_bridges = HMAP_INITIALIZER(&kd_bridges);
@@ -1465,6 +1463,20 @@ kd_bridge_find(const struct ofproto *ofproto)
     return NULL;
 }
 
+/* An index holds a reference to each rule it names, so that no other rule
+ * takes its address while it does. */
+static void
+kd_hold_rule(const void *rule)
+{
+    ofproto_rule_ref(CONST_CAST(struct rule *, rule));
+}
+
+static void
+kd_release_rule(const void *rule)
+{
+    ofproto_rule_unref(CONST_CAST(struct rule *, rule));
+}
+
 static struct kd_bridge *
 kd_bridge_get(const struct ofproto *ofproto)
 {
@@ -1474,6 +1486,8 @@ kd_bridge_get(const struct ofproto *ofproto)
         b = xmalloc(sizeof *b);
         b->ofproto = ofproto;
         b->index = kairo_delta_index_create();
+        kairo_delta_index_set_rule_hooks(b->index, kd_hold_rule,
+                                         kd_release_rule);
         b->round = 0;
         hmap_insert(&kd_bridges, &b->node, hash_pointer(ofproto, 0));
     }
@@ -1637,11 +1651,9 @@ kd_mark(struct kd_megaflow *mf, long long int time)
 struct kd_old_index {
     struct kd_bridge **bridges; /* Indexes that held its lookups. */
     size_t n_bridges;
-    struct rule **rules;        /* References to the rules they name. */
-    size_t n_rules;
 };
 
-/* Takes from 'mf' its indexes and rule references, leaving its entries in
+/* Takes from 'mf' its indexes, leaving its entries in
  * the indexes, and makes it neither opaque nor dependent on anything else,
  * to be indexed anew. */
 static struct kd_old_index
@@ -1649,13 +1661,10 @@ kd_megaflow_take_index(struct kd_megaflow *mf)
 {
     struct kd_old_index old = {
         .bridges = mf->bridges, .n_bridges = mf->n_bridges,
-        .rules = mf->rules, .n_rules = mf->n_rules,
     };
 
     mf->bridges = NULL;
     mf->n_bridges = 0;
-    mf->rules = NULL;
-    mf->n_rules = 0;
     if (mf->opaque) {
         ovs_list_remove(&mf->opaque_node);
         mf->opaque = false;
@@ -1664,8 +1673,7 @@ kd_megaflow_take_index(struct kd_megaflow *mf)
     return old;
 }
 
-/* Removes 'mf' from the indexes of 'old' that are not 'mf''s any more, and
- * drops the old rule references. */
+/* Removes 'mf' from the indexes of 'old' that are not 'mf''s any more. */
 static void
 kd_old_index_release(struct kd_old_index *old, const struct kd_megaflow *mf)
 {
@@ -1680,13 +1688,9 @@ kd_old_index_release(struct kd_old_index *old, const struct kd_megaflow *mf)
         }
     }
     free(old->bridges);
-    for (size_t i = 0; i < old->n_rules; i++) {
-        ofproto_rule_unref(old->rules[i]);
-    }
-    free(old->rules);
 }
 
-/* Removes 'mf''s lookups from every index and drops its rule references. */
+/* Removes 'mf''s lookups from every index. */
 static void
 kd_megaflow_unindex(struct kd_megaflow *mf)
 {
@@ -1944,8 +1948,7 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
     }
 
     /* The old entries are replaced in place, so that the new path finds
-     * the nodes it keeps without hashing; the rules they name stay
-     * referenced until then. */
+     * the nodes it keeps without hashing. */
     struct kd_old_index old = kd_megaflow_take_index(mf);
 
     /* The common part, and each lookup's own part, replayed from the
@@ -2033,19 +2036,6 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
 
     /* The groups, ports and MAC entries it looked up. */
     kairo_delta_deps_set(kd_deps, mf, c->deps, c->n_deps);
-
-    /* Keep the rules hit alive while the indexes name them. */
-    size_t n_rules = 0;
-    for (size_t i = 0; i < c->n; i++) {
-        n_rules += c->lookups[i].rule != NULL;
-    }
-    mf->rules = n_rules ? xmalloc(n_rules * sizeof *mf->rules) : NULL;
-    for (size_t i = 0; i < c->n; i++) {
-        if (c->lookups[i].rule) {
-            mf->rules[mf->n_rules++] = c->lookups[i].rule;
-            c->lookups[i].rule = NULL;
-        }
-    }
 }
 
 /* Forgets 'mf', deleted at 'time'. */
@@ -2822,6 +2812,7 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
 {
     struct kairo_delta_index_stats total;
     size_t n_megaflows = 0, n_opaque = 0;
+    uint64_t records = 0;
     struct kd_udpif *kdu;
     struct kd_bridge *b;
 
@@ -2847,10 +2838,9 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
         n_opaque += ovs_list_size(&kdu->opaque);
 
         /* The megaflows' own records count as the index's memory. */
-        total.memory += (kdu->megaflows.mask + 1) * sizeof(void *);
+        records += (kdu->megaflows.mask + 1) * sizeof(void *);
         HMAP_FOR_EACH (mf, node, &kdu->megaflows) {
-            total.memory += (sizeof *mf + mf->n_rules * sizeof *mf->rules
-                             + mf->n_bridges * sizeof *mf->bridges);
+            records += sizeof *mf + mf->n_bridges * sizeof *mf->bridges;
         }
     }
 
@@ -2886,7 +2876,9 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
     }
     ds_put_format(out, "\n  full revalidations by Open vSwitch: %"PRIu64
                   "\n", kd_stats.switch_full);
-    total.memory += kairo_delta_deps_memory(kd_deps);
+    uint64_t lookups = total.memory;
+    uint64_t deps = kairo_delta_deps_memory(kd_deps);
+    total.memory += records + deps;
     ds_put_format(out, "  index: %zu megaflows (%zu opaque), %"PRIu64
                   " lookups in %"PRIu64" shared nodes of %"PRIu64" groups, "
                   "%zu other dependencies, %"PRIu64" bytes", n_megaflows,
@@ -2896,7 +2888,9 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
         ds_put_format(out, " (%"PRIu64" per megaflow)",
                       total.memory / n_megaflows);
     }
-    ds_put_char(out, '\n');
+    ds_put_format(out, "\n  index bytes: %"PRIu64" lookups, %"PRIu64
+                  " megaflow records, %"PRIu64" other dependencies\n",
+                  lookups, records, deps);
     ds_put_format(out, "  selectivity: %"PRIu64" lookups examined, %"PRIu64
                   " nodes walked (%"PRIu64" subtrees skipped as marked), %"
                   PRIu64" megaflows examined, %"PRIu64" reported\n",

@@ -230,6 +230,22 @@ hand_query(struct kairo_delta_index *idx, uint8_t table, int priority,
 /* Rule identities for the hand-written cases. */
 static const char rule_a, rule_b, rule_c;
 
+/* Rule references the index holds, through its rule hooks. */
+static long long int n_rules_held;
+
+static void
+hold_rule(const void *rule OVS_UNUSED)
+{
+    n_rules_held++;
+}
+
+static void
+release_rule(const void *rule OVS_UNUSED)
+{
+    CU_ASSERT(n_rules_held > 0);
+    n_rules_held--;
+}
+
 /* Adds, finds, refuses a duplicate, removes, and cleans up. */
 static void
 test_basic(void)
@@ -239,6 +255,8 @@ test_basic(void)
     struct hand_mf mf1 = { .n = 0 }, mf2 = { .n = 0 };
     struct hand_result r;
 
+    kairo_delta_index_set_rule_hooks(idx, hold_rule, release_rule);
+    n_rules_held = 0;
     kairo_delta_index_get_stats(idx, &st0);
     hand_add(&mf1, 0, 0x0a000001, 0xffffffff, 1, &rule_a, 10);
     hand_add(&mf1, 1, 0x0a000001, 0xffffffff, 7, NULL, 0);
@@ -255,6 +273,7 @@ test_basic(void)
     CU_ASSERT_EQUAL(st.n_lookups, 3);
     CU_ASSERT_EQUAL(st.n_groups, 2);
     CU_ASSERT_EQUAL(st.n_rules, 1);
+    CU_ASSERT_EQUAL(n_rules_held, 1);  /* One per rule, not per lookup. */
     CU_ASSERT(st.memory > st0.memory);
 
     r.n = 0;
@@ -266,7 +285,9 @@ test_basic(void)
     CU_ASSERT(kairo_delta_index_remove(idx, &mf1));
     CU_ASSERT(!kairo_delta_index_remove(idx, &mf1));
     CU_ASSERT(!kairo_delta_index_contains(idx, &mf1));
+    CU_ASSERT_EQUAL(n_rules_held, 1);
     CU_ASSERT(kairo_delta_index_remove(idx, &mf2));
+    CU_ASSERT_EQUAL(n_rules_held, 0);
 
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.n_megaflows, 0);
@@ -1154,6 +1175,8 @@ dt_run(const struct dt_config *cfg)
     dt->cfg = cfg;
     dt->rng.state = cfg->seed;
     dt->idx = kairo_delta_index_create();
+    kairo_delta_index_set_rule_hooks(dt->idx, hold_rule, release_rule);
+    n_rules_held = 0;
     for (size_t r = 0; r < ARRAY_SIZE(dt->priorities); r++) {
         dt->priorities[r] = rng_below(&dt->rng, 6);
     }
@@ -1245,6 +1268,7 @@ dt_run(const struct dt_config *cfg)
         CU_ASSERT(dt->n_any_queries > cfg->n_ops / 20);
     }
     CU_ASSERT_EQUAL(st.n_rounds, dt->n_rounds);
+    CU_ASSERT_EQUAL(n_rules_held, st.n_rules);
     if (cfg->rounds) {
         CU_ASSERT(dt->n_rounds > cfg->n_ops / 50);
         CU_ASSERT(st.subtrees_skipped > 0);
@@ -1281,6 +1305,7 @@ dt_run(const struct dt_config *cfg)
     CU_ASSERT_EQUAL(st.n_common_masks, 0);
     CU_ASSERT_EQUAL(st.n_secondaries, 0);
     CU_ASSERT_EQUAL(st.n_rules, 0);
+    CU_ASSERT_EQUAL(n_rules_held, 0);
 
     kairo_delta_index_destroy(dt->idx);
     free(dt);
