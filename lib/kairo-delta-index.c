@@ -138,6 +138,10 @@ struct kdi_node {
     struct ovs_list children;   /* The next lookups' nodes, by 'sibling'. */
     struct ovs_list sibling;    /* In the parent's 'children'. */
     struct kdi_part *parts;     /* Megaflows whose last lookup this is. */
+    struct kdi_node *down;      /* The first node at or below it that has
+                                 * parts or other than one child: it and
+                                 * the single children above it have the
+                                 * same megaflows (see kdi_chain_update()). */
     struct kdi_group *group;
     struct kdi_rule *rule;      /* The rule entry hit, or NULL for a miss. */
     uint32_t rule_pos;          /* Its index in 'rule->nodes'. */
@@ -856,6 +860,7 @@ kdi_node_get(struct kairo_delta_index *idx, struct kdi_node *parent,
         ovs_list_init(&n->sibling);
     }
     n->parts = NULL;
+    n->down = NULL;             /* Set by kdi_chain_update(). */
     n->group = g;
     n->rule = r;
     n->n_refs = 0;
@@ -868,6 +873,39 @@ kdi_node_get(struct kairo_delta_index *idx, struct kdi_node *parent,
         kdi_rule_add_node(idx, r, n);
     }
     return n;
+}
+
+/* Returns true if node 'n' ends a chain: it has parts, or other than one
+ * child. */
+static bool
+kdi_node_ends_chain(const struct kdi_node *n)
+{
+    return n->parts || !ovs_list_is_singleton(&n->children);
+}
+
+/* Brings the 'down' pointers of node 'n' and of its ancestors up to date
+ * after a change of 'n''s parts or children.  A subtree walk goes from a
+ * node straight to its 'down', because the nodes in between lead only
+ * there: OVN's paths are mostly such chains, so a walk visits the nodes
+ * where paths part or megaflows hang rather than every lookup. */
+static void
+kdi_chain_update(struct kdi_node *n)
+{
+    for (; n; n = n->parent) {
+        struct kdi_node *down;
+
+        if (kdi_node_ends_chain(n)) {
+            down = n;
+        } else {
+            struct kdi_node *child = CONTAINER_OF(ovs_list_front(&n->children),
+                                                  struct kdi_node, sibling);
+            down = child->down;
+        }
+        if (n->down == down) {
+            break;              /* The ancestors' are too. */
+        }
+        n->down = down;
+    }
 }
 
 /* Frees node 'n', which no megaflow goes through any more. */
@@ -968,6 +1006,7 @@ kdi_megaflow_destroy(struct kairo_delta_index *idx, struct kdi_megaflow *mf)
 {
     struct kdi_part *p = mf->part;
     struct kdi_node *n = p ? p->leaf : NULL;
+    struct kdi_node *kept = NULL;
     size_t size = kdi_megaflow_size(mf);
 
     if (p) {
@@ -984,9 +1023,13 @@ kdi_megaflow_destroy(struct kairo_delta_index *idx, struct kdi_megaflow *mf)
 
         if (!--n->n_refs) {
             kdi_node_destroy(idx, n);
+        } else if (!kept) {
+            kept = n;           /* The deepest node left: it lost a part
+                                 * or a child. */
         }
         n = parent;
     }
+    kdi_chain_update(kept);
     hmap_remove(&idx->megaflows, &mf->node);
     idx->n_lookups -= mf->n_lookups;
     idx->stats.n_removes++;
@@ -1180,6 +1223,7 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
     if (mf->part) {
         kdi_mset_add(idx, &mf->part->megaflows, mf);
     }
+    kdi_chain_update(node);
     hmap_insert(&idx->megaflows, &mf->node, hash_pointer(owner, 0));
     idx->n_lookups += n;
     idx->stats.n_adds++;
@@ -1402,11 +1446,12 @@ kdi_part_query(struct kairo_delta_index *idx, struct kdi_part *p,
 }
 
 /* Returns true if every megaflow of the subtree of 'n' was reported in the
- * open round. */
+ * open round.  Walks mark the nodes that end chains, whose megaflows are
+ * those of the chain's other nodes. */
 static bool
 kdi_subtree_reported(struct kairo_delta_index *idx, const struct kdi_node *n)
 {
-    if (idx->round && n->round == idx->round) {
+    if (idx->round && n->down->round == idx->round) {
         idx->stats.subtrees_skipped++;
         return true;
     }
@@ -1432,39 +1477,63 @@ kdi_next_unreported(struct kairo_delta_index *idx,
 /* Reports, as kdi_part_query(), the megaflows whose path goes through node
  * 'top', skipping the subtrees that the open round reported whole.  A rule
  * query reports every megaflow it walks, so it marks the nodes it walks as
- * reported whole in the round. */
+ * reported whole in the round.
+ *
+ * The walk enters each child's chain and goes straight to its end (see
+ * kdi_chain_update()), keeping a stack of the chains it entered, so that
+ * it comes back up without visiting the nodes in between either. */
 static void
 kdi_report_subtree(struct kairo_delta_index *idx, struct kdi_node *top,
                    struct kdi_query *q)
 {
     bool mark = idx->round && !q->outside;
-    struct kdi_node *n = top;
+    struct kdi_node *stub[64];
+    struct kdi_node **stack = stub;
+    size_t n_stack = 0, allocated = ARRAY_SIZE(stub);
+    struct kdi_node *entry = top;   /* The chain being walked. */
 
     if (kdi_subtree_reported(idx, top)) {
         return;
     }
     for (;;) {
+        struct kdi_node *end = entry->down;
         struct kdi_node *next;
 
         idx->stats.nodes_walked++;
         if (mark) {
-            n->round = idx->round;
+            end->round = idx->round;
         }
-        for (struct kdi_part *p = n->parts; p; p = p->next) {
+        for (struct kdi_part *p = end->parts; p; p = p->next) {
             kdi_part_query(idx, p, q);
         }
 
-        /* Depth first: the first child, else the next sibling of this
-         * node or of the nearest ancestor below 'top' that has one. */
-        next = kdi_next_unreported(idx, n, n->children.next);
-        while (!next && n != top) {
-            next = kdi_next_unreported(idx, n->parent, n->sibling.next);
-            n = n->parent;
+        /* Depth first: the first child's chain, else the chain of the next
+         * sibling of this chain's entry or of the nearest entry on the
+         * stack that has one. */
+        next = kdi_next_unreported(idx, end, end->children.next);
+        if (next) {
+            if (n_stack >= allocated) {
+                if (stack == stub) {
+                    stack = xmemdup(stub, sizeof stub);
+                }
+                stack = x2nrealloc(stack, &allocated, sizeof *stack);
+            }
+            stack[n_stack++] = entry;
+        }
+        while (!next && entry != top) {
+            next = kdi_next_unreported(idx, entry->parent,
+                                       entry->sibling.next);
+            if (!next) {
+                entry = stack[--n_stack];
+            }
         }
         if (!next) {
-            return;
+            break;
         }
-        n = next;
+        entry = next;
+    }
+    if (stack != stub) {
+        free(stack);
     }
 }
 
@@ -1819,5 +1888,4 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
         memory += (g->nodes.mask + 1) * sizeof *g->nodes.buckets;
     }
     stats->memory = memory;
-
 }

@@ -67,13 +67,14 @@
  * group; a group that has no room for another, or is too small to deserve
  * one, is scanned.
  * Each node found reports the megaflows of its subtree whose common part
- * meets the query outside the node's own mask: the megaflows that hang from
+ * meets the query outside the node's own mask (the walk skips chains of
+ * nodes with one child and no megaflow, where paths do not part): the megaflows that hang from
  * one node are kept in parts, one per common mask, and a part is matched
  * the same way as a group, by a secondary hash on the bits the query fixes
  * once it is big enough.  A rule query reports the subtrees of the nodes
  * that hit the rule.
  *
- * Memory.  A node costs about 130 bytes plus 8 per own mask word; a
+ * Memory.  A node costs about 140 bytes plus 8 per own mask word; a
  * megaflow about 70 bytes plus 8 per word of its common mask, which is
  * interned; a secondary hash 12 bytes per member its set has room for.
  * Megaflows that share a path cost no node, but paths share only their
@@ -196,7 +197,9 @@ struct kairo_delta_index_stats {
 
     /* Selectivity. */
     uint64_t lookups_examined;    /* Nodes compared by insert queries. */
-    uint64_t nodes_walked;        /* Nodes visited in subtrees. */
+    uint64_t nodes_walked;        /* Chains of nodes visited in subtrees:
+                                   * a node with one child and no
+                                   * megaflow of its own is passed by. */
     uint64_t subtrees_skipped;    /* Subtrees not walked, because the open
                                    * round had reported them whole. */
     uint64_t megaflows_examined;  /* Megaflows visited in subtrees. */

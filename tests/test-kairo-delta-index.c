@@ -175,6 +175,7 @@ hand_add(struct hand_mf *mf, uint8_t table, uint32_t nw_src,
 {
     size_t i = mf->n++;
 
+    ovs_assert(i < ARRAY_SIZE(mf->keys));
     memset(&mf->keys[i], 0, sizeof mf->keys[i]);
     memset(&mf->masks[i], 0, sizeof mf->masks[i]);
     mf->keys[i].nw_src = htonl(nw_src);
@@ -556,6 +557,69 @@ test_paths(void)
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 0, UINT32_MAX, &r), 7);
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000000, 0xffffffe0,
                                0, 0, &r), 22);
+    kairo_delta_index_destroy(idx);
+}
+
+/* A subtree walk passes by the nodes of a chain, which have one child and
+ * no megaflow of their own, as paths part, join and end. */
+static void
+test_chains(void)
+{
+    struct kairo_delta_index *idx = kairo_delta_index_create();
+    struct hand_mf a = { .n = 0 }, b = { .n = 0 }, c = { .n = 0 };
+    struct kairo_delta_index_stats st0, st;
+    struct hand_result r;
+
+    /* 'a': tables 0 to 3; 'b' shares its first two lookups, then parts;
+     * 'c' ends at the second. */
+    for (uint8_t t = 0; t < 4; t++) {
+        hand_add(&a, t, 0x0a000001, 0xffffffff, t, NULL, 0);
+        hand_add(&b, t, 0x0a000001, 0xffffffff, t < 2 ? t : 10 + t, NULL,
+                 0);
+        if (t < 2) {
+            hand_add(&c, t, 0x0a000001, 0xffffffff, t, NULL, 0);
+        }
+    }
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &a, NULL, a.l, a.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &b, NULL, b.l, b.n), 0);
+
+    /* The chain from table 0 to where they part, then one chain each. */
+    kairo_delta_index_get_stats(idx, &st0);
+    CU_ASSERT_EQUAL(st0.n_nodes, 6);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    2);
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.nodes_walked - st0.nodes_walked, 3);
+
+    /* Without 'b', one chain from table 0 to 'a''s last lookup. */
+    CU_ASSERT(kairo_delta_index_remove(idx, &b));
+    st0 = st;
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    1);
+    CU_ASSERT_PTR_EQUAL(r.owners[0], &a);
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.nodes_walked - st0.nodes_walked, 1);
+
+    /* 'c' hangs from the second node, which so ends a chain. */
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &c, NULL, c.l, c.n), 0);
+    st0 = st;
+    CU_ASSERT_EQUAL(hand_query(idx, 1, 0, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    2);
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.nodes_walked - st0.nodes_walked, 2);
+    CU_ASSERT_EQUAL(hand_query(idx, 3, 0, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    1);
+    CU_ASSERT_PTR_EQUAL(r.owners[0], &a);
+
+    /* Without 'a', 'c''s path is one chain again. */
+    CU_ASSERT(kairo_delta_index_remove(idx, &a));
+    kairo_delta_index_get_stats(idx, &st0);
+    CU_ASSERT_EQUAL(st0.n_nodes, 2);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000001, 0xffffffff, 0, 0, &r),
+                    1);
+    CU_ASSERT_PTR_EQUAL(r.owners[0], &c);
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.nodes_walked - st0.nodes_walked, 1);
     kairo_delta_index_destroy(idx);
 }
 
@@ -1477,6 +1541,7 @@ kairo_unit_register_delta_index(void)
         || !CU_add_test(suite, "common parts and shared paths",
                         test_common_and_sharing)
         || !CU_add_test(suite, "leaf parts", test_leaf_parts)
+        || !CU_add_test(suite, "chains", test_chains)
         || !CU_add_test(suite, "differential, small groups",
                         test_differential_small_groups)
         || !CU_add_test(suite, "differential, large groups",
