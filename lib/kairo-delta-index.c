@@ -68,10 +68,11 @@ struct kdi_mask {
 
 /* A set of members that each have a key: a group's nodes, keyed by their own
  * key, or a leaf part's megaflows, keyed by their common part.  A member's
- * key is 'n_words' words at byte offset 'key_ofs' in it; its position in
- * 'members' is a uint32_t at 'pos_ofs'.  A query that fixes only some bits B
- * of the keys probes a secondary hash on B, built on the first such query
- * once the set is big enough, or scans the set. */
+ * key is 'n_words' words at byte offset 'key_ofs' in it, or pointed to from
+ * there; its position in 'members' is a uint32_t at 'pos_ofs'.  A query
+ * that fixes only some bits B of the keys probes a secondary hash on B,
+ * built on the first such query once the set is big enough, or scans the
+ * set. */
 struct kdi_mset {
     void **members;             /* The members, by position. */
     uint32_t n;                 /* Members in 'members'. */
@@ -81,6 +82,7 @@ struct kdi_mset {
     uint16_t pos_ofs;           /* Offset of a member's position. */
     uint8_t n_words;            /* Words in a member's key. */
     uint8_t n_secondaries;      /* Secondaries in use. */
+    bool key_indirect;          /* At 'key_ofs' is a pointer to the key. */
     struct kdi_secondary **secondaries;  /* KDI_MAX_SECONDARIES slots, once
                                           * the first is built. */
 };
@@ -115,6 +117,8 @@ struct kdi_group {
                                  * (another parent or rule), and an hindex
                                  * removes any of them in O(1). */
     struct kdi_mset members;    /* The same nodes, keyed by their 'key'. */
+    struct hmap keys;           /* Contains "struct kdi_key"s: the nodes'
+                                 * keys, each once. */
     uint8_t table_id;           /* The table its lookups consulted. */
     struct kdi_mask mask;       /* Must be last. */
 };
@@ -149,7 +153,17 @@ struct kdi_node {
     uint32_t pos;               /* Its position in 'group->members'. */
     uint32_t round;             /* The round in which a query reported
                                  * every megaflow of its subtree, or 0. */
-    uint64_t key[];             /* One word per mask word of 'group'. */
+    const uint64_t *key;        /* One word per mask word of 'group', the
+                                 * 'words' of a struct kdi_key. */
+};
+
+/* A key of the nodes of a group, shared by those that have it: OVN's paths
+ * part and join again, so that about half of the nodes repeat another's
+ * registers and metadata. */
+struct kdi_key {
+    struct hmap_node node;      /* In its group's 'keys', by hash. */
+    uint32_t n_refs;            /* Nodes with it. */
+    uint64_t words[];           /* The group's mask words of the key. */
 };
 
 /* The megaflows that hang from one node and share one common mask.  A leaf
@@ -364,13 +378,14 @@ kdi_hash_words(const uint64_t key[], unsigned int n)
 /* Member sets and their secondary hashes. */
 
 static void
-kdi_mset_init(struct kdi_mset *ms, size_t key_ofs, size_t pos_ofs,
-              unsigned int n_words)
+kdi_mset_init(struct kdi_mset *ms, size_t key_ofs, bool key_indirect,
+              size_t pos_ofs, unsigned int n_words)
 {
     *ms = (struct kdi_mset) {
         .key_ofs = key_ofs,
         .pos_ofs = pos_ofs,
         .n_words = n_words,
+        .key_indirect = key_indirect,
     };
 }
 
@@ -378,8 +393,11 @@ kdi_mset_init(struct kdi_mset *ms, size_t key_ofs, size_t pos_ofs,
 static inline const uint64_t *
 kdi_mset_key(const struct kdi_mset *ms, const void *member)
 {
-    return ALIGNED_CAST(const uint64_t *,
-                        (const char *) member + ms->key_ofs);
+    const char *p = (const char *) member + ms->key_ofs;
+
+    return (ms->key_indirect
+            ? *ALIGNED_CAST(const uint64_t *const *, p)
+            : ALIGNED_CAST(const uint64_t *, p));
 }
 
 /* Returns where 'member' of 'ms' keeps its position. */
@@ -638,7 +656,8 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     g = kdi_alloc(idx, offsetof(struct kdi_group, mask)
                   + kdi_mask_size(n_words));
     hindex_init(&g->nodes);
-    kdi_mset_init(&g->members, offsetof(struct kdi_node, key),
+    hmap_init(&g->keys);
+    kdi_mset_init(&g->members, offsetof(struct kdi_node, key), true,
                   offsetof(struct kdi_node, pos), n_words);
     g->table_id = table_id;
     kdi_mask_init(&g->mask, mask);
@@ -652,6 +671,8 @@ kdi_group_destroy(struct kairo_delta_index *idx, struct kdi_group *g)
 {
     kdi_mset_destroy(idx, &g->members);
     hindex_destroy(&g->nodes);
+    ovs_assert(hmap_is_empty(&g->keys));
+    hmap_destroy(&g->keys);
     hmap_remove(&idx->groups, &g->node);
     ovs_list_remove(&g->list_node);
     kdi_free(idx, g, offsetof(struct kdi_group, mask)
@@ -810,10 +831,41 @@ kdi_node_id_hash(const struct kdi_node *parent, const struct kdi_group *g,
     return hash_pointer(parent, hash_pointer(g, hash_pointer(r, key_hash)));
 }
 
-static size_t
-kdi_node_size(const struct kdi_group *g)
+/* Returns the words of group 'g''s key record for 'key', whose hash is
+ * 'hash', taking a reference to it and creating it if needed. */
+static const uint64_t *
+kdi_key_ref(struct kairo_delta_index *idx, struct kdi_group *g,
+            const uint64_t key[], uint32_t hash)
 {
-    return sizeof(struct kdi_node) + g->mask.n_words * sizeof(uint64_t);
+    size_t key_size = g->mask.n_words * sizeof *key;
+    struct kdi_key *k;
+
+    HMAP_FOR_EACH_WITH_HASH (k, node, hash, &g->keys) {
+        if (!memcmp(k->words, key, key_size)) {
+            k->n_refs++;
+            return k->words;
+        }
+    }
+    k = kdi_alloc(idx, sizeof *k + key_size);
+    k->n_refs = 1;
+    memcpy(k->words, key, key_size);
+    hmap_insert(&g->keys, &k->node, hash);
+    return k->words;
+}
+
+/* Drops a reference to the key record of group 'g' whose words are 'key'. */
+static void
+kdi_key_unref(struct kairo_delta_index *idx, struct kdi_group *g,
+              const uint64_t *key)
+{
+    struct kdi_key *k = CONTAINER_OF(CONST_CAST(uint64_t *, key),
+                                     struct kdi_key, words);
+
+    if (!--k->n_refs) {
+        hmap_remove(&g->keys, &k->node);
+        kdi_free(idx, k, sizeof *k + g->mask.n_words * sizeof *key);
+        kdi_hmap_maybe_shrink(&g->keys);
+    }
 }
 
 /* Returns the child of 'parent' (NULL: a root) in group 'g' for rule entry
@@ -851,7 +903,7 @@ kdi_node_get(struct kairo_delta_index *idx, struct kdi_node *parent,
         }
     }
 
-    n = kdi_alloc(idx, kdi_node_size(g));
+    n = kdi_alloc(idx, sizeof *n);
     n->parent = parent;
     ovs_list_init(&n->children);
     if (parent) {
@@ -865,7 +917,7 @@ kdi_node_get(struct kairo_delta_index *idx, struct kdi_node *parent,
     n->rule = r;
     n->n_refs = 0;
     n->round = 0;
-    memcpy(n->key, key, key_size);
+    n->key = kdi_key_ref(idx, g, key, key_hash);
     hmap_insert(&idx->nodes, &n->id_node, id_hash);
     hindex_insert(&g->nodes, &n->hnode, key_hash);
     kdi_mset_add(idx, &g->members, n);
@@ -925,7 +977,8 @@ kdi_node_destroy(struct kairo_delta_index *idx, struct kdi_node *n)
     kdi_mset_remove(idx, &g->members, n);
     hmap_remove(&idx->nodes, &n->id_node);
     hindex_remove(&g->nodes, &n->hnode);
-    kdi_free(idx, n, kdi_node_size(g));
+    kdi_key_unref(idx, g, n->key);
+    kdi_free(idx, n, sizeof *n);
     kdi_hmap_maybe_shrink(&idx->nodes);
     if (!g->members.n) {
         kdi_group_destroy(idx, g);
@@ -969,7 +1022,7 @@ kdi_part_get(struct kairo_delta_index *idx, struct kdi_node *n,
     p->leaf = n;
     p->cmask = cm;
     kdi_mset_init(&p->megaflows, offsetof(struct kdi_megaflow, common),
-                  offsetof(struct kdi_megaflow, pos),
+                  false, offsetof(struct kdi_megaflow, pos),
                   cm ? cm->mask.n_words : 0);
     n->parts = p;
     return p;
@@ -1886,6 +1939,7 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     memory += kdi_hmap_bytes(&idx->rules);
     HMAP_FOR_EACH (g, node, &idx->groups) {
         memory += (g->nodes.mask + 1) * sizeof *g->nodes.buckets;
+        memory += kdi_hmap_bytes(&g->keys);
     }
     stats->memory = memory;
 }

@@ -67,15 +67,16 @@
  * group; a group that has no room for another, or is too small to deserve
  * one, is scanned.
  * Each node found reports the megaflows of its subtree whose common part
- * meets the query outside the node's own mask (the walk skips chains of
- * nodes with one child and no megaflow, where paths do not part): the megaflows that hang from
- * one node are kept in parts, one per common mask, and a part is matched
- * the same way as a group, by a secondary hash on the bits the query fixes
- * once it is big enough.  A rule query reports the subtrees of the nodes
- * that hit the rule.
+ * meets the query outside the node's own mask; the walk passes by chains of
+ * nodes with one child and no megaflow of their own, where paths do not
+ * part.  The megaflows that hang from one node are kept in parts, one per
+ * common mask, and a part is matched the same way as a group, by a
+ * secondary hash on the bits the query fixes once it is big enough.  A rule
+ * query reports the subtrees of the nodes that hit the rule.
  *
- * Memory.  A node costs about 140 bytes plus 8 per own mask word; a
- * megaflow about 70 bytes plus 8 per word of its common mask, which is
+ * Memory.  A node costs about 140 bytes.  Its key is interned in its group:
+ * each distinct key costs 8 bytes per own mask word and about 40 more.  A
+ * megaflow costs about 70 bytes plus 8 per word of its common mask, which is
  * interned; a secondary hash 12 bytes per member its set has room for.
  * Megaflows that share a path cost no node, but paths share only their
  * beginnings: megaflows that part at one lookup (an ACL on the transport
