@@ -1653,9 +1653,8 @@ struct kd_old_index {
     size_t n_bridges;
 };
 
-/* Takes from 'mf' its indexes, leaving its entries in
- * the indexes, and makes it neither opaque nor dependent on anything else,
- * to be indexed anew. */
+/* Takes from 'mf' its indexes, leaving its entries in them, and makes it
+ * neither opaque nor dependent on anything else, to be indexed anew. */
 static struct kd_old_index
 kd_megaflow_take_index(struct kd_megaflow *mf)
 {
@@ -1931,11 +1930,12 @@ kd_own_append(struct kd_own *own, const struct kd_region *r,
     }
 }
 
-/* Replaces 'mf''s lookups by those of 'c' (NULL if unknown), taking over
- * the capture's rule references.  A megaflow whose translation executes a
- * learn action is made opaque instead: its side effects (the learned rule's
- * refresh, a learn limit) depend on the table it learns into, which stock
- * revalidation re-translates it for on every change. */
+/* Replaces 'mf''s lookups by those of 'c' (NULL if unknown); the indexes
+ * take their own references to the rules they name, and 'c' keeps its
+ * own.  A megaflow whose translation executes a learn action is made
+ * opaque instead: its side effects (the learned rule's refresh, a learn
+ * limit) depend on the table it learns into, which stock revalidation
+ * re-translates it for on every change. */
 static void
 kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
                   const struct nlattr *key, size_t key_len,
