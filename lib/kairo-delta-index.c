@@ -1642,45 +1642,57 @@ kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
                 struct kdi_query *q)
 {
     const struct kdi_mask *gm = &g->mask;
-    size_t size = gm->n_words * sizeof(uint64_t);
+    size_t n_words = gm->n_words;
+    size_t size = n_words * sizeof(uint64_t);
     uint64_t left = (q->n_alts >= 64 ? UINT64_MAX
                      : (UINT64_C(1) << q->n_alts) - 1);
 
+    /* Each alternative's bits of the group and values there, once:
+     * 'bv[2 * i]' and 'bv[2 * i + 1]' of 'n_words' words each. */
+    uint64_t stub[2 * 4 * 16];  /* Room for 4 alternatives of 16 words. */
+    uint64_t *bv = stub;
+    bool any[KAIRO_DELTA_INDEX_MAX_ALTS];
+    bool covered[KAIRO_DELTA_INDEX_MAX_ALTS];
+    if (2 * q->n_alts * n_words > ARRAY_SIZE(stub)) {
+        bv = xmalloc(2 * q->n_alts * size);
+    }
+    for (size_t i = 0; i < q->n_alts; i++) {
+        any[i] = kdi_group_bits(gm, &q->alts[i], &bv[2 * i * n_words],
+                                &bv[(2 * i + 1) * n_words], &covered[i]);
+    }
+
     while (left) {
-        uint64_t value[FLOW_U64S], other_value[FLOW_U64S];
-        uint64_t bits[FLOW_U64S], other_bits[FLOW_U64S];
-        bool covered, other_covered;
-        bool any = kdi_group_bits(gm, &q->alts[rightmost_1bit_idx(left)],
-                                  bits, value, &covered);
+        size_t i = rightmost_1bit_idx(left);
+        const uint64_t *bits = &bv[2 * i * n_words];
+        const uint64_t *value = &bv[(2 * i + 1) * n_words];
 
         q->cur_alts = rightmost_1bit(left);
         for (uint64_t o = zero_rightmost_1bit(left); o;
              o = zero_rightmost_1bit(o)) {
-            kdi_group_bits(gm, &q->alts[rightmost_1bit_idx(o)],
-                           other_bits, other_value, &other_covered);
-            if (!memcmp(bits, other_bits, size)
-                && !memcmp(value, other_value, size)) {
+            size_t k = rightmost_1bit_idx(o);
+
+            if (!memcmp(bits, &bv[2 * k * n_words], 2 * size)) {
                 q->cur_alts |= rightmost_1bit(o);
             }
         }
         left &= ~q->cur_alts;
 
-        if (any && covered) {
+        if (any[i] && covered[i]) {
             /* The query fixes every bit the group fixes: the nodes it
              * meets are exactly those whose key is 'value'. */
-            uint32_t hash = kdi_hash_words(value, gm->n_words);
+            uint32_t hash = kdi_hash_words(value, n_words);
             struct kdi_node *n;
 
             idx->stats.path_probe++;
             HINDEX_FOR_EACH_WITH_HASH (n, hnode, hash, &g->nodes) {
-                if (!memcmp(n->key, value, gm->n_words * sizeof *value)) {
+                if (!memcmp(n->key, value, size)) {
                     kdi_visit_node(idx, n, q);
                 }
             }
             continue;
         }
 
-        switch (kdi_mset_query(idx, &g->members, value, bits, any,
+        switch (kdi_mset_query(idx, &g->members, value, bits, any[i],
                                kdi_visit_node, q)) {
         case KDI_PATH_ALL:
             idx->stats.path_all++;
@@ -1695,6 +1707,9 @@ kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
             idx->stats.path_scan++;
             break;
         }
+    }
+    if (bv != stub) {
+        free(bv);
     }
 }
 
