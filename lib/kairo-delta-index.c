@@ -1341,6 +1341,12 @@ kairo_delta_index_contains(const struct kairo_delta_index *idx,
     return kdi_megaflow_find(idx, owner) != NULL;
 }
 
+bool
+kairo_delta_index_is_empty(const struct kairo_delta_index *idx)
+{
+    return hmap_is_empty(&idx->megaflows);
+}
+
 /* Queries. */
 
 /* Returns true if a lookup that hit 'r' (NULL for a miss) can be affected

@@ -255,6 +255,7 @@ int kairo_delta_index_replace(struct kairo_delta_index *,
                               size_t n);
 bool kairo_delta_index_contains(const struct kairo_delta_index *,
                                 const void *owner);
+bool kairo_delta_index_is_empty(const struct kairo_delta_index *);
 
 /* Queries.  Each calls 'cb' once per affected megaflow, in no particular
  * order, and returns the number of calls.  In a round (see below), megaflows

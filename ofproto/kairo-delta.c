@@ -72,6 +72,7 @@ COVERAGE_DEFINE(kairo_delta_group);
 COVERAGE_DEFINE(kairo_delta_port);
 COVERAGE_DEFINE(kairo_delta_mac);
 COVERAGE_DEFINE(kairo_delta_switch_full);
+COVERAGE_DEFINE(kairo_delta_bridge_freed);
 
 /* Limits on what a translating thread keeps for the ukey observer.  A
  * translation with more lookups, or one whose capture is pushed out, makes
@@ -458,6 +459,10 @@ struct kd_megaflow {
 };
 
 static struct hmap kd_bridges = HMAP_INITIALIZER(&kd_bridges);
+
+/* The operation counters of the bridges' indexes freed so far, which
+ * kairo/show adds to those of the indexes there are. */
+static struct kairo_delta_index_stats kd_freed_index_stats;
 static struct hmap kd_udpifs = HMAP_INITIALIZER(&kd_udpifs);
 
 /* What megaflows depend on besides their lookups: the groups, ports and MAC
@@ -1492,6 +1497,35 @@ kd_bridge_get(const struct ofproto *ofproto)
         hmap_insert(&kd_bridges, &b->node, hash_pointer(ofproto, 0));
     }
     return b;
+}
+
+/* Frees the bridges whose indexes hold no megaflow: a deleted bridge's,
+ * once its megaflows are gone, and an idle one's, which kd_bridge_get()
+ * makes anew when a translation goes through it again.  No megaflow and no
+ * pending event refers to a bridge whose index is empty. */
+static void
+kd_bridges_sweep(void)
+{
+    struct kd_bridge *b;
+
+    HMAP_FOR_EACH_SAFE (b, node, &kd_bridges) {
+        if (kairo_delta_index_is_empty(b->index)) {
+            struct kairo_delta_index_stats s;
+            struct kairo_delta_index_stats *f = &kd_freed_index_stats;
+
+            kairo_delta_index_get_stats(b->index, &s);
+            f->lookups_examined += s.lookups_examined;
+            f->nodes_walked += s.nodes_walked;
+            f->subtrees_skipped += s.subtrees_skipped;
+            f->megaflows_examined += s.megaflows_examined;
+            f->megaflows_reported += s.megaflows_reported;
+
+            kairo_delta_index_destroy(b->index);
+            hmap_remove(&kd_bridges, &b->node);
+            free(b);
+            COVERAGE_INC(kairo_delta_bridge_freed);
+        }
+    }
 }
 
 /* Returns 'b''s index with the open round of marks as its round of
@@ -2722,6 +2756,7 @@ kd_run__(const struct udpif *dying)
     if (dying || kd_fallback_now || kd_clock_usec() >= kd_round_due()) {
         kd_flush_marks(!dying);
     }
+    kd_bridges_sweep();
     kd_reply_waiters();
 }
 
@@ -2816,7 +2851,7 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
     struct kd_udpif *kdu;
     struct kd_bridge *b;
 
-    memset(&total, 0, sizeof total);
+    total = kd_freed_index_stats;
     HMAP_FOR_EACH (b, node, &kd_bridges) {
         struct kairo_delta_index_stats s;
 
