@@ -52,9 +52,9 @@ struct kdi_rule {
     int priority;               /* The lookups' threshold priority. */
     enum kairo_delta_index_conj conj;  /* Which conj_id rules matter. */
     uint32_t conj_id;           /* With KAIRO_DELTA_INDEX_CONJ_ONE. */
-    uint32_t n_nodes;           /* Elements in 'nodes'. */
-    uint32_t allocated_nodes;   /* Capacity of 'nodes'. */
-    struct kdi_node **nodes;    /* The lookup nodes that hit it. */
+    uint32_t n_steps;           /* Elements in 'steps'. */
+    uint32_t allocated_steps;   /* Capacity of 'steps'. */
+    struct kdi_step **steps;    /* The lookups that hit it. */
 };
 
 /* A mask: a group's (the lookups of one table with one mask of their own)
@@ -101,8 +101,8 @@ struct kdi_secondary {
     uint64_t bits[];            /* B, one word per key word. */
 };
 
-/* kdi_node_get() compares up to this many of a parent's children before it
- * probes the node table instead. */
+/* kdi_node_find_child() compares up to this many of a parent's children
+ * before it probes the node table instead. */
 #define KDI_MAX_CHILD_SCAN 8
 
 /* No member: the end of a chain. */
@@ -112,12 +112,12 @@ struct kdi_secondary {
 struct kdi_group {
     struct hmap_node node;      /* In 'groups', by table and mask. */
     struct ovs_list list_node;  /* In 'tables[table_id]'. */
-    struct hindex nodes;        /* Contains "struct kdi_node"s, by the hash
-                                 * of their key.  Many nodes may share a key
+    struct hindex steps;        /* Contains "struct kdi_step"s, by the hash
+                                 * of their key.  Many steps may share a key
                                  * (another parent or rule), and an hindex
                                  * removes any of them in O(1). */
-    struct kdi_mset members;    /* The same nodes, keyed by their 'key'. */
-    struct hmap keys;           /* Contains "struct kdi_key"s: the nodes'
+    struct kdi_mset members;    /* The same steps, keyed by their 'key'. */
+    struct hmap keys;           /* Contains "struct kdi_key"s: the steps'
                                  * keys, each once. */
     uint8_t table_id;           /* The table its lookups consulted. */
     struct kdi_mask mask;       /* Must be last. */
@@ -130,39 +130,52 @@ struct kdi_cmask {
     struct kdi_mask mask;       /* Must be last. */
 };
 
-/* One lookup of one or more megaflows: a node of the trie of translation
- * paths.  Megaflows whose lookups agree up to some point share the nodes
- * of those lookups; each megaflow hangs from the node of its last lookup,
- * in the part for its common mask.  A node's key is its group's mask words
- * of the lookups' own key. */
+/* One lookup of one or more megaflows, a step of a node's chain.  Its key
+ * is its group's mask words of the lookup's own key. */
+struct kdi_step {
+    struct hindex_node hnode;   /* In its group's 'steps', by key hash. */
+    struct kdi_node *node;      /* The node whose chain it is in. */
+    struct kdi_group *group;
+    struct kdi_rule *rule;      /* The rule entry hit, or NULL for a miss. */
+    const uint64_t *key;        /* One word per mask word of 'group', the
+                                 * 'words' of a struct kdi_key. */
+    uint32_t pos;               /* Its position in 'group->members'. */
+    uint32_t rule_pos;          /* Its index in 'rule->steps'. */
+};
+
+/* A node of the trie of translation paths: a chain of lookups that the same
+ * megaflows make one after the other.  Megaflows whose lookups agree up to
+ * some point share the nodes of those lookups, a node ends where paths part
+ * or a megaflow's path ends, and each megaflow hangs from the node of its
+ * last lookup, in the part for its common mask.  OVN's paths part and then
+ * run apart for several lookups: a node of its own for each of those would
+ * cost more than the lookup. */
 struct kdi_node {
-    struct hindex_node hnode;   /* In its group's 'nodes', by key hash. */
-    struct hmap_node id_node;   /* In 'nodes', by parent, rule and key. */
+    struct hmap_node id_node;   /* In 'nodes', by parent and first step. */
     struct kdi_node *parent;    /* The previous lookup's node, or NULL. */
     struct ovs_list children;   /* The next lookups' nodes, by 'sibling'. */
     struct ovs_list sibling;    /* In the parent's 'children'. */
-    struct kdi_part *parts;     /* Megaflows whose last lookup this is. */
+    struct kdi_part *parts;     /* Megaflows whose last lookup ends it. */
     struct kdi_node *down;      /* The first node at or below it that has
                                  * parts or other than one child: it and
                                  * the single children above it have the
-                                 * same megaflows (see kdi_chain_update()). */
-    struct kdi_group *group;
-    struct kdi_rule *rule;      /* The rule entry hit, or NULL for a miss. */
-    uint32_t rule_pos;          /* Its index in 'rule->nodes'. */
+                                 * same megaflows (see kdi_chain_update()).
+                                 * Removals leave such single children. */
+    struct kdi_step *steps;     /* Its lookups, in order. */
+    uint32_t n_steps;           /* Elements in 'steps', which has room for
+                                 * exactly as many but while kdi_add()
+                                 * fills a new node. */
     uint32_t n_refs;            /* Megaflows whose path goes through it. */
-    uint32_t pos;               /* Its position in 'group->members'. */
     uint32_t round;             /* The round in which a query reported
                                  * every megaflow of its subtree, or 0. */
-    const uint64_t *key;        /* One word per mask word of 'group', the
-                                 * 'words' of a struct kdi_key. */
 };
 
-/* A key of the nodes of a group, shared by those that have it: OVN's paths
- * part and join again, so that about half of the nodes repeat another's
+/* A key of the steps of a group, shared by those that have it: OVN's paths
+ * part and join again, so that about half of the steps repeat another's
  * registers and metadata. */
 struct kdi_key {
     struct hmap_node node;      /* In its group's 'keys', by hash. */
-    uint32_t n_refs;            /* Nodes with it. */
+    uint32_t n_refs;            /* Steps with it. */
     uint64_t words[];           /* The group's mask words of the key. */
 };
 
@@ -196,6 +209,7 @@ struct kairo_delta_index {
     struct ovs_list tables[256];  /* Each table's "struct kdi_group"s. */
     struct hmap nodes;          /* Contains "struct kdi_node"s, by
                                  * kdi_node_id_hash(). */
+    size_t n_steps;             /* Steps of all nodes. */
     struct hmap cmasks;         /* Contains "struct kdi_cmask"s. */
     struct hmap rules;          /* Contains "struct kdi_rule"s. */
     uint64_t n_lookups;         /* Lookups over all megaflows. */
@@ -219,10 +233,10 @@ struct kdi_alt {
     const uint64_t *mask;       /* m.mask, FLOW_U64S words. */
 };
 
-/* A node an insert query found, with the alternatives whose own bits it
+/* A lookup an insert query found, with the alternatives whose own bits it
  * meets. */
 struct kdi_found {
-    struct kdi_node *node;
+    struct kdi_step *step;
     uint64_t alts;              /* Bit i: alternative i. */
 };
 
@@ -245,7 +259,8 @@ struct kdi_query {
     uint64_t cur_alts;          /* Insert queries: the alternatives being
                                  * searched for or walked. */
 
-    /* Insert queries: the nodes whose subtrees hold the answer. */
+    /* Insert queries: the lookups whose nodes' subtrees hold the
+     * answer. */
     struct kdi_found *found;
     size_t n_found, allocated_found;
 };
@@ -655,10 +670,10 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     unsigned int n_words = mask->n;
     g = kdi_alloc(idx, offsetof(struct kdi_group, mask)
                   + kdi_mask_size(n_words));
-    hindex_init(&g->nodes);
+    hindex_init(&g->steps);
     hmap_init(&g->keys);
-    kdi_mset_init(&g->members, offsetof(struct kdi_node, key), true,
-                  offsetof(struct kdi_node, pos), n_words);
+    kdi_mset_init(&g->members, offsetof(struct kdi_step, key), true,
+                  offsetof(struct kdi_step, pos), n_words);
     g->table_id = table_id;
     kdi_mask_init(&g->mask, mask);
     hmap_insert(&idx->groups, &g->node, hash);
@@ -670,7 +685,7 @@ static void
 kdi_group_destroy(struct kairo_delta_index *idx, struct kdi_group *g)
 {
     kdi_mset_destroy(idx, &g->members);
-    hindex_destroy(&g->nodes);
+    hindex_destroy(&g->steps);
     ovs_assert(hmap_is_empty(&g->keys));
     hmap_destroy(&g->keys);
     hmap_remove(&idx->groups, &g->node);
@@ -764,8 +779,8 @@ kdi_rule_get(struct kairo_delta_index *idx,
         r->priority = in->priority;
         r->conj = in->conj;
         r->conj_id = in->conj == KAIRO_DELTA_INDEX_CONJ_ONE ? in->conj_id : 0;
-        r->n_nodes = r->allocated_nodes = 0;
-        r->nodes = NULL;
+        r->n_steps = r->allocated_steps = 0;
+        r->steps = NULL;
         hmap_insert(&idx->rules, &r->node, hash_pointer(in->rule, 0));
         if (idx->hold_rule) {
             idx->hold_rule(r->rule);
@@ -774,62 +789,54 @@ kdi_rule_get(struct kairo_delta_index *idx,
     return r;
 }
 
-/* Records that node 'n' hit rule entry 'r'. */
+/* Records that step 's' hit rule entry 'r'. */
 static void
-kdi_rule_add_node(struct kairo_delta_index *idx, struct kdi_rule *r,
-                  struct kdi_node *n)
+kdi_rule_add_step(struct kairo_delta_index *idx, struct kdi_rule *r,
+                  struct kdi_step *s)
 {
-    if (r->n_nodes >= r->allocated_nodes) {
-        uint32_t new = r->allocated_nodes ? 2 * r->allocated_nodes : 1;
+    if (r->n_steps >= r->allocated_steps) {
+        uint32_t new = r->allocated_steps ? 2 * r->allocated_steps : 1;
 
-        r->nodes = kdi_realloc(idx, r->nodes,
-                               r->allocated_nodes * sizeof *r->nodes,
-                               new * sizeof *r->nodes);
-        r->allocated_nodes = new;
+        r->steps = kdi_realloc(idx, r->steps,
+                               r->allocated_steps * sizeof *r->steps,
+                               new * sizeof *r->steps);
+        r->allocated_steps = new;
     }
-    n->rule_pos = r->n_nodes;
-    r->nodes[r->n_nodes++] = n;
+    s->rule_pos = r->n_steps;
+    r->steps[r->n_steps++] = s;
 }
 
-/* Forgets node 'n''s hit of its rule, freeing the entry if nothing else
+/* Forgets step 's''s hit of its rule, freeing the entry if nothing else
  * hits it. */
 static void
-kdi_rule_remove_node(struct kairo_delta_index *idx, struct kdi_node *n)
+kdi_rule_remove_step(struct kairo_delta_index *idx, struct kdi_step *s)
 {
-    struct kdi_rule *r = n->rule;
-    struct kdi_node *last = r->nodes[--r->n_nodes];
+    struct kdi_rule *r = s->rule;
+    struct kdi_step *last = r->steps[--r->n_steps];
 
-    ovs_assert(r->nodes[n->rule_pos] == n);
-    r->nodes[n->rule_pos] = last;
-    last->rule_pos = n->rule_pos;
-    if (!r->n_nodes) {
+    ovs_assert(r->steps[s->rule_pos] == s);
+    r->steps[s->rule_pos] = last;
+    last->rule_pos = s->rule_pos;
+    if (!r->n_steps) {
         if (idx->release_rule) {
             idx->release_rule(r->rule);
         }
         hmap_remove(&idx->rules, &r->node);
-        kdi_free(idx, r->nodes, r->allocated_nodes * sizeof *r->nodes);
+        kdi_free(idx, r->steps, r->allocated_steps * sizeof *r->steps);
         kdi_free(idx, r, sizeof *r);
         kdi_hmap_maybe_shrink(&idx->rules);
-    } else if (r->allocated_nodes > 16
-               && r->n_nodes < r->allocated_nodes / 4) {
-        uint32_t new = r->allocated_nodes / 2;
+    } else if (r->allocated_steps > 16
+               && r->n_steps < r->allocated_steps / 4) {
+        uint32_t new = r->allocated_steps / 2;
 
-        r->nodes = kdi_realloc(idx, r->nodes,
-                               r->allocated_nodes * sizeof *r->nodes,
-                               new * sizeof *r->nodes);
-        r->allocated_nodes = new;
+        r->steps = kdi_realloc(idx, r->steps,
+                               r->allocated_steps * sizeof *r->steps,
+                               new * sizeof *r->steps);
+        r->allocated_steps = new;
     }
 }
 
-/* Nodes. */
-
-/* Returns the hash of a node's identity. */
-static uint32_t
-kdi_node_id_hash(const struct kdi_node *parent, const struct kdi_group *g,
-                 const struct kdi_rule *r, uint32_t key_hash)
-{
-    return hash_pointer(parent, hash_pointer(g, hash_pointer(r, key_hash)));
-}
+/* Keys. */
 
 /* Returns the words of group 'g''s key record for 'key', whose hash is
  * 'hash', taking a reference to it and creating it if needed. */
@@ -868,15 +875,91 @@ kdi_key_unref(struct kairo_delta_index *idx, struct kdi_group *g,
     }
 }
 
-/* Returns the child of 'parent' (NULL: a root) in group 'g' for rule entry
- * 'r' and 'key', creating it if needed. */
-static struct kdi_node *
-kdi_node_get(struct kairo_delta_index *idx, struct kdi_node *parent,
-             struct kdi_group *g, struct kdi_rule *r, const uint64_t key[])
+/* Steps. */
+
+/* Returns true if step 's' is a lookup in group 'g' that hit rule entry 'r'
+ * with key 'key'. */
+static bool
+kdi_step_is(const struct kdi_step *s, const struct kdi_group *g,
+            const struct kdi_rule *r, const uint64_t key[])
 {
-    size_t key_size = g->mask.n_words * sizeof *key;
+    return (s->group == g && s->rule == r
+            && !memcmp(s->key, key, g->mask.n_words * sizeof *key));
+}
+
+/* Makes 's', a step of node 'n' with room for it, the lookup in group 'g'
+ * that hit rule entry 'r' with key 'key'. */
+static void
+kdi_step_init(struct kairo_delta_index *idx, struct kdi_step *s,
+              struct kdi_node *n, struct kdi_group *g, struct kdi_rule *r,
+              const uint64_t key[])
+{
     uint32_t key_hash = kdi_hash_words(key, g->mask.n_words);
-    uint32_t id_hash = kdi_node_id_hash(parent, g, r, key_hash);
+
+    s->node = n;
+    s->group = g;
+    s->rule = r;
+    s->key = kdi_key_ref(idx, g, key, key_hash);
+    hindex_insert(&g->steps, &s->hnode, key_hash);
+    kdi_mset_add(idx, &g->members, s);
+    if (r) {
+        kdi_rule_add_step(idx, r, s);
+    }
+    idx->n_steps++;
+}
+
+/* Moves step 'from' to 'to', in node 'n', keeping its place in its group
+ * and rule entry. */
+static void
+kdi_step_move(struct kdi_step *to, struct kdi_step *from, struct kdi_node *n)
+{
+    struct kdi_group *g = from->group;
+
+    hindex_remove(&g->steps, &from->hnode);
+    *to = *from;
+    to->node = n;
+    hindex_insert(&g->steps, &to->hnode, from->hnode.hash);
+    g->members.members[to->pos] = to;
+    if (to->rule) {
+        to->rule->steps[to->rule_pos] = to;
+    }
+}
+
+/* Removes step 's' from its group and rule entry. */
+static void
+kdi_step_uninit(struct kairo_delta_index *idx, struct kdi_step *s)
+{
+    struct kdi_group *g = s->group;
+
+    if (s->rule) {
+        kdi_rule_remove_step(idx, s);
+    }
+    kdi_mset_remove(idx, &g->members, s);
+    hindex_remove(&g->steps, &s->hnode);
+    kdi_key_unref(idx, g, s->key);
+    idx->n_steps--;
+    if (!g->members.n) {
+        kdi_group_destroy(idx, g);
+    }
+}
+
+/* Nodes. */
+
+/* Returns the hash of the identity of a node: its parent and first step. */
+static uint32_t
+kdi_node_id_hash(const struct kdi_node *parent, const struct kdi_group *g,
+                 const struct kdi_rule *r, uint32_t key_hash)
+{
+    return hash_pointer(parent, hash_pointer(g, hash_pointer(r, key_hash)));
+}
+
+/* Returns the child of 'parent' (NULL: a root) whose first step is the
+ * lookup in group 'g' that hit rule entry 'r' with 'key', or NULL. */
+static struct kdi_node *
+kdi_node_find_child(const struct kairo_delta_index *idx,
+                    const struct kdi_node *parent, const struct kdi_group *g,
+                    const struct kdi_rule *r, const uint64_t key[])
+{
     struct kdi_node *n;
 
     /* A parent's few children are compared, rather than the node table
@@ -885,25 +968,39 @@ kdi_node_get(struct kairo_delta_index *idx, struct kdi_node *parent,
     size_t n_compared = 0;
     if (parent) {
         LIST_FOR_EACH (n, sibling, &parent->children) {
-            if (n->group == g && n->rule == r
-                && !memcmp(n->key, key, key_size)) {
+            if (kdi_step_is(&n->steps[0], g, r, key)) {
                 return n;
             }
             if (++n_compared >= KDI_MAX_CHILD_SCAN) {
                 break;
             }
         }
-    }
-    if (!parent || n_compared >= KDI_MAX_CHILD_SCAN) {
-        HMAP_FOR_EACH_WITH_HASH (n, id_node, id_hash, &idx->nodes) {
-            if (n->parent == parent && n->group == g && n->rule == r
-                && !memcmp(n->key, key, key_size)) {
-                return n;
-            }
+        if (n_compared < KDI_MAX_CHILD_SCAN) {
+            return NULL;
         }
     }
 
-    n = kdi_alloc(idx, sizeof *n);
+    uint32_t key_hash = kdi_hash_words(key, g->mask.n_words);
+    HMAP_FOR_EACH_WITH_HASH (n, id_node,
+                             kdi_node_id_hash(parent, g, r, key_hash),
+                             &idx->nodes) {
+        if (n->parent == parent && kdi_step_is(&n->steps[0], g, r, key)) {
+            return n;
+        }
+    }
+    return NULL;
+}
+
+/* Returns a new node, a child of 'parent' (NULL: a root), with room for
+ * 'n_steps' steps, whose first is the lookup in group 'g' that hit rule
+ * entry 'r' with 'key'.  The caller fills the others. */
+static struct kdi_node *
+kdi_node_create(struct kairo_delta_index *idx, struct kdi_node *parent,
+                uint32_t n_steps, struct kdi_group *g, struct kdi_rule *r,
+                const uint64_t key[])
+{
+    struct kdi_node *n = kdi_alloc(idx, sizeof *n);
+
     n->parent = parent;
     ovs_list_init(&n->children);
     if (parent) {
@@ -913,17 +1010,13 @@ kdi_node_get(struct kairo_delta_index *idx, struct kdi_node *parent,
     }
     n->parts = NULL;
     n->down = NULL;             /* Set by kdi_chain_update(). */
-    n->group = g;
-    n->rule = r;
+    n->steps = kdi_alloc(idx, n_steps * sizeof *n->steps);
+    n->n_steps = 1;
     n->n_refs = 0;
     n->round = 0;
-    n->key = kdi_key_ref(idx, g, key, key_hash);
-    hmap_insert(&idx->nodes, &n->id_node, id_hash);
-    hindex_insert(&g->nodes, &n->hnode, key_hash);
-    kdi_mset_add(idx, &g->members, n);
-    if (r) {
-        kdi_rule_add_node(idx, r, n);
-    }
+    kdi_step_init(idx, &n->steps[0], n, g, r, key);
+    hmap_insert(&idx->nodes, &n->id_node,
+                kdi_node_id_hash(parent, g, r, n->steps[0].hnode.hash));
     return n;
 }
 
@@ -935,24 +1028,29 @@ kdi_node_ends_chain(const struct kdi_node *n)
     return n->parts || !ovs_list_is_singleton(&n->children);
 }
 
+/* Returns the 'down' that node 'n' should have, from its children's. */
+static struct kdi_node *
+kdi_node_down(const struct kdi_node *n)
+{
+    if (kdi_node_ends_chain(n)) {
+        return CONST_CAST(struct kdi_node *, n);
+    } else {
+        struct kdi_node *child = CONTAINER_OF(ovs_list_front(&n->children),
+                                              struct kdi_node, sibling);
+        return child->down;
+    }
+}
+
 /* Brings the 'down' pointers of node 'n' and of its ancestors up to date
  * after a change of 'n''s parts or children.  A subtree walk goes from a
  * node straight to its 'down', because the nodes in between lead only
- * there: OVN's paths are mostly such chains, so a walk visits the nodes
- * where paths part or megaflows hang rather than every lookup. */
+ * there. */
 static void
 kdi_chain_update(struct kdi_node *n)
 {
     for (; n; n = n->parent) {
-        struct kdi_node *down;
+        struct kdi_node *down = kdi_node_down(n);
 
-        if (kdi_node_ends_chain(n)) {
-            down = n;
-        } else {
-            struct kdi_node *child = CONTAINER_OF(ovs_list_front(&n->children),
-                                                  struct kdi_node, sibling);
-            down = child->down;
-        }
         if (n->down == down) {
             break;              /* The ancestors' are too. */
         }
@@ -960,29 +1058,70 @@ kdi_chain_update(struct kdi_node *n)
     }
 }
 
+/* Splits node 'n', which the path being added goes through, after its first
+ * 'at' steps (0 < 'at' < its steps): a new node takes the others with the
+ * children and parts of 'n', whose only child it becomes, and the
+ * megaflows of 'n' but the one being added. */
+static void
+kdi_node_split(struct kairo_delta_index *idx, struct kdi_node *n,
+               uint32_t at)
+{
+    uint32_t n_tail = n->n_steps - at;
+    struct kdi_step *head = kdi_alloc(idx, at * sizeof *head);
+    struct kdi_node *tail = kdi_alloc(idx, sizeof *tail);
+    struct kdi_part *p;
+
+    tail->steps = kdi_alloc(idx, n_tail * sizeof *tail->steps);
+    for (uint32_t i = 0; i < n_tail; i++) {
+        kdi_step_move(&tail->steps[i], &n->steps[at + i], tail);
+    }
+    tail->n_steps = n_tail;
+    for (uint32_t i = 0; i < at; i++) {
+        kdi_step_move(&head[i], &n->steps[i], n);
+    }
+    kdi_free(idx, n->steps, n->n_steps * sizeof *n->steps);
+    n->steps = head;
+    n->n_steps = at;
+
+    tail->parent = n;
+    ovs_list_init(&tail->children);
+    ovs_list_splice(&tail->children, n->children.next, &n->children);
+    struct kdi_node *child;
+    LIST_FOR_EACH (child, sibling, &tail->children) {
+        child->parent = tail;
+    }
+    ovs_list_push_back(&n->children, &tail->sibling);
+    tail->parts = n->parts;
+    for (p = tail->parts; p; p = p->next) {
+        p->leaf = tail;
+    }
+    n->parts = NULL;
+    tail->n_refs = n->n_refs - 1;
+    tail->round = n->round;     /* Its subtree is the old one's. */
+    tail->down = kdi_node_down(tail);
+    n->down = tail->down;
+    hmap_insert(&idx->nodes, &tail->id_node,
+                kdi_node_id_hash(n, tail->steps[0].group,
+                                 tail->steps[0].rule,
+                                 tail->steps[0].hnode.hash));
+}
+
 /* Frees node 'n', which no megaflow goes through any more. */
 static void
 kdi_node_destroy(struct kairo_delta_index *idx, struct kdi_node *n)
 {
-    struct kdi_group *g = n->group;
-
     ovs_assert(!n->n_refs && ovs_list_is_empty(&n->children)
                && !n->parts);
-    if (n->rule) {
-        kdi_rule_remove_node(idx, n);
+    for (uint32_t i = 0; i < n->n_steps; i++) {
+        kdi_step_uninit(idx, &n->steps[i]);
     }
     if (n->parent) {
         ovs_list_remove(&n->sibling);
     }
-    kdi_mset_remove(idx, &g->members, n);
     hmap_remove(&idx->nodes, &n->id_node);
-    hindex_remove(&g->nodes, &n->hnode);
-    kdi_key_unref(idx, g, n->key);
+    kdi_free(idx, n->steps, n->n_steps * sizeof *n->steps);
     kdi_free(idx, n, sizeof *n);
     kdi_hmap_maybe_shrink(&idx->nodes);
-    if (!g->members.n) {
-        kdi_group_destroy(idx, g);
-    }
 }
 
 /* Megaflows. */
@@ -1169,43 +1308,34 @@ kairo_delta_index_words_from_flow(const struct flow *key,
     };
 }
 
-/* Returns the node for lookup 'in', the child of 'parent' (NULL: a root),
- * creating it (and its group and rule entry) if needed.  'hint', if
- * nonnull, is a node that is likely to be the one, or to be in its group or
- * to hit its rule entry: checking it spares the hash lookups. */
-static struct kdi_node *
-kdi_lookup_node(struct kairo_delta_index *idx, struct kdi_node *parent,
-                const struct kairo_delta_index_lookup *in,
-                const struct kdi_node *hint)
+/* Stores in '*g' and '*r' the group and rule entry of lookup 'in',
+ * creating them if needed.  'hint', if nonnull, is a step that is likely
+ * to be in the same group or to hit the same rule entry: checking it spares
+ * the hash lookups. */
+static void
+kdi_lookup_resolve(struct kairo_delta_index *idx,
+                   const struct kairo_delta_index_lookup *in,
+                   const struct kdi_step *hint,
+                   struct kdi_group **g, struct kdi_rule **r)
 {
-    const struct kairo_delta_index_words *region = &in->region;
-    const uint64_t *key = region->value;
-    struct kdi_group *g;
-    struct kdi_rule *r;
-
     if (hint && hint->group->table_id == in->table_id
-        && kdi_mask_equals(&hint->group->mask, region)) {
-        g = hint->group;
+        && kdi_mask_equals(&hint->group->mask, &in->region)) {
+        *g = hint->group;
     } else {
-        g = kdi_group_get(idx, in->table_id, region);
+        *g = kdi_group_get(idx, in->table_id, &in->region);
     }
 
     if (hint && (hint->rule ? kdi_rule_is(hint->rule, in) : !in->rule)) {
-        r = hint->rule;
+        *r = hint->rule;
     } else {
-        r = kdi_rule_get(idx, in);
+        *r = kdi_rule_get(idx, in);
     }
-
-    if (hint && hint->parent == parent && hint->group == g && hint->rule == r
-        && !memcmp(hint->key, key, g->mask.n_words * sizeof *key)) {
-        return CONST_CAST(struct kdi_node *, hint);
-    }
-    return kdi_node_get(idx, parent, g, r, key);
 }
 
 /* Adds a megaflow as kairo_delta_index_add().  'old', if nonnull, is the
  * entry the new one replaces, still indexed: its path is the hint for the
- * new path's nodes, which a re-translation mostly leaves as they were. */
+ * new path's groups, rules and nodes, which a re-translation mostly leaves
+ * as they were. */
 static int
 kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         const void *owner, const struct kairo_delta_index_words *common,
@@ -1228,30 +1358,75 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         return EINVAL;
     }
 
-    /* The old path, from its root, as hints. */
-    const struct kdi_node *stub[64];
-    const struct kdi_node **hints = stub;
+    /* The old path's steps, from its root, as hints. */
+    const struct kdi_step *stub[64];
+    const struct kdi_step **hints = stub;
     size_t n_hints = old && old->part ? old->n_lookups : 0;
     if (n_hints > ARRAY_SIZE(stub)) {
         hints = xmalloc(n_hints * sizeof *hints);
     }
     if (n_hints) {
         const struct kdi_node *h = old->part->leaf;
+        size_t i = n_hints;
 
-        for (size_t i = n_hints; i-- > 0; h = h->parent) {
-            hints[i] = h;
+        for (; h; h = h->parent) {
+            for (uint32_t j = h->n_steps; j-- > 0;) {
+                hints[--i] = &h->steps[j];
+            }
         }
+        ovs_assert(!i);
     }
 
-    /* The path.  A megaflow without lookups is in no path, and no insert
-     * query needs its common part. */
+    /* The path.  'node' is the node the path is in, of which it went
+     * through the first 'at' steps; 'fresh' if the node is new, then the
+     * path's rest fills it.  A megaflow without lookups is in no path, and
+     * no insert query needs its common part. */
     struct kdi_node *node = NULL;
+    uint32_t at = 0;
+    bool fresh = false;
     for (size_t i = 0; i < n; i++) {
-        node = kdi_lookup_node(idx, node, &lookups[i],
-                               i < n_hints ? hints[i] : NULL);
+        const struct kairo_delta_index_lookup *in = &lookups[i];
+        const struct kdi_step *hint = i < n_hints ? hints[i] : NULL;
+        const uint64_t *key = in->region.value;
+        struct kdi_group *g;
+        struct kdi_rule *r;
+
+        kdi_lookup_resolve(idx, in, hint, &g, &r);
+        if (fresh) {
+            kdi_step_init(idx, &node->steps[at++], node, g, r, key);
+            node->n_steps = at;
+            continue;
+        }
+        if (node && at < node->n_steps) {
+            if (kdi_step_is(&node->steps[at], g, r, key)) {
+                at++;
+                continue;
+            }
+            /* The path parts from the node's chain here.  The split moves
+             * steps, the hints among them. */
+            kdi_node_split(idx, node, at);
+            n_hints = 0;
+            hint = NULL;
+        }
+
+        struct kdi_node *child;
+        if (hint && hint == &hint->node->steps[0]
+            && hint->node->parent == node && kdi_step_is(hint, g, r, key)) {
+            child = hint->node;
+        } else {
+            child = kdi_node_find_child(idx, node, g, r, key);
+        }
+        if (!child) {
+            child = kdi_node_create(idx, node, n - i, g, r, key);
+            fresh = true;
+        }
+        node = child;
+        at = 1;
         node->n_refs++;
-        node->round = 0;        /* Its subtree has a megaflow not yet
-                                 * reported. */
+    }
+    if (node && at < node->n_steps) {
+        /* The path ends inside the node's chain. */
+        kdi_node_split(idx, node, at);
     }
     if (hints != stub) {
         free(hints);
@@ -1277,6 +1452,10 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         kdi_mset_add(idx, &mf->part->megaflows, mf);
     }
     kdi_chain_update(node);
+    for (struct kdi_node *up = node; up; up = up->parent) {
+        up->round = 0;          /* Its subtree has a megaflow not yet
+                                 * reported. */
+    }
     hmap_insert(&idx->megaflows, &mf->node, hash_pointer(owner, 0));
     idx->n_lookups += n;
     idx->stats.n_adds++;
@@ -1596,22 +1775,22 @@ kdi_report_subtree(struct kairo_delta_index *idx, struct kdi_node *top,
     }
 }
 
-/* Adds node 'n_', whose key meets the alternatives 'q->cur_alts' of insert
- * query 'q', to the query's found nodes if its rule admits the query and
- * its subtree has megaflows left to report. */
+/* Adds step 's_', whose key meets the alternatives 'q->cur_alts' of insert
+ * query 'q', to the query's found steps if its rule admits the query and
+ * its node's subtree has megaflows left to report. */
 static void
-kdi_visit_node(struct kairo_delta_index *idx, void *n_, struct kdi_query *q)
+kdi_visit_step(struct kairo_delta_index *idx, void *s_, struct kdi_query *q)
 {
-    struct kdi_node *n = n_;
+    struct kdi_step *s = s_;
 
     idx->stats.lookups_examined++;
-    if (kdi_rule_admits(n->rule, q) && !kdi_subtree_reported(idx, n)) {
+    if (kdi_rule_admits(s->rule, q) && !kdi_subtree_reported(idx, s->node)) {
         if (q->n_found >= q->allocated_found) {
             q->found = x2nrealloc(q->found, &q->allocated_found,
                                   sizeof *q->found);
         }
         q->found[q->n_found++] = (struct kdi_found) {
-            .node = n,
+            .step = s,
             .alts = q->cur_alts,
         };
     }
@@ -1640,8 +1819,8 @@ kdi_group_bits(const struct kdi_mask *gm, const struct kdi_alt *a,
     return any;
 }
 
-/* Finds the nodes of group 'g' that meet the alternatives of insert query
- * 'q', for kdi_visit_node().  Alternatives that fix the same bits of the
+/* Finds the steps of group 'g' that meet the alternatives of insert query
+ * 'q', for kdi_visit_step().  Alternatives that fix the same bits of the
  * group to the same values search once. */
 static void
 kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
@@ -1684,22 +1863,22 @@ kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
         left &= ~q->cur_alts;
 
         if (any[i] && covered[i]) {
-            /* The query fixes every bit the group fixes: the nodes it
+            /* The query fixes every bit the group fixes: the steps it
              * meets are exactly those whose key is 'value'. */
             uint32_t hash = kdi_hash_words(value, n_words);
-            struct kdi_node *n;
+            struct kdi_step *st;
 
             idx->stats.path_probe++;
-            HINDEX_FOR_EACH_WITH_HASH (n, hnode, hash, &g->nodes) {
-                if (!memcmp(n->key, value, size)) {
-                    kdi_visit_node(idx, n, q);
+            HINDEX_FOR_EACH_WITH_HASH (st, hnode, hash, &g->steps) {
+                if (!memcmp(st->key, value, size)) {
+                    kdi_visit_step(idx, st, q);
                 }
             }
             continue;
         }
 
         switch (kdi_mset_query(idx, &g->members, value, bits, any[i],
-                               kdi_visit_node, q)) {
+                               kdi_visit_step, q)) {
         case KDI_PATH_ALL:
             idx->stats.path_all++;
             break;
@@ -1725,10 +1904,10 @@ kdi_found_cmp(const void *a_, const void *b_)
     const struct kdi_found *a = a_;
     const struct kdi_found *b = b_;
 
-    return a->node < b->node ? -1 : a->node > b->node;
+    return a->step < b->step ? -1 : a->step > b->step;
 }
 
-/* Merges the entries of the found nodes of 'q' for one node, which
+/* Merges the entries of the found steps of 'q' for one step, which
  * alternatives that fix different bits of its group may each have found. */
 static void
 kdi_found_merge(struct kdi_query *q)
@@ -1737,7 +1916,7 @@ kdi_found_merge(struct kdi_query *q)
 
     qsort(q->found, q->n_found, sizeof *q->found, kdi_found_cmp);
     for (size_t i = 0; i < q->n_found; i++) {
-        if (n && q->found[n - 1].node == q->found[i].node) {
+        if (n && q->found[n - 1].step == q->found[i].step) {
             q->found[n - 1].alts |= q->found[i].alts;
         } else {
             q->found[n++] = q->found[i];
@@ -1753,8 +1932,8 @@ kdi_query_stamp(struct kairo_delta_index *idx)
     return idx->round ? idx->round_stamp : ++idx->stamp;
 }
 
-/* Reports the megaflows of the subtrees of the nodes insert query 'q'
- * found, as kdi_part_query() filters them. */
+/* Reports the megaflows of the subtrees of the nodes of the steps insert
+ * query 'q' found, as kdi_part_query() filters them. */
 static void
 kdi_report_found(struct kairo_delta_index *idx, struct kdi_query *q)
 {
@@ -1763,17 +1942,17 @@ kdi_report_found(struct kairo_delta_index *idx, struct kdi_query *q)
 
     q->outside = outside;
     for (size_t i = 0; i < q->n_found; i++) {
-        struct kdi_node *n = q->found[i].node;
+        const struct kdi_step *st = q->found[i].step;
 
-        if (n->group != g) {
-            g = n->group;
+        if (st->group != g) {
+            g = st->group;
             kdi_mask_expand(&g->mask, outside);
             for (size_t w = 0; w < FLOW_U64S; w++) {
                 outside[w] = ~outside[w];
             }
         }
         q->cur_alts = q->found[i].alts;
-        kdi_report_subtree(idx, n, q);
+        kdi_report_subtree(idx, st->node, q);
     }
     q->outside = NULL;
 }
@@ -1901,8 +2080,8 @@ kairo_delta_index_query_rule(struct kairo_delta_index *idx, const void *rule,
     idx->stats.n_rule_queries++;
     HMAP_FOR_EACH_WITH_HASH (r, node, hash_pointer(rule, 0), &idx->rules) {
         if (r->rule == rule) {
-            for (uint32_t i = 0; i < r->n_nodes; i++) {
-                kdi_report_subtree(idx, r->nodes[i], &q);
+            for (uint32_t i = 0; i < r->n_steps; i++) {
+                kdi_report_subtree(idx, r->steps[i]->node, &q);
             }
         }
     }
@@ -1947,6 +2126,7 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     *stats = idx->stats;
     stats->n_megaflows = hmap_count(&idx->megaflows);
     stats->n_lookups = idx->n_lookups;
+    stats->n_steps = idx->n_steps;
     stats->n_nodes = hmap_count(&idx->nodes);
     stats->n_groups = hmap_count(&idx->groups);
     stats->n_common_masks = hmap_count(&idx->cmasks);
@@ -1959,7 +2139,7 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     memory += kdi_hmap_bytes(&idx->cmasks);
     memory += kdi_hmap_bytes(&idx->rules);
     HMAP_FOR_EACH (g, node, &idx->groups) {
-        memory += (g->nodes.mask + 1) * sizeof *g->nodes.buckets;
+        memory += (g->steps.mask + 1) * sizeof *g->steps.buckets;
         memory += kdi_hmap_bytes(&g->keys);
     }
     stats->memory = memory;

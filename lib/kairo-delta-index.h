@@ -51,36 +51,39 @@
  * the insert query then reports a superset, which is sound.  Setting a mask
  * bit that the translation did not fix is unsound.
  *
- * Data structure.  A trie of translation paths: each lookup is a node whose
- * parent is the megaflow's previous lookup, so that megaflows whose lookups
- * agree up to some point share those nodes, and each megaflow hangs from
- * its last lookup's node.  A node is keyed by what the lookup does not take
- * from the common part: the table, the rule hit with its threshold and
- * conjunctions, and the lookup's own key under its own mask (in OVS, the
- * registers and metadata and the bits actions changed: what the path
- * determines).  Nodes are grouped by (table, own mask), the way the
- * classifier groups rules into subtables, and each group hashes its nodes
- * on their key.  An insert query visits the groups of its table only: for a
- * group whose mask the query's covers, one hash probe; if the masks share
- * no bit, every node of the group; otherwise a secondary hash keyed on the
- * bits both masks fix, built on first use, kept up to date, and bounded per
- * group; a group that has no room for another, or is too small to deserve
- * one, is scanned.
- * Each node found reports the megaflows of its subtree whose common part
- * meets the query outside the node's own mask; the walk passes by chains of
- * nodes with one child and no megaflow of their own, where paths do not
- * part.  The megaflows that hang from one node are kept in parts, one per
- * common mask, and a part is matched the same way as a group, by a
+ * Data structure.  A trie of translation paths.  Each lookup is a step,
+ * and the steps that the same megaflows make one after the other form a
+ * node, whose parent ends with the megaflows' previous lookup: megaflows
+ * whose lookups agree up to some point share those steps, a node ends where
+ * paths part or one ends (adding a path splits a node there), and each
+ * megaflow hangs from the node of its last lookup.  A step is keyed by what
+ * the lookup does not take from the common part: the table, the rule hit
+ * with its threshold and conjunctions, and the lookup's own key under its
+ * own mask (in OVS, the registers and metadata and the bits actions
+ * changed: what the path determines).  Steps are grouped by (table, own
+ * mask), the way the classifier groups rules into subtables, and each group
+ * hashes its steps on their key.  An insert query visits the groups of its
+ * table only: for a group whose mask the query's covers, one hash probe; if
+ * the masks share no bit, every step of the group; otherwise a secondary
+ * hash keyed on the bits both masks fix, built on first use, kept up to
+ * date, and bounded per group; a group that has no room for another, or is
+ * too small to deserve one, is scanned.
+ * Each step found reports the megaflows of its node's subtree whose common
+ * part meets the query outside the step's own mask; the walk passes by
+ * chains of nodes with one child and no megaflow of their own, which
+ * removals leave.  The megaflows that hang from one node are kept in parts,
+ * one per common mask, and a part is matched the same way as a group, by a
  * secondary hash on the bits the query fixes once it is big enough.  A rule
- * query reports the subtrees of the nodes that hit the rule.
+ * query reports the subtrees of the nodes of the steps that hit the rule.
  *
- * Memory.  A node costs about 140 bytes.  Its key is interned in its group:
- * each distinct key costs 8 bytes per own mask word and about 40 more.  A
- * megaflow costs about 70 bytes plus 8 per word of its common mask, which is
- * interned; a secondary hash 12 bytes per member its set has room for.
- * Megaflows that share a path cost no node, but paths share only their
- * beginnings: megaflows that part at one lookup (an ACL on the transport
- * port, say) have nodes of their own for every later lookup.
+ * Memory.  A step costs 64 bytes and a node about 100.  A step's key is
+ * interned in its group: each distinct key costs 8 bytes per own mask word
+ * and about 40 more.  A megaflow costs about 70 bytes plus 8 per word of its
+ * common mask, which is interned; a secondary hash 12 bytes per member its
+ * set has room for.  Megaflows that share a path cost no step, but paths
+ * share only their beginnings: megaflows that part at one lookup (an ACL on
+ * the transport port, say) have steps of their own for every later lookup,
+ * in one node.
  *
  * Ownership.  The index copies what it needs from the lookups passed to
  * kairo_delta_index_add() and keeps no pointer into them.  It never
@@ -166,7 +169,9 @@ struct kairo_delta_index_stats {
     /* Contents. */
     uint64_t n_megaflows;         /* Megaflows in the index. */
     uint64_t n_lookups;           /* Lookups over all megaflows. */
-    uint64_t n_nodes;             /* Lookup nodes, shared by megaflows. */
+    uint64_t n_steps;             /* Distinct lookups, shared by
+                                   * megaflows. */
+    uint64_t n_nodes;             /* Nodes: chains of steps. */
     uint64_t n_groups;            /* (table, own mask) groups. */
     uint64_t n_common_masks;      /* Distinct common masks. */
     uint64_t n_secondaries;       /* Secondary hashes over all groups. */

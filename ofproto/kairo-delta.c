@@ -2857,6 +2857,7 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
 
         kairo_delta_index_get_stats(b->index, &s);
         total.n_lookups += s.n_lookups;
+        total.n_steps += s.n_steps;
         total.n_nodes += s.n_nodes;
         total.n_groups += s.n_groups;
         total.memory += s.memory;
@@ -2915,9 +2916,11 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
     uint64_t deps = kairo_delta_deps_memory(kd_deps);
     total.memory += records + deps;
     ds_put_format(out, "  index: %zu megaflows (%zu opaque), %"PRIu64
-                  " lookups in %"PRIu64" shared nodes of %"PRIu64" groups, "
+                  " lookups in %"PRIu64" shared steps (%"PRIu64" nodes) of %"
+                  PRIu64" groups, "
                   "%zu other dependencies, %"PRIu64" bytes", n_megaflows,
-                  n_opaque, total.n_lookups, total.n_nodes, total.n_groups,
+                  n_opaque, total.n_lookups, total.n_steps, total.n_nodes,
+                  total.n_groups,
                   kairo_delta_deps_n_deps(kd_deps), total.memory);
     if (n_megaflows) {
         ds_put_format(out, " (%"PRIu64" per megaflow)",

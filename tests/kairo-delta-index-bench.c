@@ -310,7 +310,7 @@ bench_run(size_t n)
            (double) t_query / N_QUERIES / 1000.0,
            (double) n_reported / N_QUERIES,
            (double) t_rule / N_QUERIES,
-           st.n_groups, st.n_nodes, st.path_probe, st.path_all,
+           st.n_groups, st.n_steps, st.path_probe, st.path_all,
            st.path_scan);
     for (int k = 0; k < 3; k++) {
         static const char *const names[3] = { "port", "acl", "route" };
@@ -334,7 +334,7 @@ main(int argc, char *argv[])
     printf("#                  B/mf (+q: after queries)    ns/mf  "
            "first   insert query      rule_q            group paths\n");
     printf("#     N lk/mf  acct  heap +q:   acct  heap    add    rm build_ms "
-           "us/query affect   ns/q groups  nodes  probe    all   scan\n");
+           "us/query affect   ns/q groups  steps  probe    all   scan\n");
     if (argc > 1) {
         for (int i = 1; i < argc; i++) {
             bench_run(strtoul(argv[i], NULL, 10));
