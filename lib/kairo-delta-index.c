@@ -117,8 +117,6 @@ struct kdi_group {
                                  * (another parent or rule), and an hindex
                                  * removes any of them in O(1). */
     struct kdi_mset members;    /* The same steps, keyed by their 'key'. */
-    struct hmap keys;           /* Contains "struct kdi_key"s: the steps'
-                                 * keys, each once. */
     uint8_t table_id;           /* The table its lookups consulted. */
     struct kdi_mask mask;       /* Must be last. */
 };
@@ -172,9 +170,8 @@ struct kdi_node {
 
 /* A key of the steps of a group, shared by those that have it: OVN's paths
  * part and join again, so that about half of the steps repeat another's
- * registers and metadata. */
+ * registers and metadata.  The group's 'steps' find it by its hash. */
 struct kdi_key {
-    struct hmap_node node;      /* In its group's 'keys', by hash. */
     uint32_t n_refs;            /* Steps with it. */
     uint64_t words[];           /* The group's mask words of the key. */
 };
@@ -671,7 +668,6 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     g = kdi_alloc(idx, offsetof(struct kdi_group, mask)
                   + kdi_mask_size(n_words));
     hindex_init(&g->steps);
-    hmap_init(&g->keys);
     kdi_mset_init(&g->members, offsetof(struct kdi_step, key), true,
                   offsetof(struct kdi_step, pos), n_words);
     g->table_id = table_id;
@@ -686,8 +682,6 @@ kdi_group_destroy(struct kairo_delta_index *idx, struct kdi_group *g)
 {
     kdi_mset_destroy(idx, &g->members);
     hindex_destroy(&g->steps);
-    ovs_assert(hmap_is_empty(&g->keys));
-    hmap_destroy(&g->keys);
     hmap_remove(&idx->groups, &g->node);
     ovs_list_remove(&g->list_node);
     kdi_free(idx, g, offsetof(struct kdi_group, mask)
@@ -845,10 +839,13 @@ kdi_key_ref(struct kairo_delta_index *idx, struct kdi_group *g,
             const uint64_t key[], uint32_t hash)
 {
     size_t key_size = g->mask.n_words * sizeof *key;
+    const struct kdi_step *s;
     struct kdi_key *k;
 
-    HMAP_FOR_EACH_WITH_HASH (k, node, hash, &g->keys) {
-        if (!memcmp(k->words, key, key_size)) {
+    HINDEX_FOR_EACH_WITH_HASH (s, hnode, hash, &g->steps) {
+        if (!memcmp(s->key, key, key_size)) {
+            k = CONTAINER_OF(CONST_CAST(uint64_t *, s->key), struct kdi_key,
+                             words);
             k->n_refs++;
             return k->words;
         }
@@ -856,7 +853,6 @@ kdi_key_ref(struct kairo_delta_index *idx, struct kdi_group *g,
     k = kdi_alloc(idx, sizeof *k + key_size);
     k->n_refs = 1;
     memcpy(k->words, key, key_size);
-    hmap_insert(&g->keys, &k->node, hash);
     return k->words;
 }
 
@@ -869,9 +865,7 @@ kdi_key_unref(struct kairo_delta_index *idx, struct kdi_group *g,
                                      struct kdi_key, words);
 
     if (!--k->n_refs) {
-        hmap_remove(&g->keys, &k->node);
         kdi_free(idx, k, sizeof *k + g->mask.n_words * sizeof *key);
-        kdi_hmap_maybe_shrink(&g->keys);
     }
 }
 
@@ -2140,7 +2134,6 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     memory += kdi_hmap_bytes(&idx->rules);
     HMAP_FOR_EACH (g, node, &idx->groups) {
         memory += (g->steps.mask + 1) * sizeof *g->steps.buckets;
-        memory += kdi_hmap_bytes(&g->keys);
     }
     stats->memory = memory;
 }

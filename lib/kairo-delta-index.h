@@ -78,7 +78,7 @@
  *
  * Memory.  A step costs 64 bytes and a node about 100.  A step's key is
  * interned in its group: each distinct key costs 8 bytes per own mask word
- * and about 40 more.  A megaflow costs about 70 bytes plus 8 per word of its
+ * and 8 more.  A megaflow costs about 70 bytes plus 8 per word of its
  * common mask, which is interned; a secondary hash 12 bytes per member its
  * set has room for.  Megaflows that share a path cost no step, but paths
  * share only their beginnings: megaflows that part at one lookup (an ACL on
