@@ -985,13 +985,12 @@ kdi_node_find_child(const struct kairo_delta_index *idx,
     return NULL;
 }
 
-/* Returns a new node, a child of 'parent' (NULL: a root), with room for
- * 'n_steps' steps, whose first is the lookup in group 'g' that hit rule
- * entry 'r' with 'key'.  The caller fills the others. */
+/* Returns a new node with room for 'n_steps' steps and none yet, the last
+ * child of 'parent' (NULL: a root), with no children, parts or
+ * megaflows. */
 static struct kdi_node *
-kdi_node_create(struct kairo_delta_index *idx, struct kdi_node *parent,
-                uint32_t n_steps, struct kdi_group *g, struct kdi_rule *r,
-                const uint64_t key[])
+kdi_node_alloc(struct kairo_delta_index *idx, struct kdi_node *parent,
+               uint32_t n_steps)
 {
     struct kdi_node *n = kdi_alloc(idx, sizeof *n);
 
@@ -1005,12 +1004,36 @@ kdi_node_create(struct kairo_delta_index *idx, struct kdi_node *parent,
     n->parts = NULL;
     n->down = NULL;             /* Set by kdi_chain_update(). */
     n->steps = kdi_alloc(idx, n_steps * sizeof *n->steps);
-    n->n_steps = 1;
+    n->n_steps = 0;
     n->n_refs = 0;
     n->round = 0;
-    kdi_step_init(idx, &n->steps[0], n, g, r, key);
+    return n;
+}
+
+/* Inserts node 'n', whose first step is set, into the node table. */
+static void
+kdi_node_insert_id(struct kairo_delta_index *idx, struct kdi_node *n)
+{
+    const struct kdi_step *first = &n->steps[0];
+
     hmap_insert(&idx->nodes, &n->id_node,
-                kdi_node_id_hash(parent, g, r, n->steps[0].hnode.hash));
+                kdi_node_id_hash(n->parent, first->group, first->rule,
+                                 first->hnode.hash));
+}
+
+/* Returns a new node, a child of 'parent' (NULL: a root), with room for
+ * 'n_steps' steps, whose first is the lookup in group 'g' that hit rule
+ * entry 'r' with 'key'.  The caller fills the others. */
+static struct kdi_node *
+kdi_node_create(struct kairo_delta_index *idx, struct kdi_node *parent,
+                uint32_t n_steps, struct kdi_group *g, struct kdi_rule *r,
+                const uint64_t key[])
+{
+    struct kdi_node *n = kdi_node_alloc(idx, parent, n_steps);
+
+    kdi_step_init(idx, &n->steps[0], n, g, r, key);
+    n->n_steps = 1;
+    kdi_node_insert_id(idx, n);
     return n;
 }
 
@@ -1062,10 +1085,19 @@ kdi_node_split(struct kairo_delta_index *idx, struct kdi_node *n,
 {
     uint32_t n_tail = n->n_steps - at;
     struct kdi_step *head = kdi_alloc(idx, at * sizeof *head);
-    struct kdi_node *tail = kdi_alloc(idx, sizeof *tail);
+    struct kdi_node *child, *tail;
     struct kdi_part *p;
 
-    tail->steps = kdi_alloc(idx, n_tail * sizeof *tail->steps);
+    /* The tail goes last among the children of 'n', and takes the others
+     * from it. */
+    tail = kdi_node_alloc(idx, n, n_tail);
+    ovs_list_splice(&tail->children, n->children.next, &tail->sibling);
+    LIST_FOR_EACH (child, sibling, &tail->children) {
+        child->parent = tail;
+    }
+
+    /* The steps move, the head's too, so that each array holds exactly its
+     * node's steps. */
     for (uint32_t i = 0; i < n_tail; i++) {
         kdi_step_move(&tail->steps[i], &n->steps[at + i], tail);
     }
@@ -1077,14 +1109,6 @@ kdi_node_split(struct kairo_delta_index *idx, struct kdi_node *n,
     n->steps = head;
     n->n_steps = at;
 
-    tail->parent = n;
-    ovs_list_init(&tail->children);
-    ovs_list_splice(&tail->children, n->children.next, &n->children);
-    struct kdi_node *child;
-    LIST_FOR_EACH (child, sibling, &tail->children) {
-        child->parent = tail;
-    }
-    ovs_list_push_back(&n->children, &tail->sibling);
     tail->parts = n->parts;
     for (p = tail->parts; p; p = p->next) {
         p->leaf = tail;
@@ -1094,10 +1118,7 @@ kdi_node_split(struct kairo_delta_index *idx, struct kdi_node *n,
     tail->round = n->round;     /* Its subtree is the old one's. */
     tail->down = kdi_node_down(tail);
     n->down = tail->down;
-    hmap_insert(&idx->nodes, &tail->id_node,
-                kdi_node_id_hash(n, tail->steps[0].group,
-                                 tail->steps[0].rule,
-                                 tail->steps[0].hnode.hash));
+    kdi_node_insert_id(idx, tail);
 }
 
 /* Frees node 'n', which no megaflow goes through any more. */

@@ -459,11 +459,11 @@ struct kd_megaflow {
 };
 
 static struct hmap kd_bridges = HMAP_INITIALIZER(&kd_bridges);
+static struct hmap kd_udpifs = HMAP_INITIALIZER(&kd_udpifs);
 
 /* The operation counters of the bridges' indexes freed so far, which
  * kairo/show adds to those of the indexes there are. */
 static struct kairo_delta_index_stats kd_freed_index_stats;
-static struct hmap kd_udpifs = HMAP_INITIALIZER(&kd_udpifs);
 
 /* What megaflows depend on besides their lookups: the groups, ports and MAC
  * table entries each looked up (see KD_DEP_*). */
