@@ -881,6 +881,33 @@ kdi_step_is(const struct kdi_step *s, const struct kdi_group *g,
             && !memcmp(s->key, key, g->mask.n_words * sizeof *key));
 }
 
+/* Puts step 's' in group 'g' with key 'key'. */
+static void
+kdi_step_link(struct kairo_delta_index *idx, struct kdi_step *s,
+              struct kdi_group *g, const uint64_t key[])
+{
+    uint32_t key_hash = kdi_hash_words(key, g->mask.n_words);
+
+    s->group = g;
+    s->key = kdi_key_ref(idx, g, key, key_hash);
+    hindex_insert(&g->steps, &s->hnode, key_hash);
+    kdi_mset_add(idx, &g->members, s);
+    idx->n_steps++;
+}
+
+/* Takes step 's' out of its group, which the caller frees if it is left
+ * empty. */
+static void
+kdi_step_unlink(struct kairo_delta_index *idx, struct kdi_step *s)
+{
+    struct kdi_group *g = s->group;
+
+    kdi_mset_remove(idx, &g->members, s);
+    hindex_remove(&g->steps, &s->hnode);
+    kdi_key_unref(idx, g, s->key);
+    idx->n_steps--;
+}
+
 /* Makes 's', a step of node 'n' with room for it, the lookup in group 'g'
  * that hit rule entry 'r' with key 'key'. */
 static void
@@ -888,18 +915,42 @@ kdi_step_init(struct kairo_delta_index *idx, struct kdi_step *s,
               struct kdi_node *n, struct kdi_group *g, struct kdi_rule *r,
               const uint64_t key[])
 {
-    uint32_t key_hash = kdi_hash_words(key, g->mask.n_words);
-
     s->node = n;
-    s->group = g;
     s->rule = r;
-    s->key = kdi_key_ref(idx, g, key, key_hash);
-    hindex_insert(&g->steps, &s->hnode, key_hash);
-    kdi_mset_add(idx, &g->members, s);
+    kdi_step_link(idx, s, g, key);
     if (r) {
         kdi_rule_add_step(idx, r, s);
     }
-    idx->n_steps++;
+}
+
+/* Makes step 's' the lookup in group 'g' that hit rule entry 'r' with key
+ * 'key', in its place in its node.  What it had and still has, it keeps:
+ * neither a group nor a rule entry that it is the last of is freed and
+ * made again. */
+static void
+kdi_step_rewrite(struct kairo_delta_index *idx, struct kdi_step *s,
+                 struct kdi_group *g, struct kdi_rule *r,
+                 const uint64_t key[])
+{
+    struct kdi_group *old_g = s->group;
+
+    if (s->rule != r) {
+        if (s->rule) {
+            kdi_rule_remove_step(idx, s);
+        }
+        s->rule = r;
+        if (r) {
+            kdi_rule_add_step(idx, r, s);
+        }
+    }
+    if (old_g != g
+        || memcmp(s->key, key, g->mask.n_words * sizeof *key)) {
+        kdi_step_unlink(idx, s);
+        kdi_step_link(idx, s, g, key);
+        if (!old_g->members.n) {
+            kdi_group_destroy(idx, old_g);
+        }
+    }
 }
 
 /* Moves step 'from' to 'to', in node 'n', keeping its place in its group
@@ -928,10 +979,7 @@ kdi_step_uninit(struct kairo_delta_index *idx, struct kdi_step *s)
     if (s->rule) {
         kdi_rule_remove_step(idx, s);
     }
-    kdi_mset_remove(idx, &g->members, s);
-    hindex_remove(&g->steps, &s->hnode);
-    kdi_key_unref(idx, g, s->key);
-    idx->n_steps--;
+    kdi_step_unlink(idx, s);
     if (!g->members.n) {
         kdi_group_destroy(idx, g);
     }
@@ -1119,6 +1167,24 @@ kdi_node_split(struct kairo_delta_index *idx, struct kdi_node *n,
     tail->down = kdi_node_down(tail);
     n->down = tail->down;
     kdi_node_insert_id(idx, tail);
+}
+
+/* Gives node 'n' room for exactly 'size' steps, keeping its first ones
+ * (they move).  The caller has uninitialized any beyond 'size', and fills
+ * any room it adds. */
+static void
+kdi_node_resize(struct kairo_delta_index *idx, struct kdi_node *n,
+                uint32_t size)
+{
+    struct kdi_step *steps = kdi_alloc(idx, size * sizeof *steps);
+    uint32_t kept = MIN(size, n->n_steps);
+
+    for (uint32_t i = 0; i < kept; i++) {
+        kdi_step_move(&steps[i], &n->steps[i], n);
+    }
+    kdi_free(idx, n->steps, n->n_steps * sizeof *n->steps);
+    n->steps = steps;
+    n->n_steps = kept;
 }
 
 /* Frees node 'n', which no megaflow goes through any more. */
@@ -1347,6 +1413,21 @@ kdi_lookup_resolve(struct kairo_delta_index *idx,
     }
 }
 
+/* Stores in 'steps' the steps of the path of 'mf', which has one, from its
+ * root. */
+static void
+kdi_path_steps(const struct kdi_megaflow *mf, const struct kdi_step *steps[])
+{
+    size_t i = mf->n_lookups;
+
+    for (const struct kdi_node *n = mf->part->leaf; n; n = n->parent) {
+        for (uint32_t j = n->n_steps; j-- > 0;) {
+            steps[--i] = &n->steps[j];
+        }
+    }
+    ovs_assert(!i);
+}
+
 /* Adds a megaflow as kairo_delta_index_add().  'old', if nonnull, is the
  * entry the new one replaces, still indexed: its path is the hint for the
  * new path's groups, rules and nodes, which a re-translation mostly leaves
@@ -1381,24 +1462,17 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         hints = xmalloc(n_hints * sizeof *hints);
     }
     if (n_hints) {
-        const struct kdi_node *h = old->part->leaf;
-        size_t i = n_hints;
-
-        for (; h; h = h->parent) {
-            for (uint32_t j = h->n_steps; j-- > 0;) {
-                hints[--i] = &h->steps[j];
-            }
-        }
-        ovs_assert(!i);
+        kdi_path_steps(old, hints);
     }
 
     /* The path.  'node' is the node the path is in, of which it went
-     * through the first 'at' steps; 'fresh' if the node is new, then the
-     * path's rest fills it.  A megaflow without lookups is in no path, and
+     * through the first 'at' steps.  The path's rest fills it if it is
+     * 'own': a new node, or the tail of the path that the new one
+     * replaces (see below).  A megaflow without lookups is in no path, and
      * no insert query needs its common part. */
     struct kdi_node *node = NULL;
     uint32_t at = 0;
-    bool fresh = false;
+    bool own = false;
     for (size_t i = 0; i < n; i++) {
         const struct kairo_delta_index_lookup *in = &lookups[i];
         const struct kdi_step *hint = i < n_hints ? hints[i] : NULL;
@@ -1407,9 +1481,14 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         struct kdi_rule *r;
 
         kdi_lookup_resolve(idx, in, hint, &g, &r);
-        if (fresh) {
-            kdi_step_init(idx, &node->steps[at++], node, g, r, key);
-            node->n_steps = at;
+        if (own) {
+            if (at >= node->n_steps) {
+                kdi_step_init(idx, &node->steps[at], node, g, r, key);
+                node->n_steps = at + 1;
+            } else if (!kdi_step_is(&node->steps[at], g, r, key)) {
+                kdi_step_rewrite(idx, &node->steps[at], g, r, key);
+            }
+            at++;
             continue;
         }
         if (node && at < node->n_steps) {
@@ -1417,11 +1496,31 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
                 at++;
                 continue;
             }
+            if (hint == &node->steps[at] && node->n_refs == 2
+                && ovs_list_is_empty(&node->children)) {
+                /* The path parts here from the one it replaces, which
+                 * alone goes through the node and ends in it: a
+                 * re-translation that changed one lookup's rule, say.  The
+                 * path's rest rewrites the node's, in place, rather than
+                 * splitting it, so that the lookups after the change are
+                 * kept as they were. */
+                uint32_t size = at + (n - i);
+
+                if (size > node->n_steps) {
+                    kdi_node_resize(idx, node, size);
+                    kdi_path_steps(old, hints);
+                }
+                kdi_step_rewrite(idx, &node->steps[at++], g, r, key);
+                own = true;
+                continue;
+            }
             /* The path parts from the node's chain here.  The split moves
              * steps, the hints among them. */
             kdi_node_split(idx, node, at);
-            n_hints = 0;
-            hint = NULL;
+            if (n_hints) {
+                kdi_path_steps(old, hints);
+                hint = i < n_hints ? hints[i] : NULL;
+            }
         }
 
         struct kdi_node *child;
@@ -1433,15 +1532,23 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         }
         if (!child) {
             child = kdi_node_create(idx, node, n - i, g, r, key);
-            fresh = true;
+            own = true;
         }
         node = child;
         at = 1;
         node->n_refs++;
     }
     if (node && at < node->n_steps) {
-        /* The path ends inside the node's chain. */
-        kdi_node_split(idx, node, at);
+        if (own) {
+            /* The path is shorter than the one it rewrote. */
+            for (uint32_t j = at; j < node->n_steps; j++) {
+                kdi_step_uninit(idx, &node->steps[j]);
+            }
+            kdi_node_resize(idx, node, at);
+        } else {
+            /* The path ends inside the node's chain. */
+            kdi_node_split(idx, node, at);
+        }
     }
     if (hints != stub) {
         free(hints);

@@ -974,24 +974,55 @@ dt_lookups(const struct dt *dt, const struct dt_megaflow *mf,
     }
 }
 
+/* Makes lookup 'i' of 'mf' a miss. */
+static void
+dt_make_miss(struct dt_megaflow *mf, size_t i)
+{
+    mf->rule[i] = -1;
+    mf->threshold[i] = 0;
+    mf->conj[i] = KAIRO_DELTA_INDEX_CONJ_NONE;
+    mf->conj_id[i] = 0;
+}
+
 /* Adds (or, if 'replace', replaces) slot 'mf' with a new random megaflow,
  * or if 'retranslate', replaces live 'mf' with a megaflow that keeps a
  * prefix of its path, as most re-translations do, or all of it but one
- * lookup's rule entry, as when a rule inserted takes over one lookup. */
+ * lookup's rule entry, as when a rule inserted takes over one lookup, or
+ * that and then a path cut short or made longer after that lookup. */
 static void
 dt_put__(struct dt *dt, struct dt_megaflow *mf, bool replace,
          bool retranslate)
 {
     struct kairo_delta_index_lookup l[DT_MAX_LOOKUPS];
+    unsigned int variant = retranslate ? rng_below(&dt->rng, 3) : 0;
     int error;
 
-    if (retranslate && rng_below(&dt->rng, 2)) {
+    if (retranslate && variant < 2) {
         size_t i = rng_below(&dt->rng, mf->n);
 
-        mf->rule[i] = -1;
-        mf->threshold[i] = 0;
-        mf->conj[i] = KAIRO_DELTA_INDEX_CONJ_NONE;
-        mf->conj_id[i] = 0;
+        dt_make_miss(mf, i);
+        if (variant == 1) {
+            /* The lookups that follow: as many as there were, fewer or
+             * more, each with a rule drawn anew; a new one repeats the
+             * lookup before it. */
+            size_t n = i + 1 + rng_below(&dt->rng, DT_MAX_LOOKUPS - i);
+
+            for (size_t j = i + 1; j < n; j++) {
+                if (j >= mf->n) {
+                    mf->table[j] = mf->table[j - 1];
+                    mf->key[j] = mf->key[j - 1];
+                    mf->mask[j] = mf->mask[j - 1];
+                }
+                dt_make_miss(mf, j);
+                if (rng_below(&dt->rng, 2)) {
+                    mf->rule[j] = (mf->table[j] * DT_RULES_PER_TABLE
+                                   + rng_below(&dt->rng,
+                                               DT_RULES_PER_TABLE));
+                    mf->threshold[j] = dt->priorities[mf->rule[j]];
+                }
+            }
+            mf->n = n;
+        }
         mf->id = rng_next(&dt->rng);
     } else if (retranslate) {
         mf->n = 1 + rng_below(&dt->rng, mf->n);
