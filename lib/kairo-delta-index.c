@@ -655,11 +655,24 @@ static struct kdi_group *
 kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
               const struct kairo_delta_index_words *mask)
 {
-    uint32_t hash = kdi_mask_hash(mask, table_id);
+    struct ovs_list *table = &idx->tables[table_id];
     struct kdi_group *g;
 
+    /* The table's groups are kept most recently got first: the lookups of
+     * one table that megaflows added one after the other make mostly
+     * have the same mask, and comparing it is cheaper than hashing it. */
+    if (!ovs_list_is_empty(table)) {
+        g = CONTAINER_OF(ovs_list_front(table), struct kdi_group, list_node);
+        if (kdi_mask_equals(&g->mask, mask)) {
+            return g;
+        }
+    }
+
+    uint32_t hash = kdi_mask_hash(mask, table_id);
     HMAP_FOR_EACH_WITH_HASH (g, node, hash, &idx->groups) {
         if (g->table_id == table_id && kdi_mask_equals(&g->mask, mask)) {
+            ovs_list_remove(&g->list_node);
+            ovs_list_push_front(table, &g->list_node);
             return g;
         }
     }
@@ -673,7 +686,7 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     g->table_id = table_id;
     kdi_mask_init(&g->mask, mask);
     hmap_insert(&idx->groups, &g->node, hash);
-    ovs_list_push_back(&idx->tables[table_id], &g->list_node);
+    ovs_list_push_front(table, &g->list_node);
     return g;
 }
 
@@ -1187,6 +1200,39 @@ kdi_node_resize(struct kairo_delta_index *idx, struct kdi_node *n,
     n->n_steps = kept;
 }
 
+/* Stores in 'steps' the steps of the path of 'mf', which has one, from its
+ * root. */
+static void
+kdi_path_steps(const struct kdi_megaflow *mf, const struct kdi_step *steps[])
+{
+    size_t i = mf->n_lookups;
+
+    for (const struct kdi_node *n = mf->part->leaf; n; n = n->parent) {
+        for (uint32_t j = n->n_steps; j-- > 0;) {
+            steps[--i] = &n->steps[j];
+        }
+    }
+    ovs_assert(!i);
+}
+
+/* Readies node 'n' for the path being added to write its lookups from
+ * step 'at' on, 'n_rest' of them, over the node's own: 'old', the megaflow
+ * the path replaces, alone goes through 'n' and ends in it.  A
+ * re-translation mostly changes one lookup and keeps the others, and
+ * rewriting the node keeps them where they are, rather than making a node
+ * for the new path and freeing the old one's.  Gives 'n' room for the
+ * lookups; if its steps move, retakes 'hints' from 'old''s path. */
+static void
+kdi_node_reuse(struct kairo_delta_index *idx, struct kdi_node *n,
+               uint32_t at, size_t n_rest, const struct kdi_megaflow *old,
+               const struct kdi_step *hints[])
+{
+    if (at + n_rest > n->n_steps) {
+        kdi_node_resize(idx, n, at + n_rest);
+        kdi_path_steps(old, hints);
+    }
+}
+
 /* Frees node 'n', which no megaflow goes through any more. */
 static void
 kdi_node_destroy(struct kairo_delta_index *idx, struct kdi_node *n)
@@ -1413,21 +1459,6 @@ kdi_lookup_resolve(struct kairo_delta_index *idx,
     }
 }
 
-/* Stores in 'steps' the steps of the path of 'mf', which has one, from its
- * root. */
-static void
-kdi_path_steps(const struct kdi_megaflow *mf, const struct kdi_step *steps[])
-{
-    size_t i = mf->n_lookups;
-
-    for (const struct kdi_node *n = mf->part->leaf; n; n = n->parent) {
-        for (uint32_t j = n->n_steps; j-- > 0;) {
-            steps[--i] = &n->steps[j];
-        }
-    }
-    ovs_assert(!i);
-}
-
 /* Adds a megaflow as kairo_delta_index_add().  'old', if nonnull, is the
  * entry the new one replaces, still indexed: its path is the hint for the
  * new path's groups, rules and nodes, which a re-translation mostly leaves
@@ -1499,17 +1530,8 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
             if (hint == &node->steps[at] && node->n_refs == 2
                 && ovs_list_is_empty(&node->children)) {
                 /* The path parts here from the one it replaces, which
-                 * alone goes through the node and ends in it: a
-                 * re-translation that changed one lookup's rule, say.  The
-                 * path's rest rewrites the node's, in place, rather than
-                 * splitting it, so that the lookups after the change are
-                 * kept as they were. */
-                uint32_t size = at + (n - i);
-
-                if (size > node->n_steps) {
-                    kdi_node_resize(idx, node, size);
-                    kdi_path_steps(old, hints);
-                }
+                 * alone goes through the node and ends in it. */
+                kdi_node_reuse(idx, node, at, n - i, old, hints);
                 kdi_step_rewrite(idx, &node->steps[at++], g, r, key);
                 own = true;
                 continue;
@@ -1530,7 +1552,18 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         } else {
             child = kdi_node_find_child(idx, node, g, r, key);
         }
-        if (!child) {
+        if (!child && hint && hint == &hint->node->steps[0]
+            && hint->node->parent == node && hint->node->n_refs == 1
+            && ovs_list_is_empty(&hint->node->children)) {
+            /* The path parts here from the one it replaces, whose node
+             * after the parting, its last, no other path goes through. */
+            child = hint->node;
+            kdi_node_reuse(idx, child, 0, n - i, old, hints);
+            hmap_remove(&idx->nodes, &child->id_node);
+            kdi_step_rewrite(idx, &child->steps[0], g, r, key);
+            kdi_node_insert_id(idx, child);
+            own = true;
+        } else if (!child) {
             child = kdi_node_create(idx, node, n - i, g, r, key);
             own = true;
         }
