@@ -56,7 +56,11 @@
  * node, whose parent ends with the megaflows' previous lookup: megaflows
  * whose lookups agree up to some point share those steps, a node ends where
  * paths part or one ends (adding a path splits a node there), and each
- * megaflow hangs from the node of its last lookup.  A step is keyed by what
+ * megaflow hangs from the node of its last lookup.  A re-translation
+ * (kairo_delta_index_replace()) that parts from the path it replaces in,
+ * or at the start of, a node that only that path goes through and ends in
+ * rewrites the node's steps in place from there: most keep their group,
+ * key and rule entry.  A step is keyed by what
  * the lookup does not take from the common part: the table, the rule hit
  * with its threshold and conjunctions, and the lookup's own key under its
  * own mask (in OVS, the registers and metadata and the bits actions
