@@ -1555,8 +1555,8 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
         if (!child && hint && hint == &hint->node->steps[0]
             && hint->node->parent == node && hint->node->n_refs == 1
             && ovs_list_is_empty(&hint->node->children)) {
-            /* The path parts here from the one it replaces, whose node
-             * after the parting, its last, no other path goes through. */
+            /* The path parts here from the one it replaces, whose next
+             * node is its last, and no other path goes through it. */
             child = hint->node;
             kdi_node_reuse(idx, child, 0, n - i, old, hints);
             hmap_remove(&idx->nodes, &child->id_node);
