@@ -1293,6 +1293,8 @@ dt_run(const struct dt_config *cfg)
     dt->idx = kairo_delta_index_create();
     kairo_delta_index_set_rule_hooks(dt->idx, hold_rule, release_rule);
     n_rules_held = 0;
+    kairo_delta_index_get_stats(dt->idx, &st);
+    size_t empty_memory = st.memory;
     for (size_t r = 0; r < ARRAY_SIZE(dt->priorities); r++) {
         dt->priorities[r] = rng_below(&dt->rng, 6);
     }
@@ -1422,6 +1424,12 @@ dt_run(const struct dt_config *cfg)
     CU_ASSERT_EQUAL(st.n_secondaries, 0);
     CU_ASSERT_EQUAL(st.n_rules, 0);
     CU_ASSERT_EQUAL(n_rules_held, 0);
+
+    /* What the index counts as allocated came back, but for the bucket
+     * arrays of its five hash tables, which shrink no further than 16
+     * buckets. */
+    CU_ASSERT(st.memory >= empty_memory);
+    CU_ASSERT(st.memory - empty_memory <= 5 * 16 * sizeof(void *));
 
     kairo_delta_index_destroy(dt->idx);
     free(dt);
