@@ -1136,55 +1136,9 @@ kdi_chain_update(struct kdi_node *n)
     }
 }
 
-/* Splits node 'n', which the path being added goes through, after its first
- * 'at' steps (0 < 'at' < its steps): a new node takes the others with the
- * children and parts of 'n', whose only child it becomes, and the
- * megaflows of 'n' but the one being added. */
-static void
-kdi_node_split(struct kairo_delta_index *idx, struct kdi_node *n,
-               uint32_t at)
-{
-    uint32_t n_tail = n->n_steps - at;
-    struct kdi_step *head = kdi_alloc(idx, at * sizeof *head);
-    struct kdi_node *child, *tail;
-    struct kdi_part *p;
-
-    /* The tail goes last among the children of 'n', and takes the others
-     * from it. */
-    tail = kdi_node_alloc(idx, n, n_tail);
-    ovs_list_splice(&tail->children, n->children.next, &tail->sibling);
-    LIST_FOR_EACH (child, sibling, &tail->children) {
-        child->parent = tail;
-    }
-
-    /* The steps move, the head's too, so that each array holds exactly its
-     * node's steps. */
-    for (uint32_t i = 0; i < n_tail; i++) {
-        kdi_step_move(&tail->steps[i], &n->steps[at + i], tail);
-    }
-    tail->n_steps = n_tail;
-    for (uint32_t i = 0; i < at; i++) {
-        kdi_step_move(&head[i], &n->steps[i], n);
-    }
-    kdi_free(idx, n->steps, n->n_steps * sizeof *n->steps);
-    n->steps = head;
-    n->n_steps = at;
-
-    tail->parts = n->parts;
-    for (p = tail->parts; p; p = p->next) {
-        p->leaf = tail;
-    }
-    n->parts = NULL;
-    tail->n_refs = n->n_refs - 1;
-    tail->round = n->round;     /* Its subtree is the old one's. */
-    tail->down = kdi_node_down(tail);
-    n->down = tail->down;
-    kdi_node_insert_id(idx, tail);
-}
-
 /* Gives node 'n' room for exactly 'size' steps, keeping its first ones
- * (they move).  The caller has uninitialized any beyond 'size', and fills
- * any room it adds. */
+ * (they move).  The caller has uninitialized or moved away any beyond
+ * 'size', and fills any room it adds. */
 static void
 kdi_node_resize(struct kairo_delta_index *idx, struct kdi_node *n,
                 uint32_t size)
@@ -1198,6 +1152,46 @@ kdi_node_resize(struct kairo_delta_index *idx, struct kdi_node *n,
     kdi_free(idx, n->steps, n->n_steps * sizeof *n->steps);
     n->steps = steps;
     n->n_steps = kept;
+}
+
+/* Splits node 'n', which the path being added goes through, after its first
+ * 'at' steps (0 < 'at' < its steps): a new node takes the others with the
+ * children and parts of 'n', whose only child it becomes, and the
+ * megaflows of 'n' but the one being added. */
+static void
+kdi_node_split(struct kairo_delta_index *idx, struct kdi_node *n,
+               uint32_t at)
+{
+    uint32_t n_tail = n->n_steps - at;
+    struct kdi_node *child, *tail;
+    struct kdi_part *p;
+
+    /* The tail goes last among the children of 'n', and takes the others
+     * from it. */
+    tail = kdi_node_alloc(idx, n, n_tail);
+    ovs_list_splice(&tail->children, n->children.next, &tail->sibling);
+    LIST_FOR_EACH (child, sibling, &tail->children) {
+        child->parent = tail;
+    }
+
+    /* The tail's steps move to it, and the head's to an array of their own,
+     * so that each array holds exactly its node's steps. */
+    for (uint32_t i = 0; i < n_tail; i++) {
+        kdi_step_move(&tail->steps[i], &n->steps[at + i], tail);
+    }
+    tail->n_steps = n_tail;
+    kdi_node_resize(idx, n, at);
+
+    tail->parts = n->parts;
+    for (p = tail->parts; p; p = p->next) {
+        p->leaf = tail;
+    }
+    n->parts = NULL;
+    tail->n_refs = n->n_refs - 1;
+    tail->round = n->round;     /* Its subtree is the old one's. */
+    tail->down = kdi_node_down(tail);
+    n->down = tail->down;
+    kdi_node_insert_id(idx, tail);
 }
 
 /* Stores in 'steps' the steps of the path of 'mf', which has one, from its
@@ -1215,21 +1209,32 @@ kdi_path_steps(const struct kdi_megaflow *mf, const struct kdi_step *steps[])
     ovs_assert(!i);
 }
 
-/* Readies node 'n' for the path being added to write its lookups from
- * step 'at' on, 'n_rest' of them, over the node's own: 'old', the megaflow
- * the path replaces, alone goes through 'n' and ends in it.  A
- * re-translation mostly changes one lookup and keeps the others, and
- * rewriting the node keeps them where they are, rather than making a node
- * for the new path and freeing the old one's.  Gives 'n' room for the
- * lookups; if its steps move, retakes 'hints' from 'old''s path. */
+/* Has the path being added, which parts from the path of 'old' at node
+ * 'n''s step 'at', write its rest over the node's own from there: its
+ * lookup there, in group 'g' that hit rule entry 'r' with 'key', and
+ * 'n_rest' in all.  'old', the megaflow the path replaces, alone goes
+ * through 'n' and ends in it.  A re-translation mostly changes one lookup
+ * and keeps the others, and rewriting the node keeps them where they are,
+ * rather than making a node for the new path and freeing the old one's.
+ * Gives 'n' room for the lookups, retaking 'hints' from 'old''s path if
+ * its steps move, and rewrites step 'at'; the caller, the others. */
 static void
-kdi_node_reuse(struct kairo_delta_index *idx, struct kdi_node *n,
-               uint32_t at, size_t n_rest, const struct kdi_megaflow *old,
-               const struct kdi_step *hints[])
+kdi_node_rewrite(struct kairo_delta_index *idx, struct kdi_node *n,
+                 uint32_t at, struct kdi_group *g, struct kdi_rule *r,
+                 const uint64_t key[], size_t n_rest,
+                 const struct kdi_megaflow *old, const struct kdi_step *hints[])
 {
     if (at + n_rest > n->n_steps) {
         kdi_node_resize(idx, n, at + n_rest);
         kdi_path_steps(old, hints);
+    }
+    if (!at) {
+        /* The node's identity changes. */
+        hmap_remove(&idx->nodes, &n->id_node);
+        kdi_step_rewrite(idx, &n->steps[0], g, r, key);
+        kdi_node_insert_id(idx, n);
+    } else {
+        kdi_step_rewrite(idx, &n->steps[at], g, r, key);
     }
 }
 
@@ -1531,8 +1536,8 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
                 && ovs_list_is_empty(&node->children)) {
                 /* The path parts here from the one it replaces, which
                  * alone goes through the node and ends in it. */
-                kdi_node_reuse(idx, node, at, n - i, old, hints);
-                kdi_step_rewrite(idx, &node->steps[at++], g, r, key);
+                kdi_node_rewrite(idx, node, at++, g, r, key, n - i, old,
+                                 hints);
                 own = true;
                 continue;
             }
@@ -1558,10 +1563,7 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
             /* The path parts here from the one it replaces, whose next
              * node is its last, and no other path goes through it. */
             child = hint->node;
-            kdi_node_reuse(idx, child, 0, n - i, old, hints);
-            hmap_remove(&idx->nodes, &child->id_node);
-            kdi_step_rewrite(idx, &child->steps[0], g, r, key);
-            kdi_node_insert_id(idx, child);
+            kdi_node_rewrite(idx, child, 0, g, r, key, n - i, old, hints);
             own = true;
         } else if (!child) {
             child = kdi_node_create(idx, node, n - i, g, r, key);
