@@ -484,6 +484,7 @@ static unsigned int kd_full_share = KD_DEFAULT_FULL_SHARE;
 static bool kd_fallback_now;        /* This run falls back to full. */
 static size_t kd_n_pending;         /* Megaflows with 'pending_gen'. */
 static bool kd_burst;               /* The latest run mapped ukey events. */
+static uint64_t kd_main_loops;      /* Calls of kairo_delta_run(). */
 static struct unixctl_conn **kd_waiters;
 static size_t kd_n_waiters;
 
@@ -1267,8 +1268,9 @@ kd_group_hook(struct ofproto *ofproto, const struct ofproto_group_mod *ogm)
 }
 
 /* Port changes taken since the last xlate configuration rebuild (main
- * thread). */
+ * thread), and the value of 'kd_main_loops' when the latest was taken. */
 static struct kd_port_changes kd_pending_ports;
+static uint64_t kd_pending_ports_loop;
 
 /* ofproto_dpif_change_hooks' 'port_changed': takes a change of 'port' (NULL:
  * of the set of 'ofproto''s ports or bundles) while delta mode is on, except
@@ -1304,6 +1306,7 @@ kd_port_changed(struct ofproto_dpif *ofproto, const struct ofport *port,
                                  sizeof *pc->changes);
     }
     pc->changes[pc->n++] = change;
+    kd_pending_ports_loop = kd_main_loops;
     return true;
 }
 
@@ -1651,6 +1654,22 @@ kd_round_due(void)
             ? MIN(kd_round_last + KD_ROUND_QUIET_US,
                   kd_round_first + KD_ROUND_MAX_US)
             : LLONG_MAX);
+}
+
+/* Returns true if the open round is to be re-translated now: it is due, and
+ * no port change was taken in this iteration of the main loop or the
+ * previous one that is not yet in use.  Such a change belongs to the same
+ * reconfiguration (a port added is then found enabled, say), and its
+ * configuration is rebuilt in the next iteration: it joins the round,
+ * rather than having the same megaflows re-translated again in a round of
+ * its own.  One iteration is the bound: a bridge destroyed after taking a
+ * change never rebuilds its configuration. */
+static bool
+kd_round_is_due(void)
+{
+    return (kd_clock_usec() >= kd_round_due()
+            && (!kd_pending_ports.n
+                || kd_main_loops > kd_pending_ports_loop + 1));
 }
 
 /* Marks 'mf' for re-translation by a delta that happened at 'time'. */
@@ -2753,7 +2772,7 @@ kd_run__(const struct udpif *dying)
     }
     /* A round is flushed when it is due; at once while a datapath is being
      * torn down, but with no translation then. */
-    if (dying || kd_fallback_now || kd_clock_usec() >= kd_round_due()) {
+    if (dying || kd_fallback_now || kd_round_is_due()) {
         kd_flush_marks(!dying);
     }
     kd_bridges_sweep();
@@ -2778,11 +2797,13 @@ kd_queue_is_empty(void)
 void
 kairo_delta_run(void)
 {
+    kd_main_loops++;
+
     /* A round re-translated at once queues the events of its translations:
      * map them in a second pass, so that kairo/wait and the latencies see
      * the round finished without waiting for the next poll loop. */
     for (int i = 0; i < 2 && (!kd_queue_is_empty()
-                              || kd_clock_usec() >= kd_round_due()); i++) {
+                              || kd_round_is_due()); i++) {
         kd_run__(NULL);
     }
 }
