@@ -22,7 +22,6 @@
 
 #include "flow.h"
 #include "hash.h"
-#include "hindex.h"
 #include "openvswitch/hmap.h"
 #include "openvswitch/list.h"
 #include "openvswitch/match.h"
@@ -35,9 +34,10 @@ BUILD_ASSERT_DECL(FLOW_U64S <= 128);
 /* A query's alternatives are bits of a uint64_t. */
 BUILD_ASSERT_DECL(KAIRO_DELTA_INDEX_MAX_ALTS <= 64);
 
-/* A member set keeps at most this many secondary hashes.  A query whose
- * bits have no secondary hash when the set is full scans the set. */
-#define KDI_MAX_SECONDARIES 4
+/* A member set keeps at most this many secondary hashes, a group's exact
+ * hash among them.  A query whose bits have no secondary hash when the set
+ * is full scans the set. */
+#define KDI_MAX_SECONDARIES 5
 
 /* A member set with fewer members than this is scanned rather than given a
  * secondary hash: scanning it is about as cheap as a probe. */
@@ -112,11 +112,10 @@ struct kdi_secondary {
 struct kdi_group {
     struct hmap_node node;      /* In 'groups', by table and mask. */
     struct ovs_list list_node;  /* In 'tables[table_id]'. */
-    struct hindex steps;        /* Contains "struct kdi_step"s, by the hash
-                                 * of their key.  Many steps may share a key
-                                 * (another parent or rule), and an hindex
-                                 * removes any of them in O(1). */
-    struct kdi_mset members;    /* The same steps, keyed by their 'key'. */
+    struct kdi_mset members;    /* Its steps, keyed by their 'key'. */
+    struct kdi_secondary *exact;  /* Secondary of 'members' on every bit of
+                                   * 'mask', once it has had
+                                   * KDI_SECONDARY_MIN members, or NULL. */
     uint8_t table_id;           /* The table its lookups consulted. */
     struct kdi_mask mask;       /* Must be last. */
 };
@@ -131,7 +130,6 @@ struct kdi_cmask {
 /* One lookup of one or more megaflows, a step of a node's chain.  Its key
  * is its group's mask words of the lookup's own key. */
 struct kdi_step {
-    struct hindex_node hnode;   /* In its group's 'steps', by key hash. */
     struct kdi_node *node;      /* The node whose chain it is in. */
     struct kdi_group *group;
     struct kdi_rule *rule;      /* The rule entry hit, or NULL for a miss. */
@@ -680,7 +678,7 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     unsigned int n_words = mask->n;
     g = kdi_alloc(idx, offsetof(struct kdi_group, mask)
                   + kdi_mask_size(n_words));
-    hindex_init(&g->steps);
+    g->exact = NULL;
     kdi_mset_init(&g->members, offsetof(struct kdi_step, key), true,
                   offsetof(struct kdi_step, pos), n_words);
     g->table_id = table_id;
@@ -694,7 +692,6 @@ static void
 kdi_group_destroy(struct kairo_delta_index *idx, struct kdi_group *g)
 {
     kdi_mset_destroy(idx, &g->members);
-    hindex_destroy(&g->steps);
     hmap_remove(&idx->groups, &g->node);
     ovs_list_remove(&g->list_node);
     kdi_free(idx, g, offsetof(struct kdi_group, mask)
@@ -845,23 +842,52 @@ kdi_rule_remove_step(struct kairo_delta_index *idx, struct kdi_step *s)
 
 /* Keys. */
 
-/* Returns the words of group 'g''s key record for 'key', whose hash is
- * 'hash', taking a reference to it and creating it if needed. */
+/* Returns a step of group 'g' whose key is 'key', or NULL: by its exact
+ * hash, or by a scan while it is small. */
+static const struct kdi_step *
+kdi_group_find_key(const struct kdi_group *g, const uint64_t key[])
+{
+    const struct kdi_mset *ms = &g->members;
+    size_t key_size = ms->n_words * sizeof *key;
+
+    if (g->exact) {
+        uint32_t hash = kdi_hash_bits(key, g->exact->bits, ms->n_words);
+
+        for (uint32_t i = *kdi_secondary_head(ms, g->exact, hash);
+             i != KDI_NONE; i = g->exact->links[2 * i + 1]) {
+            const struct kdi_step *s = ms->members[i];
+
+            if (!memcmp(s->key, key, key_size)) {
+                return s;
+            }
+        }
+        return NULL;
+    }
+    for (uint32_t i = 0; i < ms->n; i++) {
+        const struct kdi_step *s = ms->members[i];
+
+        if (!memcmp(s->key, key, key_size)) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* Returns the words of group 'g''s key record for 'key', taking a reference
+ * to it and creating it if needed. */
 static const uint64_t *
 kdi_key_ref(struct kairo_delta_index *idx, struct kdi_group *g,
-            const uint64_t key[], uint32_t hash)
+            const uint64_t key[])
 {
     size_t key_size = g->mask.n_words * sizeof *key;
-    const struct kdi_step *s;
+    const struct kdi_step *s = kdi_group_find_key(g, key);
     struct kdi_key *k;
 
-    HINDEX_FOR_EACH_WITH_HASH (s, hnode, hash, &g->steps) {
-        if (!memcmp(s->key, key, key_size)) {
-            k = CONTAINER_OF(CONST_CAST(uint64_t *, s->key), struct kdi_key,
-                             words);
-            k->n_refs++;
-            return k->words;
-        }
+    if (s) {
+        k = CONTAINER_OF(CONST_CAST(uint64_t *, s->key), struct kdi_key,
+                         words);
+        k->n_refs++;
+        return k->words;
     }
     k = kdi_alloc(idx, sizeof *k + key_size);
     k->n_refs = 1;
@@ -894,17 +920,22 @@ kdi_step_is(const struct kdi_step *s, const struct kdi_group *g,
             && !memcmp(s->key, key, g->mask.n_words * sizeof *key));
 }
 
-/* Puts step 's' in group 'g' with key 'key'. */
+/* Puts step 's' in group 'g' with key 'key'.  A group that grows big
+ * enough gets its exact hash, which it keeps. */
 static void
 kdi_step_link(struct kairo_delta_index *idx, struct kdi_step *s,
               struct kdi_group *g, const uint64_t key[])
 {
-    uint32_t key_hash = kdi_hash_words(key, g->mask.n_words);
-
     s->group = g;
-    s->key = kdi_key_ref(idx, g, key, key_hash);
-    hindex_insert(&g->steps, &s->hnode, key_hash);
+    s->key = kdi_key_ref(idx, g, key);
     kdi_mset_add(idx, &g->members, s);
+    if (!g->exact && g->members.n >= KDI_SECONDARY_MIN) {
+        bool built;
+
+        g->exact = kdi_mset_secondary(idx, &g->members, g->mask.words,
+                                      &built);
+        ovs_assert(g->exact);
+    }
     idx->n_steps++;
 }
 
@@ -916,7 +947,6 @@ kdi_step_unlink(struct kairo_delta_index *idx, struct kdi_step *s)
     struct kdi_group *g = s->group;
 
     kdi_mset_remove(idx, &g->members, s);
-    hindex_remove(&g->steps, &s->hnode);
     kdi_key_unref(idx, g, s->key);
     idx->n_steps--;
 }
@@ -971,13 +1001,9 @@ kdi_step_rewrite(struct kairo_delta_index *idx, struct kdi_step *s,
 static void
 kdi_step_move(struct kdi_step *to, struct kdi_step *from, struct kdi_node *n)
 {
-    struct kdi_group *g = from->group;
-
-    hindex_remove(&g->steps, &from->hnode);
     *to = *from;
     to->node = n;
-    hindex_insert(&g->steps, &to->hnode, from->hnode.hash);
-    g->members.members[to->pos] = to;
+    to->group->members.members[to->pos] = to;
     if (to->rule) {
         to->rule->steps[to->rule_pos] = to;
     }
@@ -1079,7 +1105,8 @@ kdi_node_insert_id(struct kairo_delta_index *idx, struct kdi_node *n)
 
     hmap_insert(&idx->nodes, &n->id_node,
                 kdi_node_id_hash(n->parent, first->group, first->rule,
-                                 first->hnode.hash));
+                                 kdi_hash_words(first->key,
+                                                first->group->mask.n_words)));
 }
 
 /* Returns a new node, a child of 'parent' (NULL: a root), with room for
@@ -2021,16 +2048,11 @@ kdi_group_query(struct kairo_delta_index *idx, struct kdi_group *g,
 
         if (any[i] && covered[i]) {
             /* The query fixes every bit the group fixes: the steps it
-             * meets are exactly those whose key is 'value'. */
-            uint32_t hash = kdi_hash_words(value, n_words);
-            struct kdi_step *st;
-
+             * meets are exactly those whose key is 'value', which the
+             * group's exact hash finds (a small group is scanned). */
             idx->stats.path_probe++;
-            HINDEX_FOR_EACH_WITH_HASH (st, hnode, hash, &g->steps) {
-                if (!memcmp(st->key, value, size)) {
-                    kdi_visit_step(idx, st, q);
-                }
-            }
+            kdi_mset_query(idx, &g->members, value, bits, true,
+                           kdi_visit_step, q);
             continue;
         }
 
@@ -2278,7 +2300,6 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
                             struct kairo_delta_index_stats *stats)
 {
     size_t memory = idx->memory + sizeof *idx;
-    const struct kdi_group *g;
 
     *stats = idx->stats;
     stats->n_megaflows = hmap_count(&idx->megaflows);
@@ -2295,8 +2316,5 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     memory += kdi_hmap_bytes(&idx->nodes);
     memory += kdi_hmap_bytes(&idx->cmasks);
     memory += kdi_hmap_bytes(&idx->rules);
-    HMAP_FOR_EACH (g, node, &idx->groups) {
-        memory += (g->steps.mask + 1) * sizeof *g->steps.buckets;
-    }
     stats->memory = memory;
 }

@@ -65,9 +65,10 @@
  * with its threshold and conjunctions, and the lookup's own key under its
  * own mask (in OVS, the registers and metadata and the bits actions
  * changed: what the path determines).  Steps are grouped by (table, own
- * mask), the way the classifier groups rules into subtables, and each group
- * hashes its steps on their key.  An insert query visits the groups of its
- * table only: for a group whose mask the query's covers, one hash probe; if
+ * mask), the way the classifier groups rules into subtables, and a group
+ * of 16 steps or more hashes them on their whole key (its exact hash, which
+ * it keeps).  An insert query visits the groups of its table only: for a
+ * group whose mask the query's covers, one probe of its exact hash; if
  * the masks share no bit, every step of the group; otherwise a secondary
  * hash keyed on the bits both masks fix, built on first use, kept up to
  * date, and bounded per group; a group that has no room for another, or is
@@ -80,7 +81,7 @@
  * secondary hash on the bits the query fixes once it is big enough.  A rule
  * query reports the subtrees of the nodes of the steps that hit the rule.
  *
- * Memory.  A step costs 64 bytes and a node about 100.  A step's key is
+ * Memory.  A step costs 40 bytes and a node about 100.  A step's key is
  * interned in its group: each distinct key costs 8 bytes per own mask word
  * and 8 more.  A megaflow costs about 70 bytes plus 8 per word of its
  * common mask, which is interned; a secondary hash 12 bytes per member its
