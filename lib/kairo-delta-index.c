@@ -82,7 +82,8 @@ struct kdi_mset {
     uint16_t pos_ofs;           /* Offset of a member's position. */
     uint8_t n_words;            /* Words in a member's key. */
     uint8_t n_secondaries;      /* Secondaries in use. */
-    bool key_indirect;          /* At 'key_ofs' is a pointer to the key. */
+    bool key_indirect;          /* At 'key_ofs' is a pointer to the key, a
+                                 * struct kdi_key. */
     struct kdi_secondary **secondaries;  /* KDI_MAX_SECONDARIES slots, once
                                           * the first is built. */
 };
@@ -133,8 +134,7 @@ struct kdi_step {
     struct kdi_node *node;      /* The node whose chain it is in. */
     struct kdi_group *group;
     struct kdi_rule *rule;      /* The rule entry hit, or NULL for a miss. */
-    const uint64_t *key;        /* One word per mask word of 'group', the
-                                 * 'words' of a struct kdi_key. */
+    const struct kdi_key *key;  /* Its own key, interned in 'group'. */
     uint32_t pos;               /* Its position in 'group->members'. */
     uint32_t rule_pos;          /* Its index in 'rule->steps'. */
 };
@@ -168,11 +168,19 @@ struct kdi_node {
 
 /* A key of the steps of a group, shared by those that have it: OVN's paths
  * part and join again, so that about half of the steps repeat another's
- * registers and metadata.  The group's 'steps' find it by its hash. */
+ * registers and metadata.  The group's exact hash finds it.  Of the key's
+ * words, one per word of the group's mask, those that are zero are left
+ * out: a lookup's own part has the registers whole, and most are zero. */
 struct kdi_key {
     uint32_t n_refs;            /* Steps with it. */
-    uint64_t words[];           /* The group's mask words of the key. */
+    uint64_t map;               /* Bit j: word j is in 'words'.  A group of
+                                 * more than 64 mask words keeps every
+                                 * word (then 'map' is 0). */
+    uint64_t words[];           /* The words that 'map' says, in order. */
 };
+
+/* A group with more mask words than this keeps its keys' words whole. */
+#define KDI_KEY_MAP_WORDS 64
 
 /* The megaflows that hang from one node and share one common mask.  A leaf
  * node may have many: after the same lookups, the bits a change may fix
@@ -399,14 +407,49 @@ kdi_mset_init(struct kdi_mset *ms, size_t key_ofs, bool key_indirect,
     };
 }
 
-/* Returns the key of 'member' of 'ms'. */
+/* Returns the number of words that key 'k' of 'n' words keeps. */
+static unsigned int
+kdi_key_n_kept(const struct kdi_key *k, unsigned int n)
+{
+    return n > KDI_KEY_MAP_WORDS ? n : count_1bits(k->map);
+}
+
+/* Returns the 'n' words of key 'k', in 'buf' unless it keeps them all. */
+static const uint64_t *
+kdi_key_words(const struct kdi_key *k, unsigned int n,
+              uint64_t buf[FLOW_U64S])
+{
+    if (n > KDI_KEY_MAP_WORDS) {
+        return k->words;
+    }
+
+    const uint64_t *p = k->words;
+    for (unsigned int j = 0; j < n; j++) {
+        buf[j] = k->map & (UINT64_C(1) << j) ? *p++ : 0;
+    }
+    return buf;
+}
+
+/* Returns true if key 'k' has the 'n' words 'key'. */
+static bool
+kdi_key_equals(const struct kdi_key *k, const uint64_t key[], unsigned int n)
+{
+    uint64_t buf[FLOW_U64S];
+
+    return !memcmp(kdi_key_words(k, n, buf), key, n * sizeof *key);
+}
+
+/* Returns the key of 'member' of 'ms', in 'buf' if it has to be unpacked
+ * from a struct kdi_key. */
 static inline const uint64_t *
-kdi_mset_key(const struct kdi_mset *ms, const void *member)
+kdi_mset_key(const struct kdi_mset *ms, const void *member,
+             uint64_t buf[FLOW_U64S])
 {
     const char *p = (const char *) member + ms->key_ofs;
 
     return (ms->key_indirect
-            ? *ALIGNED_CAST(const uint64_t *const *, p)
+            ? kdi_key_words(*ALIGNED_CAST(const struct kdi_key *const *, p),
+                            ms->n_words, buf)
             : ALIGNED_CAST(const uint64_t *, p));
 }
 
@@ -460,8 +503,11 @@ static uint32_t *
 kdi_secondary_head_of(const struct kdi_mset *ms,
                       const struct kdi_secondary *s, uint32_t i)
 {
+    uint64_t buf[FLOW_U64S];
+
     return kdi_secondary_head(ms, s,
-                              kdi_hash_bits(kdi_mset_key(ms, ms->members[i]),
+                              kdi_hash_bits(kdi_mset_key(ms, ms->members[i],
+                                                         buf),
                                             s->bits, ms->n_words));
 }
 
@@ -848,7 +894,6 @@ static const struct kdi_step *
 kdi_group_find_key(const struct kdi_group *g, const uint64_t key[])
 {
     const struct kdi_mset *ms = &g->members;
-    size_t key_size = ms->n_words * sizeof *key;
 
     if (g->exact) {
         uint32_t hash = kdi_hash_bits(key, g->exact->bits, ms->n_words);
@@ -857,7 +902,7 @@ kdi_group_find_key(const struct kdi_group *g, const uint64_t key[])
              i != KDI_NONE; i = g->exact->links[2 * i + 1]) {
             const struct kdi_step *s = ms->members[i];
 
-            if (!memcmp(s->key, key, key_size)) {
+            if (kdi_key_equals(s->key, key, ms->n_words)) {
                 return s;
             }
         }
@@ -866,45 +911,58 @@ kdi_group_find_key(const struct kdi_group *g, const uint64_t key[])
     for (uint32_t i = 0; i < ms->n; i++) {
         const struct kdi_step *s = ms->members[i];
 
-        if (!memcmp(s->key, key, key_size)) {
+        if (kdi_key_equals(s->key, key, ms->n_words)) {
             return s;
         }
     }
     return NULL;
 }
 
-/* Returns the words of group 'g''s key record for 'key', taking a reference
- * to it and creating it if needed. */
-static const uint64_t *
+/* Returns group 'g''s key record for 'key', taking a reference to it and
+ * creating it if needed. */
+static const struct kdi_key *
 kdi_key_ref(struct kairo_delta_index *idx, struct kdi_group *g,
             const uint64_t key[])
 {
-    size_t key_size = g->mask.n_words * sizeof *key;
+    unsigned int n = g->mask.n_words;
     const struct kdi_step *s = kdi_group_find_key(g, key);
     struct kdi_key *k;
 
     if (s) {
-        k = CONTAINER_OF(CONST_CAST(uint64_t *, s->key), struct kdi_key,
-                         words);
+        k = CONST_CAST(struct kdi_key *, s->key);
         k->n_refs++;
-        return k->words;
+        return k;
     }
-    k = kdi_alloc(idx, sizeof *k + key_size);
+
+    uint64_t map = 0;
+    if (n <= KDI_KEY_MAP_WORDS) {
+        for (unsigned int j = 0; j < n; j++) {
+            map |= key[j] ? UINT64_C(1) << j : 0;
+        }
+    }
+    k = kdi_alloc(idx, sizeof *k + (n > KDI_KEY_MAP_WORDS
+                                    ? n : count_1bits(map)) * sizeof *key);
     k->n_refs = 1;
-    memcpy(k->words, key, key_size);
-    return k->words;
+    k->map = map;
+    uint64_t *p = k->words;
+    for (unsigned int j = 0; j < n; j++) {
+        if (key[j] || n > KDI_KEY_MAP_WORDS) {
+            *p++ = key[j];
+        }
+    }
+    return k;
 }
 
-/* Drops a reference to the key record of group 'g' whose words are 'key'. */
+/* Drops a reference to key record 'k' of group 'g'. */
 static void
 kdi_key_unref(struct kairo_delta_index *idx, struct kdi_group *g,
-              const uint64_t *key)
+              const struct kdi_key *k_)
 {
-    struct kdi_key *k = CONTAINER_OF(CONST_CAST(uint64_t *, key),
-                                     struct kdi_key, words);
+    struct kdi_key *k = CONST_CAST(struct kdi_key *, k_);
 
     if (!--k->n_refs) {
-        kdi_free(idx, k, sizeof *k + g->mask.n_words * sizeof *key);
+        kdi_free(idx, k, sizeof *k + (kdi_key_n_kept(k, g->mask.n_words)
+                                      * sizeof *k->words));
     }
 }
 
@@ -917,7 +975,7 @@ kdi_step_is(const struct kdi_step *s, const struct kdi_group *g,
             const struct kdi_rule *r, const uint64_t key[])
 {
     return (s->group == g && s->rule == r
-            && !memcmp(s->key, key, g->mask.n_words * sizeof *key));
+            && kdi_key_equals(s->key, key, g->mask.n_words));
 }
 
 /* Puts step 's' in group 'g' with key 'key'.  A group that grows big
@@ -986,8 +1044,7 @@ kdi_step_rewrite(struct kairo_delta_index *idx, struct kdi_step *s,
             kdi_rule_add_step(idx, r, s);
         }
     }
-    if (old_g != g
-        || memcmp(s->key, key, g->mask.n_words * sizeof *key)) {
+    if (old_g != g || !kdi_key_equals(s->key, key, g->mask.n_words)) {
         kdi_step_unlink(idx, s);
         kdi_step_link(idx, s, g, key);
         if (!old_g->members.n) {
@@ -1102,11 +1159,14 @@ static void
 kdi_node_insert_id(struct kairo_delta_index *idx, struct kdi_node *n)
 {
     const struct kdi_step *first = &n->steps[0];
+    unsigned int n_words = first->group->mask.n_words;
+    uint64_t buf[FLOW_U64S];
 
     hmap_insert(&idx->nodes, &n->id_node,
                 kdi_node_id_hash(n->parent, first->group, first->rule,
-                                 kdi_hash_words(first->key,
-                                                first->group->mask.n_words)));
+                                 kdi_hash_words(kdi_key_words(first->key,
+                                                              n_words, buf),
+                                                n_words)));
 }
 
 /* Returns a new node, a child of 'parent' (NULL: a root), with room for
@@ -1747,6 +1807,7 @@ kdi_mset_query(struct kairo_delta_index *idx, struct kdi_mset *ms,
                const uint64_t value[], const uint64_t bits[], bool any,
                kdi_visit_func *visit, struct kdi_query *q)
 {
+    uint64_t buf[FLOW_U64S];
     struct kdi_secondary *s;
     bool built;
 
@@ -1765,7 +1826,7 @@ kdi_mset_query(struct kairo_delta_index *idx, struct kdi_mset *ms,
              i = s->links[2 * i + 1]) {
             void *m = ms->members[i];
 
-            if (kdi_key_meets(kdi_mset_key(ms, m), value, bits,
+            if (kdi_key_meets(kdi_mset_key(ms, m, buf), value, bits,
                               ms->n_words)) {
                 visit(idx, m, q);
             }
@@ -1776,7 +1837,8 @@ kdi_mset_query(struct kairo_delta_index *idx, struct kdi_mset *ms,
     for (uint32_t i = 0; i < ms->n; i++) {
         void *m = ms->members[i];
 
-        if (kdi_key_meets(kdi_mset_key(ms, m), value, bits, ms->n_words)) {
+        if (kdi_key_meets(kdi_mset_key(ms, m, buf), value, bits,
+                          ms->n_words)) {
             visit(idx, m, q);
         }
     }

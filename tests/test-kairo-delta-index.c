@@ -578,6 +578,87 @@ chain_query(struct kairo_delta_index *idx, uint8_t table,
     return n;
 }
 
+/* A group whose own mask has more words than a key's map covers keeps its
+ * keys whole; a narrower one leaves the zero words out.  Both answer the
+ * exact probe, a partial query and the removals alike. */
+static void
+test_wide_keys(void)
+{
+    for (int wide = 0; wide < 2; wide++) {
+        struct kairo_delta_index *idx = kairo_delta_index_create();
+        struct kairo_delta_index_words_buf bufs[32];
+        struct kairo_delta_index_lookup l[32];
+        struct kairo_delta_index_stats empty, st;
+        struct flow keys[32];
+        struct flow_wildcards mask;
+        struct hand_result r;
+        struct match match;
+
+        kairo_delta_index_get_stats(idx, &empty);
+        if (wide) {
+            memset(&mask, 0xff, sizeof mask);
+            mask.masks.conj_id = 0;
+        } else {
+            flow_wildcards_init_catchall(&mask);
+            mask.masks.nw_src = OVS_BE32_MAX;
+            mask.masks.regs[0] = UINT32_MAX;
+            mask.masks.regs[3] = UINT32_MAX;
+            mask.masks.metadata = OVS_BE64_MAX;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+            memset(&keys[i], 0, sizeof keys[i]);
+            keys[i].nw_src = htonl(0x0a000000 + i % 8);
+            keys[i].regs[0] = i % 2;
+            keys[i].metadata = htonll(7);
+            flow_zero_wildcards(&keys[i], &mask);
+            l[i] = (struct kairo_delta_index_lookup) {
+                .table_id = 0,
+                .region = kairo_delta_index_words_from_flow(&keys[i], &mask,
+                                                            &bufs[i]),
+                .rule = i / 8 % 2 ? &rule_a : &rule_b,
+                .priority = 10,
+            };
+            CU_ASSERT_EQUAL(l[i].region.n > 64, wide);
+            CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &keys[i], NULL,
+                                                  &l[i], 1), 0);
+        }
+        /* Eight keys, each of two steps (rules), and an exact hash. */
+        kairo_delta_index_get_stats(idx, &st);
+        CU_ASSERT_EQUAL(st.n_steps, 16);
+        CU_ASSERT_EQUAL(st.n_groups, 1);
+        CU_ASSERT_EQUAL(st.n_secondaries, 1);
+
+        /* The exact probe: the megaflows whose key is keys[5]'s. */
+        match_init(&match, &keys[5], &mask);
+        r.n = 0;
+        CU_ASSERT_EQUAL(kairo_delta_index_query_insert_match(
+                            idx, 0, 100, &match, hand_cb, &r), 4);
+        /* A partial query, on nw_src only. */
+        CU_ASSERT_EQUAL(hand_query(idx, 0, 100, 0x0a000003, 0xffffffff,
+                                   0, 0, &r), 4);
+        kairo_delta_index_get_stats(idx, &st);
+        CU_ASSERT_EQUAL(st.path_probe, 1);
+
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i += 2) {
+            CU_ASSERT(kairo_delta_index_remove(idx, &keys[i]));
+        }
+        r.n = 0;
+        CU_ASSERT_EQUAL(kairo_delta_index_query_insert_match(
+                            idx, 0, 100, &match, hand_cb, &r), 4);
+        match_init(&match, &keys[4], &mask);
+        CU_ASSERT_EQUAL(kairo_delta_index_query_insert_match(
+                            idx, 0, 100, &match, hand_cb, &r), 0);
+        for (size_t i = 1; i < ARRAY_SIZE(keys); i += 2) {
+            CU_ASSERT(kairo_delta_index_remove(idx, &keys[i]));
+        }
+        kairo_delta_index_get_stats(idx, &st);
+        CU_ASSERT_EQUAL(st.n_steps, 0);
+        CU_ASSERT_EQUAL(st.n_secondaries, 0);
+        CU_ASSERT(st.memory - empty.memory <= 5 * 16 * sizeof(void *));
+        kairo_delta_index_destroy(idx);
+    }
+}
+
 /* A subtree walk passes by the nodes of a chain, which have one child and
  * no megaflow of their own, as paths part, join and end. */
 static void
@@ -1599,6 +1680,7 @@ kairo_unit_register_delta_index(void)
         || !CU_add_test(suite, "errors and replace",
                         test_errors_and_replace)
         || !CU_add_test(suite, "query paths", test_paths)
+        || !CU_add_test(suite, "wide and packed keys", test_wide_keys)
         || !CU_add_test(suite, "common parts and shared paths",
                         test_common_and_sharing)
         || !CU_add_test(suite, "leaf parts", test_leaf_parts)
