@@ -132,9 +132,8 @@ struct kdi_cmask {
  * is its group's mask words of the lookup's own key. */
 struct kdi_step {
     struct kdi_node *node;      /* The node whose chain it is in. */
-    struct kdi_group *group;
     struct kdi_rule *rule;      /* The rule entry hit, or NULL for a miss. */
-    const struct kdi_key *key;  /* Its own key, interned in 'group'. */
+    const struct kdi_key *key;  /* Its own key, interned in its group. */
     uint32_t pos;               /* Its position in 'group->members'. */
     uint32_t rule_pos;          /* Its index in 'rule->steps'. */
 };
@@ -172,15 +171,17 @@ struct kdi_node {
  * words, one per word of the group's mask, those that are zero are left
  * out: a lookup's own part has the registers whole, and most are zero. */
 struct kdi_key {
+    struct kdi_group *group;    /* The group it is interned in. */
     uint32_t n_refs;            /* Steps with it. */
-    uint64_t map;               /* Bit j: word j is in 'words'.  A group of
-                                 * more than 64 mask words keeps every
+    uint32_t map;               /* Bit j: word j is in 'words'.  A group of
+                                 * more than 32 mask words keeps every
                                  * word (then 'map' is 0). */
     uint64_t words[];           /* The words that 'map' says, in order. */
 };
 
-/* A group with more mask words than this keeps its keys' words whole. */
-#define KDI_KEY_MAP_WORDS 64
+/* A group with more mask words than this keeps its keys' words whole.  OVN's
+ * have at most 16. */
+#define KDI_KEY_MAP_WORDS 32
 
 /* The megaflows that hang from one node and share one common mask.  A leaf
  * node may have many: after the same lookups, the bits a change may fix
@@ -425,7 +426,7 @@ kdi_key_words(const struct kdi_key *k, unsigned int n,
 
     const uint64_t *p = k->words;
     for (unsigned int j = 0; j < n; j++) {
-        buf[j] = k->map & (UINT64_C(1) << j) ? *p++ : 0;
+        buf[j] = k->map & (UINT32_C(1) << j) ? *p++ : 0;
     }
     return buf;
 }
@@ -934,14 +935,15 @@ kdi_key_ref(struct kairo_delta_index *idx, struct kdi_group *g,
         return k;
     }
 
-    uint64_t map = 0;
+    uint32_t map = 0;
     if (n <= KDI_KEY_MAP_WORDS) {
         for (unsigned int j = 0; j < n; j++) {
-            map |= key[j] ? UINT64_C(1) << j : 0;
+            map |= key[j] ? UINT32_C(1) << j : 0;
         }
     }
     k = kdi_alloc(idx, sizeof *k + (n > KDI_KEY_MAP_WORDS
                                     ? n : count_1bits(map)) * sizeof *key);
+    k->group = g;
     k->n_refs = 1;
     k->map = map;
     uint64_t *p = k->words;
@@ -968,13 +970,20 @@ kdi_key_unref(struct kairo_delta_index *idx, struct kdi_group *g,
 
 /* Steps. */
 
+/* Returns the group of step 's'. */
+static inline struct kdi_group *
+kdi_step_group(const struct kdi_step *s)
+{
+    return s->key->group;
+}
+
 /* Returns true if step 's' is a lookup in group 'g' that hit rule entry 'r'
  * with key 'key'. */
 static bool
 kdi_step_is(const struct kdi_step *s, const struct kdi_group *g,
             const struct kdi_rule *r, const uint64_t key[])
 {
-    return (s->group == g && s->rule == r
+    return (kdi_step_group(s) == g && s->rule == r
             && kdi_key_equals(s->key, key, g->mask.n_words));
 }
 
@@ -984,7 +993,6 @@ static void
 kdi_step_link(struct kairo_delta_index *idx, struct kdi_step *s,
               struct kdi_group *g, const uint64_t key[])
 {
-    s->group = g;
     s->key = kdi_key_ref(idx, g, key);
     kdi_mset_add(idx, &g->members, s);
     if (!g->exact && g->members.n >= KDI_SECONDARY_MIN) {
@@ -1002,7 +1010,7 @@ kdi_step_link(struct kairo_delta_index *idx, struct kdi_step *s,
 static void
 kdi_step_unlink(struct kairo_delta_index *idx, struct kdi_step *s)
 {
-    struct kdi_group *g = s->group;
+    struct kdi_group *g = kdi_step_group(s);
 
     kdi_mset_remove(idx, &g->members, s);
     kdi_key_unref(idx, g, s->key);
@@ -1033,7 +1041,7 @@ kdi_step_rewrite(struct kairo_delta_index *idx, struct kdi_step *s,
                  struct kdi_group *g, struct kdi_rule *r,
                  const uint64_t key[])
 {
-    struct kdi_group *old_g = s->group;
+    struct kdi_group *old_g = kdi_step_group(s);
 
     if (s->rule != r) {
         if (s->rule) {
@@ -1060,7 +1068,7 @@ kdi_step_move(struct kdi_step *to, struct kdi_step *from, struct kdi_node *n)
 {
     *to = *from;
     to->node = n;
-    to->group->members.members[to->pos] = to;
+    kdi_step_group(to)->members.members[to->pos] = to;
     if (to->rule) {
         to->rule->steps[to->rule_pos] = to;
     }
@@ -1070,7 +1078,7 @@ kdi_step_move(struct kdi_step *to, struct kdi_step *from, struct kdi_node *n)
 static void
 kdi_step_uninit(struct kairo_delta_index *idx, struct kdi_step *s)
 {
-    struct kdi_group *g = s->group;
+    struct kdi_group *g = kdi_step_group(s);
 
     if (s->rule) {
         kdi_rule_remove_step(idx, s);
@@ -1159,11 +1167,12 @@ static void
 kdi_node_insert_id(struct kairo_delta_index *idx, struct kdi_node *n)
 {
     const struct kdi_step *first = &n->steps[0];
-    unsigned int n_words = first->group->mask.n_words;
+    struct kdi_group *g = kdi_step_group(first);
+    unsigned int n_words = g->mask.n_words;
     uint64_t buf[FLOW_U64S];
 
     hmap_insert(&idx->nodes, &n->id_node,
-                kdi_node_id_hash(n->parent, first->group, first->rule,
+                kdi_node_id_hash(n->parent, g, first->rule,
                                  kdi_hash_words(kdi_key_words(first->key,
                                                               n_words, buf),
                                                 n_words)));
@@ -1537,9 +1546,11 @@ kdi_lookup_resolve(struct kairo_delta_index *idx,
                    const struct kdi_step *hint,
                    struct kdi_group **g, struct kdi_rule **r)
 {
-    if (hint && hint->group->table_id == in->table_id
-        && kdi_mask_equals(&hint->group->mask, &in->region)) {
-        *g = hint->group;
+    struct kdi_group *hint_g = hint ? kdi_step_group(hint) : NULL;
+
+    if (hint_g && hint_g->table_id == in->table_id
+        && kdi_mask_equals(&hint_g->mask, &in->region)) {
+        *g = hint_g;
     } else {
         *g = kdi_group_get(idx, in->table_id, &in->region);
     }
@@ -2185,8 +2196,8 @@ kdi_report_found(struct kairo_delta_index *idx, struct kdi_query *q)
     for (size_t i = 0; i < q->n_found; i++) {
         const struct kdi_step *st = q->found[i].step;
 
-        if (st->group != g) {
-            g = st->group;
+        if (kdi_step_group(st) != g) {
+            g = kdi_step_group(st);
             kdi_mask_expand(&g->mask, outside);
             for (size_t w = 0; w < FLOW_U64S; w++) {
                 outside[w] = ~outside[w];

@@ -81,9 +81,9 @@
  * secondary hash on the bits the query fixes once it is big enough.  A rule
  * query reports the subtrees of the nodes of the steps that hit the rule.
  *
- * Memory.  A step costs 40 bytes and a node about 100.  A step's key is
- * interned in its group: each distinct key costs 8 bytes per own mask word
- * and 8 more.  A megaflow costs about 70 bytes plus 8 per word of its
+ * Memory.  A step costs 32 bytes and a node about 100.  A step's key is
+ * interned in its group: each distinct key costs 8 bytes per nonzero word
+ * under its own mask and 16 more.  A megaflow costs about 70 bytes plus 8 per word of its
  * common mask, which is interned; a secondary hash 12 bytes per member its
  * set has room for.  Megaflows that share a path cost no step, but paths
  * share only their beginnings: megaflows that part at one lookup (an ACL on
