@@ -134,7 +134,7 @@ struct kdi_step {
     struct kdi_node *node;      /* The node whose chain it is in. */
     struct kdi_rule *rule;      /* The rule entry hit, or NULL for a miss. */
     const struct kdi_key *key;  /* Its own key, interned in its group. */
-    uint32_t pos;               /* Its position in 'group->members'. */
+    uint32_t pos;               /* Its position in its group's 'members'. */
     uint32_t rule_pos;          /* Its index in 'rule->steps'. */
 };
 

@@ -445,8 +445,6 @@ struct kd_megaflow {
     struct udpif_ukey_id id;
     uint64_t seq;               /* Megaflow id in the indexes. */
 
-    bool opaque;                /* Marked by every delta: lookups unknown,
-                                 * or the translation learns. */
     struct ovs_list opaque_node;    /* In 'kdu->opaque' if 'opaque'. */
 
     uint64_t marked_round;      /* Round in which it was last marked. */
@@ -455,7 +453,9 @@ struct kd_megaflow {
     long long int pending_since;    /* Delta time of the first mark. */
 
     struct kd_bridge **bridges; /* Indexes holding its lookups. */
-    size_t n_bridges;
+    uint32_t n_bridges;
+    bool opaque;                /* Marked by every delta: lookups unknown,
+                                 * or the translation learns. */
 };
 
 static struct hmap kd_bridges = HMAP_INITIALIZER(&kd_bridges);
