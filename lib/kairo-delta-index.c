@@ -76,8 +76,8 @@ struct kdi_mask {
 struct kdi_mset {
     void **members;             /* The members, by position. */
     uint32_t n;                 /* Members in 'members'. */
-    uint32_t allocated;         /* Capacity of 'members' and chains of
-                                 * each secondary, a power of 2. */
+    uint32_t allocated;         /* Capacity of 'members' and of each
+                                 * secondary's links. */
     uint16_t key_ofs;           /* Offset of a member's key. */
     uint16_t pos_ofs;           /* Offset of a member's position. */
     uint8_t n_words;            /* Words in a member's key. */
@@ -90,12 +90,12 @@ struct kdi_mset {
 
 /* A secondary hash of a member set, over the bits B that a query mask and
  * the members' mask both fix: chains of member positions, doubly linked, so
- * that it costs 12 bytes per member of the set's capacity and removes any
- * member in O(1).  Members that agree on B share a chain. */
+ * that it costs 8 bytes per member of the set's capacity and 4 per chain,
+ * and removes any member in O(1).  Members that agree on B share a chain. */
 struct kdi_secondary {
     uint32_t *heads;            /* First member of each chain, by hash of
-                                 * the key under B; as many chains as the
-                                 * set has room for members. */
+                                 * the key under B; kdi_mset_n_chains()
+                                 * chains. */
     uint32_t *links;            /* Per member position: 2 * i is the
                                  * previous member of its chain, 2 * i + 1
                                  * the next one (KDI_NONE: none). */
@@ -489,13 +489,21 @@ kdi_hash_bits(const uint64_t key[], const uint64_t bits[], unsigned int n)
     return hash_finish(hash, n);
 }
 
+/* Returns the number of chains of each secondary of a member set with room
+ * for 'allocated' members: the largest power of 2 no greater. */
+static inline uint32_t
+kdi_mset_n_chains(uint32_t allocated)
+{
+    return allocated ? UINT32_C(1) << log_2_floor(allocated) : 0;
+}
+
 /* Returns the chain of secondary 's' of 'ms' for the key under its bits
  * whose kdi_hash_bits() is 'hash'. */
 static inline uint32_t *
 kdi_secondary_head(const struct kdi_mset *ms, const struct kdi_secondary *s,
                    uint32_t hash)
 {
-    return &s->heads[hash & (ms->allocated - 1)];
+    return &s->heads[hash & (kdi_mset_n_chains(ms->allocated) - 1)];
 }
 
 /* Returns the chain of secondary 's' of 'ms' that holds, or will hold, the
@@ -552,12 +560,15 @@ static void
 kdi_secondary_rebuild(struct kairo_delta_index *idx, const struct kdi_mset *ms,
                       struct kdi_secondary *s, uint32_t old_allocated)
 {
-    s->heads = kdi_realloc(idx, s->heads, old_allocated * sizeof *s->heads,
-                           ms->allocated * sizeof *s->heads);
+    uint32_t n_chains = kdi_mset_n_chains(ms->allocated);
+
+    s->heads = kdi_realloc(idx, s->heads,
+                           kdi_mset_n_chains(old_allocated) * sizeof *s->heads,
+                           n_chains * sizeof *s->heads);
     s->links = kdi_realloc(idx, s->links,
                            2 * old_allocated * sizeof *s->links,
                            2 * ms->allocated * sizeof *s->links);
-    memset(s->heads, 0xff, ms->allocated * sizeof *s->heads);
+    memset(s->heads, 0xff, n_chains * sizeof *s->heads);
     for (uint32_t i = 0; i < ms->n; i++) {
         kdi_secondary_insert(ms, s, i);
     }
@@ -590,7 +601,8 @@ static void
 kdi_secondary_destroy(struct kairo_delta_index *idx,
                       const struct kdi_mset *ms, struct kdi_secondary *s)
 {
-    kdi_free(idx, s->heads, ms->allocated * sizeof *s->heads);
+    kdi_free(idx, s->heads,
+             kdi_mset_n_chains(ms->allocated) * sizeof *s->heads);
     kdi_free(idx, s->links, 2 * ms->allocated * sizeof *s->links);
     kdi_free(idx, s, sizeof *s + ms->n_words * sizeof *s->bits);
     idx->n_secondaries--;
@@ -617,13 +629,15 @@ kdi_mset_secondary(struct kairo_delta_index *idx, struct kdi_mset *ms,
     return NULL;
 }
 
-/* Gives 'ms' room for 'allocated' members, a power of 2, and rehashes its
- * secondaries into as many chains. */
+/* Gives 'ms' room for its members and half as many more, and rehashes its
+ * secondaries.  Members come and go as megaflows are re-translated:
+ * growing by half and shrinking below half full keeps a set between half
+ * and fully used. */
 static void
-kdi_mset_resize(struct kairo_delta_index *idx, struct kdi_mset *ms,
-                uint32_t allocated)
+kdi_mset_resize(struct kairo_delta_index *idx, struct kdi_mset *ms)
 {
     uint32_t old_allocated = ms->allocated;
+    uint32_t allocated = ms->n + ms->n / 2 + 1;
 
     ms->members = kdi_realloc(idx, ms->members,
                               old_allocated * sizeof *ms->members,
@@ -640,7 +654,7 @@ kdi_mset_add(struct kairo_delta_index *idx, struct kdi_mset *ms,
              void *member)
 {
     if (ms->n >= ms->allocated) {
-        kdi_mset_resize(idx, ms, ms->allocated ? 2 * ms->allocated : 1);
+        kdi_mset_resize(idx, ms);
     }
 
     uint32_t i = ms->n++;
@@ -676,8 +690,8 @@ kdi_mset_remove(struct kairo_delta_index *idx, struct kdi_mset *ms,
         }
     }
     ms->n = last;
-    if (ms->allocated > 16 && ms->n < ms->allocated / 4) {
-        kdi_mset_resize(idx, ms, ms->allocated / 2);
+    if (ms->allocated > 16 && ms->n < ms->allocated / 2) {
+        kdi_mset_resize(idx, ms);
     }
 }
 
