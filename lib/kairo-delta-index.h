@@ -83,12 +83,14 @@
  *
  * Memory.  A step costs 32 bytes and a node about 100.  A step's key is
  * interned in its group: each distinct key costs 8 bytes per nonzero word
- * under its own mask and 16 more.  A megaflow costs about 70 bytes plus 8 per word of its
- * common mask, which is interned; a secondary hash 12 bytes per member its
- * set has room for.  Megaflows that share a path cost no step, but paths
- * share only their beginnings: megaflows that part at one lookup (an ACL on
- * the transport port, say) have steps of their own for every later lookup,
- * in one node.
+ * under its own mask and 16 more.  A megaflow costs about 70 bytes plus 8
+ * per word of its common mask, which is interned; a secondary hash 8 bytes
+ * per member its set has room for and 4 per chain (a chain for every one
+ * or two).  Member sets and a rule's steps have room for up to half as
+ * many again as they hold.  Megaflows that share a path cost no step, but
+ * paths share only their beginnings: megaflows that part at one lookup (an
+ * ACL on the transport port, say) have steps of their own for every later
+ * lookup, in one node.
  *
  * Ownership.  The index copies what it needs from the lookups passed to
  * kairo_delta_index_add() and keeps no pointer into them.  It never
