@@ -618,7 +618,7 @@ test_wide_keys(void)
                 .rule = i / 8 % 2 ? &rule_a : &rule_b,
                 .priority = 10,
             };
-            CU_ASSERT_EQUAL(l[i].region.n > 64, wide);
+            CU_ASSERT_EQUAL(l[i].region.n > 32, wide);
             CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &keys[i], NULL,
                                                   &l[i], 1), 0);
         }
