@@ -394,6 +394,26 @@ kdi_hash_words(const uint64_t key[], unsigned int n)
     return hash_finish(hash, n * 8);
 }
 
+/* Arrays whose elements come and go as megaflows are re-translated (member
+ * sets, a rule's steps) grow by half and shrink once below half full, so
+ * that they stay between half and fully used; doubling and shrinking below
+ * a quarter full left OVN's rule arrays at 42%. */
+
+/* Returns the capacity an array of 'n' elements is resized to. */
+static inline uint32_t
+kdi_capacity_for(uint32_t n)
+{
+    return n + n / 2 + 1;
+}
+
+/* Returns true if an array of capacity 'allocated' holding 'n' elements is
+ * to shrink. */
+static inline bool
+kdi_capacity_is_slack(uint32_t n, uint32_t allocated)
+{
+    return allocated > 16 && n < allocated / 2;
+}
+
 /* Member sets and their secondary hashes. */
 
 static void
@@ -408,11 +428,12 @@ kdi_mset_init(struct kdi_mset *ms, size_t key_ofs, bool key_indirect,
     };
 }
 
-/* Returns the number of words that key 'k' of 'n' words keeps. */
+/* Returns the number of words that a key of 'n' words with map 'map'
+ * keeps. */
 static unsigned int
-kdi_key_n_kept(const struct kdi_key *k, unsigned int n)
+kdi_key_n_kept(uint32_t map, unsigned int n)
 {
-    return n > KDI_KEY_MAP_WORDS ? n : count_1bits(k->map);
+    return n > KDI_KEY_MAP_WORDS ? n : count_1bits(map);
 }
 
 /* Returns the 'n' words of key 'k', in 'buf' unless it keeps them all. */
@@ -435,9 +456,17 @@ kdi_key_words(const struct kdi_key *k, unsigned int n,
 static bool
 kdi_key_equals(const struct kdi_key *k, const uint64_t key[], unsigned int n)
 {
-    uint64_t buf[FLOW_U64S];
+    if (n > KDI_KEY_MAP_WORDS) {
+        return !memcmp(k->words, key, n * sizeof *key);
+    }
 
-    return !memcmp(kdi_key_words(k, n, buf), key, n * sizeof *key);
+    const uint64_t *p = k->words;
+    for (unsigned int j = 0; j < n; j++) {
+        if (key[j] != (k->map & (UINT32_C(1) << j) ? *p++ : 0)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Returns the key of 'member' of 'ms', in 'buf' if it has to be unpacked
@@ -629,15 +658,13 @@ kdi_mset_secondary(struct kairo_delta_index *idx, struct kdi_mset *ms,
     return NULL;
 }
 
-/* Gives 'ms' room for its members and half as many more, and rehashes its
- * secondaries.  Members come and go as megaflows are re-translated:
- * growing by half and shrinking below half full keeps a set between half
- * and fully used. */
+/* Gives 'ms' the capacity for its members (kdi_capacity_for()), and
+ * rehashes its secondaries. */
 static void
 kdi_mset_resize(struct kairo_delta_index *idx, struct kdi_mset *ms)
 {
     uint32_t old_allocated = ms->allocated;
-    uint32_t allocated = ms->n + ms->n / 2 + 1;
+    uint32_t allocated = kdi_capacity_for(ms->n);
 
     ms->members = kdi_realloc(idx, ms->members,
                               old_allocated * sizeof *ms->members,
@@ -690,7 +717,7 @@ kdi_mset_remove(struct kairo_delta_index *idx, struct kdi_mset *ms,
         }
     }
     ms->n = last;
-    if (ms->allocated > 16 && ms->n < ms->allocated / 2) {
+    if (kdi_capacity_is_slack(ms->n, ms->allocated)) {
         kdi_mset_resize(idx, ms);
     }
 }
@@ -854,15 +881,11 @@ kdi_rule_get(struct kairo_delta_index *idx,
     return r;
 }
 
-/* Gives rule entry 'r' room for 'n_steps' and half as many more.  A rule's
- * steps come and go as megaflows are re-translated: growing by half and
- * shrinking below half full keeps the array between half and fully used,
- * where doubling and shrinking below a quarter left OVN's at 42%. */
+/* Gives rule entry 'r' the capacity for its steps (kdi_capacity_for()). */
 static void
-kdi_rule_resize(struct kairo_delta_index *idx, struct kdi_rule *r,
-                uint32_t n_steps)
+kdi_rule_resize(struct kairo_delta_index *idx, struct kdi_rule *r)
 {
-    uint32_t new = n_steps + n_steps / 2 + 1;
+    uint32_t new = kdi_capacity_for(r->n_steps);
 
     r->steps = kdi_realloc(idx, r->steps,
                            r->allocated_steps * sizeof *r->steps,
@@ -876,7 +899,7 @@ kdi_rule_add_step(struct kairo_delta_index *idx, struct kdi_rule *r,
                   struct kdi_step *s)
 {
     if (r->n_steps >= r->allocated_steps) {
-        kdi_rule_resize(idx, r, r->n_steps);
+        kdi_rule_resize(idx, r);
     }
     s->rule_pos = r->n_steps;
     r->steps[r->n_steps++] = s;
@@ -901,9 +924,8 @@ kdi_rule_remove_step(struct kairo_delta_index *idx, struct kdi_step *s)
         kdi_free(idx, r->steps, r->allocated_steps * sizeof *r->steps);
         kdi_free(idx, r, sizeof *r);
         kdi_hmap_maybe_shrink(&idx->rules);
-    } else if (r->allocated_steps > 16
-               && r->n_steps < r->allocated_steps / 2) {
-        kdi_rule_resize(idx, r, r->n_steps);
+    } else if (kdi_capacity_is_slack(r->n_steps, r->allocated_steps)) {
+        kdi_rule_resize(idx, r);
     }
 }
 
@@ -961,8 +983,7 @@ kdi_key_ref(struct kairo_delta_index *idx, struct kdi_group *g,
             map |= key[j] ? UINT32_C(1) << j : 0;
         }
     }
-    k = kdi_alloc(idx, sizeof *k + (n > KDI_KEY_MAP_WORDS
-                                    ? n : count_1bits(map)) * sizeof *key);
+    k = kdi_alloc(idx, sizeof *k + kdi_key_n_kept(map, n) * sizeof *key);
     k->group = g;
     k->n_refs = 1;
     k->map = map;
@@ -983,8 +1004,9 @@ kdi_key_unref(struct kairo_delta_index *idx, struct kdi_group *g,
     struct kdi_key *k = CONST_CAST(struct kdi_key *, k_);
 
     if (!--k->n_refs) {
-        kdi_free(idx, k, sizeof *k + (kdi_key_n_kept(k, g->mask.n_words)
-                                      * sizeof *k->words));
+        unsigned int n_kept = kdi_key_n_kept(k->map, g->mask.n_words);
+
+        kdi_free(idx, k, sizeof *k + n_kept * sizeof *k->words);
     }
 }
 
@@ -1338,7 +1360,8 @@ static void
 kdi_node_rewrite(struct kairo_delta_index *idx, struct kdi_node *n,
                  uint32_t at, struct kdi_group *g, struct kdi_rule *r,
                  const uint64_t key[], size_t n_rest,
-                 const struct kdi_megaflow *old, const struct kdi_step *hints[])
+                 const struct kdi_megaflow *old,
+                 const struct kdi_step *hints[])
 {
     if (at + n_rest > n->n_steps) {
         kdi_node_resize(idx, n, at + n_rest);
