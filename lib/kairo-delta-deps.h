@@ -33,10 +33,15 @@
  * 'owner': they are identities, which the caller keeps unique while they
  * are in the set.
  *
+ * An owner's dependencies are one record, which kairo_delta_deps_set()
+ * hands back to the caller: the caller finds it there, so that the set
+ * needs no table of owners.
+ *
  * Cost.  kairo_delta_deps_set() and _remove() are O(the owner's keys);
- * a query is O(the owners of the key).  Memory: about 48 bytes per
- * dependency plus 56 per distinct key and 40 per owner, which
- * kairo_delta_deps_memory() counts.
+ * a query is O(the owners of the key).  Memory, which
+ * kairo_delta_deps_memory() counts: 16 bytes per owner and about 26 per
+ * dependency, 16 more for a payload if any of the owner's is nonzero (a
+ * port's is not), and 48 per distinct key.
  *
  * Thread-safety.  None: a set belongs to one thread (Kairo's main thread).
  * No function blocks.  A query's callback must not modify the set. */
@@ -61,13 +66,22 @@ typedef void kairo_delta_deps_cb(const void *owner,
 struct kairo_delta_deps *kairo_delta_deps_create(void);
 void kairo_delta_deps_destroy(struct kairo_delta_deps *);
 
+/* One owner's dependencies, as kairo_delta_deps_set() records them. */
+struct kairo_delta_deps_owner;
+
 /* Makes 'owner' depend on exactly the 'n' dependencies in 'deps' (each key
- * at most once; 'n' may be 0), replacing whatever it depended on. */
-void kairo_delta_deps_set(struct kairo_delta_deps *, const void *owner,
+ * at most once; 'n' may be 0), replacing those of '*record' (NULL: none),
+ * which must be 'owner''s.  Stores in '*record' the new record, or NULL if
+ * 'n' is 0. */
+void kairo_delta_deps_set(struct kairo_delta_deps *,
+                          struct kairo_delta_deps_owner **record,
+                          const void *owner,
                           const struct kairo_delta_dep deps[], size_t n);
 
-/* Forgets 'owner''s dependencies.  Returns false if it had none. */
-bool kairo_delta_deps_remove(struct kairo_delta_deps *, const void *owner);
+/* Forgets the dependencies of '*record' and sets it to NULL.  Returns false
+ * if it was already NULL. */
+bool kairo_delta_deps_remove(struct kairo_delta_deps *,
+                             struct kairo_delta_deps_owner **record);
 
 /* Calls 'cb' once for each owner that depends on ('space', 'key'), in no
  * particular order, and returns how many. */

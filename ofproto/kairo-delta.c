@@ -453,6 +453,7 @@ struct kd_megaflow {
     long long int pending_since;    /* Delta time of the first mark. */
 
     struct kd_bridge **bridges; /* Indexes holding its lookups. */
+    struct kairo_delta_deps_owner *deps;  /* What else it depends on. */
     uint32_t n_bridges;
     bool opaque;                /* Marked by every delta: lookups unknown,
                                  * or the translation learns. */
@@ -1721,7 +1722,7 @@ kd_megaflow_take_index(struct kd_megaflow *mf)
         ovs_list_remove(&mf->opaque_node);
         mf->opaque = false;
     }
-    kairo_delta_deps_remove(kd_deps, mf);
+    kairo_delta_deps_remove(kd_deps, &mf->deps);
     return old;
 }
 
@@ -2088,7 +2089,7 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
     kd_old_index_release(&old, mf);
 
     /* The groups, ports and MAC entries it looked up. */
-    kairo_delta_deps_set(kd_deps, mf, c->deps, c->n_deps);
+    kairo_delta_deps_set(kd_deps, &mf->deps, mf, c->deps, c->n_deps);
 }
 
 /* Forgets 'mf', deleted at 'time'. */

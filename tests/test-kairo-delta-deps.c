@@ -60,6 +60,7 @@ static void
 test_basic(void)
 {
     struct kairo_delta_deps *deps = kairo_delta_deps_create();
+    struct kairo_delta_deps_owner *xr = NULL, *yr = NULL;
     static const char x, y;
     struct deps_result r;
 
@@ -71,8 +72,8 @@ test_basic(void)
     struct kairo_delta_dep dy[] = {
         { .space = &space_a, .key = 1, .data = { 11, 0 } },
     };
-    kairo_delta_deps_set(deps, &x, dx, ARRAY_SIZE(dx));
-    kairo_delta_deps_set(deps, &y, dy, ARRAY_SIZE(dy));
+    kairo_delta_deps_set(deps, &xr, &x, dx, ARRAY_SIZE(dx));
+    kairo_delta_deps_set(deps, &yr, &y, dy, ARRAY_SIZE(dy));
     CU_ASSERT_EQUAL(kairo_delta_deps_n_owners(deps), 2);
     CU_ASSERT_EQUAL(kairo_delta_deps_n_deps(deps), 4);
 
@@ -87,15 +88,17 @@ test_basic(void)
                                                  &r), 3);
 
     /* Replacing x's set drops its old keys. */
-    kairo_delta_deps_set(deps, &x, &dx[2], 1);
+    kairo_delta_deps_set(deps, &xr, &x, &dx[2], 1);
     CU_ASSERT_EQUAL(deps_query(deps, &space_a, 2, &r), 0);
     CU_ASSERT_EQUAL(deps_query(deps, &space_a, 1, &r), 1);
     CU_ASSERT_PTR_EQUAL(r.owners[0], &y);
     CU_ASSERT_EQUAL(kairo_delta_deps_n_deps(deps), 2);
 
-    CU_ASSERT(kairo_delta_deps_remove(deps, &x));
-    CU_ASSERT(!kairo_delta_deps_remove(deps, &x));
-    kairo_delta_deps_set(deps, &y, NULL, 0);
+    CU_ASSERT(kairo_delta_deps_remove(deps, &xr));
+    CU_ASSERT(!xr);
+    CU_ASSERT(!kairo_delta_deps_remove(deps, &xr));
+    kairo_delta_deps_set(deps, &yr, &y, NULL, 0);
+    CU_ASSERT(!yr);
     CU_ASSERT_EQUAL(kairo_delta_deps_n_owners(deps), 0);
     CU_ASSERT_EQUAL(kairo_delta_deps_n_deps(deps), 0);
     CU_ASSERT_EQUAL(deps_query(deps, &space_a, 1, &r), 0);
@@ -107,12 +110,15 @@ test_basic(void)
 #define RD_MAX_DEPS 6
 
 /* Random sets and removes against a model: owner i depends on key k with
- * payload model[i][k] (0: not at all). */
+ * payload model[i][k] - 1 (model[i][k] == 0: not at all).  Half of the sets
+ * have all-zero payloads, which the set does not store. */
 static void
 test_random(void)
 {
     struct kairo_delta_deps *deps = kairo_delta_deps_create();
+    size_t empty_memory = kairo_delta_deps_memory(deps);
     static char owners[RD_OWNERS];
+    struct kairo_delta_deps_owner *records[RD_OWNERS] = { NULL };
     uint64_t model[RD_OWNERS][RD_KEYS];
     uint32_t state = 12345;
     unsigned int bad = 0;
@@ -123,11 +129,12 @@ test_random(void)
         size_t i = (state >> 8) % RD_OWNERS;
 
         if ((state >> 20) % 4 == 0) {
-            kairo_delta_deps_remove(deps, &owners[i]);
+            kairo_delta_deps_remove(deps, &records[i]);
             memset(model[i], 0, sizeof model[i]);
         } else {
             struct kairo_delta_dep d[RD_MAX_DEPS];
             size_t n = (state >> 24) % (RD_MAX_DEPS + 1);
+            bool zero = (state >> 28) % 2;
             bool used[RD_KEYS] = { false };
 
             memset(model[i], 0, sizeof model[i]);
@@ -143,11 +150,11 @@ test_random(void)
                 used[k] = true;
                 d[j] = (struct kairo_delta_dep) {
                     .space = k % 2 ? &space_a : &space_b, .key = k,
-                    .data = { op + 1, k },
+                    .data = { zero ? 0 : op + 1, zero ? 0 : k },
                 };
-                model[i][k] = op + 1;
+                model[i][k] = d[j].data[0] + 1;
             }
-            kairo_delta_deps_set(deps, &owners[i], d, n);
+            kairo_delta_deps_set(deps, &records[i], &owners[i], d, n);
         }
 
         /* Check one key against the model. */
@@ -163,15 +170,17 @@ test_random(void)
         for (size_t j = 0; j < MIN(n, ARRAY_SIZE(r.owners)); j++) {
             size_t o = (const char *) r.owners[j] - owners;
 
-            bad += model[o][k] != r.data0[j];
+            bad += model[o][k] != r.data0[j] + 1;
         }
         bad += n != expected;
     }
     CU_ASSERT_EQUAL(bad, 0);
     for (size_t i = 0; i < RD_OWNERS; i++) {
-        kairo_delta_deps_remove(deps, &owners[i]);
+        kairo_delta_deps_remove(deps, &records[i]);
     }
     CU_ASSERT_EQUAL(kairo_delta_deps_n_deps(deps), 0);
+    CU_ASSERT_EQUAL(kairo_delta_deps_n_owners(deps), 0);
+    CU_ASSERT_EQUAL(kairo_delta_deps_memory(deps), empty_memory);
     kairo_delta_deps_destroy(deps);
 }
 
