@@ -431,28 +431,35 @@ struct kd_udpif {
     struct hmap_node node;      /* In 'kd_udpifs', by 'udpif'. */
     struct udpif *udpif;
     struct hmap megaflows;      /* "struct kd_megaflow"s, by id. */
-    struct ovs_list opaque;     /* Megaflows whose lookups are unknown. */
+
+    /* The megaflows whose lookups are unknown, each at its 'opaque_pos'. */
+    struct kd_megaflow **opaque;
+    size_t n_opaque, allocated_opaque;
 
     /* This run's marks. */
     struct udpif_ukey_id *marks;
     size_t n_marks, allocated_marks;
 };
 
-/* One installed megaflow (ukey). */
+/* One installed megaflow (ukey).  The indexes know it by its address. */
 struct kd_megaflow {
     struct hmap_node node;      /* In its kd_udpif's 'megaflows'. */
     struct kd_udpif *kdu;
-    struct udpif_ukey_id id;
-    uint64_t seq;               /* Megaflow id in the indexes. */
-
-    struct ovs_list opaque_node;    /* In 'kdu->opaque' if 'opaque'. */
+    ovs_u128 ufid;              /* The ukey's id: 'ufid' and 'pmd_id'. */
+    unsigned int pmd_id;
+    uint32_t opaque_pos;        /* Its index in 'kdu->opaque' if 'opaque'. */
 
     uint64_t marked_round;      /* Round in which it was last marked. */
     uint64_t pending_gen;       /* Nonzero: a translation with a token at
                                  * least this is awaited. */
     long long int pending_since;    /* Delta time of the first mark. */
 
-    struct kd_bridge **bridges; /* Indexes holding its lookups. */
+    /* The indexes holding its lookups: 'n_bridges' of them, in 'bridge' if
+     * there is one (a patch port takes a translation to another). */
+    union {
+        struct kd_bridge *bridge;
+        struct kd_bridge **bridges;
+    };
     struct kairo_delta_deps_owner *deps;  /* What else it depends on. */
     uint32_t n_bridges;
     bool opaque;                /* Marked by every delta: lookups unknown,
@@ -480,7 +487,6 @@ static long long int kd_round_first;    /* kd_clock_usec() of the open
                                          * round's first delta, or 0. */
 static long long int kd_round_last;     /* ...and of its latest. */
 static uint64_t kd_applied_gen;     /* Generation of the last delta mapped. */
-static uint64_t kd_next_megaflow_seq = 1;
 static unsigned int kd_full_share = KD_DEFAULT_FULL_SHARE;
 static bool kd_fallback_now;        /* This run falls back to full. */
 static size_t kd_n_pending;         /* Megaflows with 'pending_gen'. */
@@ -1579,7 +1585,6 @@ kd_udpif_get(struct udpif *udpif)
         kdu = xzalloc(sizeof *kdu);
         kdu->udpif = udpif;
         hmap_init(&kdu->megaflows);
-        ovs_list_init(&kdu->opaque);
         hmap_insert(&kd_udpifs, &kdu->node, hash_pointer(udpif, 0));
     }
     return kdu;
@@ -1597,8 +1602,7 @@ kd_megaflow_find(const struct kd_udpif *kdu, const struct udpif_ukey_id *id)
     struct kd_megaflow *mf;
 
     HMAP_FOR_EACH_WITH_HASH (mf, node, kd_id_hash(id), &kdu->megaflows) {
-        if (ovs_u128_equals(mf->id.ufid, id->ufid)
-            && mf->id.pmd_id == id->pmd_id) {
+        if (ovs_u128_equals(mf->ufid, id->ufid) && mf->pmd_id == id->pmd_id) {
             return mf;
         }
     }
@@ -1695,15 +1699,48 @@ kd_mark(struct kd_megaflow *mf, long long int time)
             kdu->marks = x2nrealloc(kdu->marks, &kdu->allocated_marks,
                                     sizeof *kdu->marks);
         }
-        kdu->marks[kdu->n_marks++] = mf->id;
+        kdu->marks[kdu->n_marks++] = (struct udpif_ukey_id) {
+            .ufid = mf->ufid, .pmd_id = mf->pmd_id,
+        };
         kd_stats.marked++;
         COVERAGE_INC(kairo_delta_marked);
     }
 }
 
+/* Returns the indexes holding 'mf''s lookups, 'mf->n_bridges' of them. */
+static struct kd_bridge *const *
+kd_megaflow_bridges(const struct kd_megaflow *mf)
+{
+    return mf->n_bridges > 1 ? mf->bridges : &mf->bridge;
+}
+
+/* Makes 'b' one of the indexes holding 'mf''s lookups. */
+static void
+kd_megaflow_add_bridge(struct kd_megaflow *mf, struct kd_bridge *b)
+{
+    if (!mf->n_bridges) {
+        mf->bridge = b;
+    } else {
+        struct kd_bridge **bridges = xmalloc((mf->n_bridges + 1)
+                                             * sizeof *bridges);
+
+        memcpy(bridges, kd_megaflow_bridges(mf),
+               mf->n_bridges * sizeof *bridges);
+        if (mf->n_bridges > 1) {
+            free(mf->bridges);
+        }
+        bridges[mf->n_bridges] = b;
+        mf->bridges = bridges;
+    }
+    mf->n_bridges++;
+}
+
 /* A megaflow's entries in the indexes while it is being indexed anew. */
 struct kd_old_index {
-    struct kd_bridge **bridges; /* Indexes that held its lookups. */
+    union {                     /* The indexes that held its lookups, as */
+        struct kd_bridge *bridge;   /* in struct kd_megaflow. */
+        struct kd_bridge **bridges;
+    };
     size_t n_bridges;
 };
 
@@ -1713,13 +1750,17 @@ static struct kd_old_index
 kd_megaflow_take_index(struct kd_megaflow *mf)
 {
     struct kd_old_index old = {
-        .bridges = mf->bridges, .n_bridges = mf->n_bridges,
+        .bridge = mf->bridge, .n_bridges = mf->n_bridges,
     };
 
-    mf->bridges = NULL;
+    mf->bridge = NULL;
     mf->n_bridges = 0;
     if (mf->opaque) {
-        ovs_list_remove(&mf->opaque_node);
+        struct kd_udpif *kdu = mf->kdu;
+        struct kd_megaflow *last = kdu->opaque[--kdu->n_opaque];
+
+        kdu->opaque[mf->opaque_pos] = last;
+        last->opaque_pos = mf->opaque_pos;
         mf->opaque = false;
     }
     kairo_delta_deps_remove(kd_deps, &mf->deps);
@@ -1730,17 +1771,23 @@ kd_megaflow_take_index(struct kd_megaflow *mf)
 static void
 kd_old_index_release(struct kd_old_index *old, const struct kd_megaflow *mf)
 {
+    struct kd_bridge *const *olds = (old->n_bridges > 1 ? old->bridges
+                                     : &old->bridge);
+    struct kd_bridge *const *bridges = kd_megaflow_bridges(mf);
+
     for (size_t i = 0; i < old->n_bridges; i++) {
         bool kept = false;
 
         for (size_t j = 0; j < mf->n_bridges && !kept; j++) {
-            kept = mf->bridges[j] == old->bridges[i];
+            kept = bridges[j] == olds[i];
         }
         if (!kept) {
-            kairo_delta_index_remove(old->bridges[i]->index, mf);
+            kairo_delta_index_remove(olds[i]->index, mf);
         }
     }
-    free(old->bridges);
+    if (old->n_bridges > 1) {
+        free(old->bridges);
+    }
 }
 
 /* Removes 'mf''s lookups from every index. */
@@ -1755,8 +1802,15 @@ kd_megaflow_unindex(struct kd_megaflow *mf)
 static void
 kd_megaflow_set_opaque(struct kd_megaflow *mf)
 {
+    struct kd_udpif *kdu = mf->kdu;
+
+    if (kdu->n_opaque >= kdu->allocated_opaque) {
+        kdu->opaque = x2nrealloc(kdu->opaque, &kdu->allocated_opaque,
+                                 sizeof *kdu->opaque);
+    }
     mf->opaque = true;
-    ovs_list_push_back(&mf->kdu->opaque, &mf->opaque_node);
+    mf->opaque_pos = kdu->n_opaque;
+    kdu->opaque[kdu->n_opaque++] = mf;
 }
 
 /* Returns true if 'ofpacts' (or a clone within them) has a learn action. */
@@ -2063,7 +2117,7 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
         }
 
         struct kd_bridge *b = kd_bridge_get(ofproto);
-        int error = kairo_delta_index_replace(b->index, mf->seq, mf,
+        int error = kairo_delta_index_replace(b->index, 0, mf,
                                               has_common ? &common : NULL,
                                               lookups, n);
         if (error) {
@@ -2080,9 +2134,7 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
             free(own_ofs);
             return;
         }
-        mf->bridges = xrealloc(mf->bridges,
-                               (mf->n_bridges + 1) * sizeof *mf->bridges);
-        mf->bridges[mf->n_bridges++] = b;
+        kd_megaflow_add_bridge(mf, b);
     }
     free(lookups);
     free(own_ofs);
@@ -2114,6 +2166,7 @@ kd_udpif_destroy(struct kd_udpif *kdu)
     hmap_destroy(&kdu->megaflows);
     hmap_remove(&kd_udpifs, &kdu->node);
     free(kdu->marks);
+    free(kdu->opaque);
     free(kdu);
 }
 
@@ -2134,10 +2187,8 @@ kd_mark_opaque(long long int time)
     struct kd_udpif *kdu;
 
     HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
-        struct kd_megaflow *mf;
-
-        LIST_FOR_EACH (mf, opaque_node, &kdu->opaque) {
-            kd_mark(mf, time);
+        for (size_t i = 0; i < kdu->n_opaque; i++) {
+            kd_mark(kdu->opaque[i], time);
             kd_stats.opaque_marks++;
             COVERAGE_INC(kairo_delta_opaque);
         }
@@ -2522,10 +2573,10 @@ kd_process_ukey(struct kd_event *ev)
     if (!mf) {
         mf = xzalloc(sizeof *mf);
         mf->kdu = kdu;
-        mf->id = ev->id;
+        mf->ufid = ev->id.ufid;
+        mf->pmd_id = ev->id.pmd_id;
         hmap_insert(&kdu->megaflows, &mf->node, kd_id_hash(&ev->id));
     }
-    mf->seq = kd_next_megaflow_seq++;
     kd_megaflow_index(mf, ev->capture, ev->learns, ev->key, ev->key_len,
                       ev->mask, ev->mask_len);
 
@@ -2893,12 +2944,14 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
         const struct kd_megaflow *mf;
 
         n_megaflows += hmap_count(&kdu->megaflows);
-        n_opaque += ovs_list_size(&kdu->opaque);
+        n_opaque += kdu->n_opaque;
 
         /* The megaflows' own records count as the index's memory. */
         records += (kdu->megaflows.mask + 1) * sizeof(void *);
         HMAP_FOR_EACH (mf, node, &kdu->megaflows) {
-            records += sizeof *mf + mf->n_bridges * sizeof *mf->bridges;
+            records += sizeof *mf + (mf->n_bridges > 1
+                                     ? mf->n_bridges * sizeof *mf->bridges
+                                     : 0);
         }
     }
 
@@ -3514,10 +3567,8 @@ kd_explain_report(struct kd_explain *ex)
     struct kd_udpif *kdu;
     ex->query = (struct kd_explained) { .why = KD_WHY_OPAQUE };
     HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
-        struct kd_megaflow *mf;
-
-        LIST_FOR_EACH (mf, opaque_node, &kdu->opaque) {
-            kd_explain_add(ex, mf);
+        for (size_t i = 0; i < kdu->n_opaque; i++) {
+            kd_explain_add(ex, kdu->opaque[i]);
         }
     }
 
@@ -3572,7 +3623,7 @@ kd_explain_report(struct kd_explain *ex)
         HMAP_FOR_EACH (e, node, &ex->megaflows) {
             if (e->mf->kdu == kdu && !e->dumped) {
                 ds_put_cstr(&ex->out, "  ");
-                odp_format_ufid(&e->mf->id.ufid, &ex->out);
+                odp_format_ufid(&e->mf->ufid, &ex->out);
                 ds_put_cstr(&ex->out, " (no longer in the datapath)\n");
             }
         }
