@@ -29,19 +29,22 @@
  * hand affects it.
  *
  * A key is a 'space' pointer (for example the bridge) and a 64-bit value
- * (for example the group id).  The module never dereferences 'space' or
- * 'owner': they are identities, which the caller keeps unique while they
- * are in the set.
+ * (for example the group id).  The module never dereferences 'space'.  An
+ * owner is a caller's object with a struct kairo_delta_deps_handle at a
+ * fixed offset, which only this module writes.
  *
- * An owner's dependencies are one record, which kairo_delta_deps_set()
- * hands back to the caller: the caller finds it there, so that the set
- * needs no table of owners.
+ * Owners that have exactly the same dependencies, payloads included, share
+ * one record of them: the megaflows of one path through the switch depend
+ * on the same ports.  A key refers to the records that depend on it, and a
+ * record to its owners, so that an owner costs one pointer in its record
+ * and its handle.
  *
- * Cost.  kairo_delta_deps_set() and _remove() are O(the owner's keys);
- * a query is O(the owners of the key).  Memory, which
- * kairo_delta_deps_memory() counts: 16 bytes per owner and about 26 per
- * dependency, 16 more for a payload if any of the owner's is nonzero (a
- * port's is not), and 48 per distinct key.
+ * Cost.  kairo_delta_deps_set() is O(the owner's keys, log of them, and
+ * their payloads), _remove() O(1) unless it frees the last owner's record,
+ * O(its keys); a query is O(the owners of the key).  Memory, which
+ * kairo_delta_deps_memory() counts: about 10 bytes per owner besides its
+ * handle, and per distinct set of dependencies 56 bytes, 24 per dependency
+ * and 16 more if some payload is nonzero (a port's is not); 48 per key.
  *
  * Thread-safety.  None: a set belongs to one thread (Kairo's main thread).
  * No function blocks.  A query's callback must not modify the set. */
@@ -63,25 +66,28 @@ typedef void kairo_delta_deps_cb(const void *owner,
                                  const struct kairo_delta_dep *dep,
                                  void *aux);
 
-struct kairo_delta_deps *kairo_delta_deps_create(void);
+/* Where an owner keeps its dependencies: zero-initialize it (no
+ * dependencies); only this module writes it. */
+struct kairo_delta_deps_handle {
+    struct kdd_set *set;        /* Its record, or NULL. */
+    uint32_t pos;               /* Its index in the record's owners. */
+};
+
+/* Creates a set whose owners keep their struct kairo_delta_deps_handle at
+ * byte offset 'handle_ofs'. */
+struct kairo_delta_deps *kairo_delta_deps_create(size_t handle_ofs);
+
+/* Frees the set.  Its owners' handles must all be empty first. */
 void kairo_delta_deps_destroy(struct kairo_delta_deps *);
 
-/* One owner's dependencies, as kairo_delta_deps_set() records them. */
-struct kairo_delta_deps_owner;
-
 /* Makes 'owner' depend on exactly the 'n' dependencies in 'deps' (each key
- * at most once; 'n' may be 0), replacing those of '*record' (NULL: none),
- * which must be 'owner''s.  Stores in '*record' the new record, or NULL if
- * 'n' is 0. */
-void kairo_delta_deps_set(struct kairo_delta_deps *,
-                          struct kairo_delta_deps_owner **record,
-                          const void *owner,
+ * at most once, in any order; 'n' may be 0), replacing whatever it depended
+ * on. */
+void kairo_delta_deps_set(struct kairo_delta_deps *, void *owner,
                           const struct kairo_delta_dep deps[], size_t n);
 
-/* Forgets the dependencies of '*record' and sets it to NULL.  Returns false
- * if it was already NULL. */
-bool kairo_delta_deps_remove(struct kairo_delta_deps *,
-                             struct kairo_delta_deps_owner **record);
+/* Forgets 'owner''s dependencies.  Returns false if it had none. */
+bool kairo_delta_deps_remove(struct kairo_delta_deps *, void *owner);
 
 /* Calls 'cb' once for each owner that depends on ('space', 'key'), in no
  * particular order, and returns how many. */
@@ -95,7 +101,8 @@ size_t kairo_delta_deps_query_space(const struct kairo_delta_deps *,
                                     const void *space,
                                     kairo_delta_deps_cb *cb, void *aux);
 
-/* Returns the number of owners with dependencies, and of dependencies. */
+/* Returns the number of owners with dependencies, and of dependencies over
+ * all owners. */
 size_t kairo_delta_deps_n_owners(const struct kairo_delta_deps *);
 size_t kairo_delta_deps_n_deps(const struct kairo_delta_deps *);
 

@@ -460,7 +460,7 @@ struct kd_megaflow {
         struct kd_bridge *bridge;
         struct kd_bridge **bridges;
     };
-    struct kairo_delta_deps_owner *deps;  /* What else it depends on. */
+    struct kairo_delta_deps_handle deps;  /* What else it depends on. */
     uint32_t n_bridges;
     bool opaque;                /* Marked by every delta: lookups unknown,
                                  * or the translation learns. */
@@ -1763,7 +1763,7 @@ kd_megaflow_take_index(struct kd_megaflow *mf)
         last->opaque_pos = mf->opaque_pos;
         mf->opaque = false;
     }
-    kairo_delta_deps_remove(kd_deps, &mf->deps);
+    kairo_delta_deps_remove(kd_deps, mf);
     return old;
 }
 
@@ -2141,7 +2141,7 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
     kd_old_index_release(&old, mf);
 
     /* The groups, ports and MAC entries it looked up. */
-    kairo_delta_deps_set(kd_deps, &mf->deps, mf, c->deps, c->n_deps);
+    kairo_delta_deps_set(kd_deps, mf, c->deps, c->n_deps);
 }
 
 /* Forgets 'mf', deleted at 'time'. */
@@ -3732,7 +3732,8 @@ kairo_delta_init(void)
         xlate_mac_hook = kd_xlate_mac_hook;
         mac_learning_change_hook = kd_mac_change_hook;
         ofproto_dpif_change_hooks = &kd_change_hooks;
-        kd_deps = kairo_delta_deps_create();
+        kd_deps = kairo_delta_deps_create(offsetof(struct kd_megaflow,
+                                                   deps));
         kd_conjs = kairo_delta_conjs_create();
         udpif_ukey_observer = &kd_observer;
         xlate_cache_grows_geometrically = true;

@@ -28,6 +28,17 @@
 
 static const char space_a, space_b;
 
+/* An owner of dependencies. */
+struct deps_owner {
+    struct kairo_delta_deps_handle handle;
+};
+
+static struct kairo_delta_deps *
+deps_create(void)
+{
+    return kairo_delta_deps_create(offsetof(struct deps_owner, handle));
+}
+
 /* Counts the owners a query reports and checks their payloads. */
 struct deps_result {
     const void *owners[8];
@@ -59,9 +70,8 @@ deps_query(const struct kairo_delta_deps *deps, const void *space,
 static void
 test_basic(void)
 {
-    struct kairo_delta_deps *deps = kairo_delta_deps_create();
-    struct kairo_delta_deps_owner *xr = NULL, *yr = NULL;
-    static const char x, y;
+    struct kairo_delta_deps *deps = deps_create();
+    struct deps_owner x = { .handle.set = NULL }, y = x, z = x;
     struct deps_result r;
 
     struct kairo_delta_dep dx[] = {
@@ -72,10 +82,27 @@ test_basic(void)
     struct kairo_delta_dep dy[] = {
         { .space = &space_a, .key = 1, .data = { 11, 0 } },
     };
-    kairo_delta_deps_set(deps, &xr, &x, dx, ARRAY_SIZE(dx));
-    kairo_delta_deps_set(deps, &yr, &y, dy, ARRAY_SIZE(dy));
+    kairo_delta_deps_set(deps, &x, dx, ARRAY_SIZE(dx));
+    kairo_delta_deps_set(deps, &y, dy, ARRAY_SIZE(dy));
     CU_ASSERT_EQUAL(kairo_delta_deps_n_owners(deps), 2);
     CU_ASSERT_EQUAL(kairo_delta_deps_n_deps(deps), 4);
+
+    /* z has x's dependencies, in another order: they share x's record. */
+    struct kairo_delta_dep dz[] = { dx[2], dx[0], dx[1] };
+    size_t memory = kairo_delta_deps_memory(deps);
+    kairo_delta_deps_set(deps, &z, dz, ARRAY_SIZE(dz));
+    CU_ASSERT_PTR_EQUAL(z.handle.set, x.handle.set);
+    CU_ASSERT(kairo_delta_deps_memory(deps) - memory <= 2 * sizeof(void *));
+    CU_ASSERT_EQUAL(deps_query(deps, &space_b, 1, &r), 2);
+    CU_ASSERT_EQUAL(r.data0[0] + r.data0[1], 60);
+    CU_ASSERT(kairo_delta_deps_remove(deps, &z));
+    CU_ASSERT_EQUAL(deps_query(deps, &space_b, 1, &r), 1);
+
+    /* The same keys with another payload are a record of their own. */
+    dz[0].data[1] = 1;
+    kairo_delta_deps_set(deps, &z, dz, ARRAY_SIZE(dz));
+    CU_ASSERT_PTR_NOT_EQUAL(z.handle.set, x.handle.set);
+    CU_ASSERT(kairo_delta_deps_remove(deps, &z));
 
     CU_ASSERT_EQUAL(deps_query(deps, &space_a, 1, &r), 2);
     CU_ASSERT_EQUAL(r.data0[0] + r.data0[1], 21);
@@ -88,17 +115,17 @@ test_basic(void)
                                                  &r), 3);
 
     /* Replacing x's set drops its old keys. */
-    kairo_delta_deps_set(deps, &xr, &x, &dx[2], 1);
+    kairo_delta_deps_set(deps, &x, &dx[2], 1);
     CU_ASSERT_EQUAL(deps_query(deps, &space_a, 2, &r), 0);
     CU_ASSERT_EQUAL(deps_query(deps, &space_a, 1, &r), 1);
     CU_ASSERT_PTR_EQUAL(r.owners[0], &y);
     CU_ASSERT_EQUAL(kairo_delta_deps_n_deps(deps), 2);
 
-    CU_ASSERT(kairo_delta_deps_remove(deps, &xr));
-    CU_ASSERT(!xr);
-    CU_ASSERT(!kairo_delta_deps_remove(deps, &xr));
-    kairo_delta_deps_set(deps, &yr, &y, NULL, 0);
-    CU_ASSERT(!yr);
+    CU_ASSERT(kairo_delta_deps_remove(deps, &x));
+    CU_ASSERT(!x.handle.set);
+    CU_ASSERT(!kairo_delta_deps_remove(deps, &x));
+    kairo_delta_deps_set(deps, &y, NULL, 0);
+    CU_ASSERT(!y.handle.set);
     CU_ASSERT_EQUAL(kairo_delta_deps_n_owners(deps), 0);
     CU_ASSERT_EQUAL(kairo_delta_deps_n_deps(deps), 0);
     CU_ASSERT_EQUAL(deps_query(deps, &space_a, 1, &r), 0);
@@ -111,14 +138,14 @@ test_basic(void)
 
 /* Random sets and removes against a model: owner i depends on key k with
  * payload model[i][k] - 1 (model[i][k] == 0: not at all).  Half of the sets
- * have all-zero payloads, which the set does not store. */
+ * have all-zero payloads, which the set does not store; the others' are 1
+ * to 3, so that owners often share a record, with or without payloads. */
 static void
 test_random(void)
 {
-    struct kairo_delta_deps *deps = kairo_delta_deps_create();
+    struct kairo_delta_deps *deps = deps_create();
     size_t empty_memory = kairo_delta_deps_memory(deps);
-    static char owners[RD_OWNERS];
-    struct kairo_delta_deps_owner *records[RD_OWNERS] = { NULL };
+    static struct deps_owner owners[RD_OWNERS];
     uint64_t model[RD_OWNERS][RD_KEYS];
     uint32_t state = 12345;
     unsigned int bad = 0;
@@ -129,7 +156,7 @@ test_random(void)
         size_t i = (state >> 8) % RD_OWNERS;
 
         if ((state >> 20) % 4 == 0) {
-            kairo_delta_deps_remove(deps, &records[i]);
+            kairo_delta_deps_remove(deps, &owners[i]);
             memset(model[i], 0, sizeof model[i]);
         } else {
             struct kairo_delta_dep d[RD_MAX_DEPS];
@@ -150,11 +177,11 @@ test_random(void)
                 used[k] = true;
                 d[j] = (struct kairo_delta_dep) {
                     .space = k % 2 ? &space_a : &space_b, .key = k,
-                    .data = { zero ? 0 : op + 1, zero ? 0 : k },
+                    .data = { zero ? 0 : 1 + op % 3, zero ? 0 : k },
                 };
                 model[i][k] = d[j].data[0] + 1;
             }
-            kairo_delta_deps_set(deps, &records[i], &owners[i], d, n);
+            kairo_delta_deps_set(deps, &owners[i], d, n);
         }
 
         /* Check one key against the model. */
@@ -168,7 +195,7 @@ test_random(void)
             expected += model[o][k] != 0;
         }
         for (size_t j = 0; j < MIN(n, ARRAY_SIZE(r.owners)); j++) {
-            size_t o = (const char *) r.owners[j] - owners;
+            size_t o = (const struct deps_owner *) r.owners[j] - owners;
 
             bad += model[o][k] != r.data0[j] + 1;
         }
@@ -176,7 +203,7 @@ test_random(void)
     }
     CU_ASSERT_EQUAL(bad, 0);
     for (size_t i = 0; i < RD_OWNERS; i++) {
-        kairo_delta_deps_remove(deps, &records[i]);
+        kairo_delta_deps_remove(deps, &owners[i]);
     }
     CU_ASSERT_EQUAL(kairo_delta_deps_n_deps(deps), 0);
     CU_ASSERT_EQUAL(kairo_delta_deps_n_owners(deps), 0);
