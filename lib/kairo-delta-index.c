@@ -194,21 +194,24 @@ struct kdi_part {
     struct kdi_mset megaflows;  /* Keyed by their 'common'. */
 };
 
-/* One megaflow, with the values of its common mask's words. */
-struct kdi_megaflow {
-    struct hmap_node node;      /* In 'megaflows', by hash of 'owner'. */
+/* One megaflow, with the values of its common mask's words: the entry
+ * that the caller keeps (struct kairo_delta_index_entry). */
+struct kairo_delta_index_entry {
     const void *owner;          /* The caller's identity for it. */
-    uint64_t id;                /* The caller's 64-bit id. */
     struct kdi_part *part;      /* Where it hangs, or NULL (no lookups). */
     uint64_t stamp;             /* The latest query that reported it. */
-    uint32_t pos;               /* Its position in 'part->megaflows'. */
+    uint32_t pos;               /* Its position in 'part->megaflows', or
+                                 * without a part in 'unplaced'. */
     uint16_t n_lookups;         /* Lookups in its path. */
     uint64_t common[];          /* One word per word of 'part->cmask'. */
 };
 
 /* The index. */
 struct kairo_delta_index {
-    struct hmap megaflows;      /* Contains "struct kdi_megaflow"s. */
+    size_t n_megaflows;         /* Megaflows in the index. */
+    struct kairo_delta_index_entry **unplaced;  /* The megaflows without
+                                                 * lookups. */
+    size_t n_unplaced, allocated_unplaced;
     struct hmap groups;         /* Contains "struct kdi_group"s. */
     struct ovs_list tables[256];  /* Each table's "struct kdi_group"s. */
     struct hmap nodes;          /* Contains "struct kdi_node"s, by
@@ -1335,7 +1338,8 @@ kdi_node_split(struct kairo_delta_index *idx, struct kdi_node *n,
 /* Stores in 'steps' the steps of the path of 'mf', which has one, from its
  * root. */
 static void
-kdi_path_steps(const struct kdi_megaflow *mf, const struct kdi_step *steps[])
+kdi_path_steps(const struct kairo_delta_index_entry *mf,
+               const struct kdi_step *steps[])
 {
     size_t i = mf->n_lookups;
 
@@ -1360,7 +1364,7 @@ static void
 kdi_node_rewrite(struct kairo_delta_index *idx, struct kdi_node *n,
                  uint32_t at, struct kdi_group *g, struct kdi_rule *r,
                  const uint64_t key[], size_t n_rest,
-                 const struct kdi_megaflow *old,
+                 const struct kairo_delta_index_entry *old,
                  const struct kdi_step *hints[])
 {
     if (at + n_rest > n->n_steps) {
@@ -1395,22 +1399,6 @@ kdi_node_destroy(struct kairo_delta_index *idx, struct kdi_node *n)
     kdi_hmap_maybe_shrink(&idx->nodes);
 }
 
-/* Megaflows. */
-
-static struct kdi_megaflow *
-kdi_megaflow_find(const struct kairo_delta_index *idx, const void *owner)
-{
-    struct kdi_megaflow *mf;
-
-    HMAP_FOR_EACH_WITH_HASH (mf, node, hash_pointer(owner, 0),
-                             &idx->megaflows) {
-        if (mf->owner == owner) {
-            return mf;
-        }
-    }
-    return NULL;
-}
-
 /* Leaf parts. */
 
 /* Returns the part of leaf 'n' for common mask 'cm', creating it if
@@ -1431,8 +1419,9 @@ kdi_part_get(struct kairo_delta_index *idx, struct kdi_node *n,
     p->next = n->parts;
     p->leaf = n;
     p->cmask = cm;
-    kdi_mset_init(&p->megaflows, offsetof(struct kdi_megaflow, common),
-                  false, offsetof(struct kdi_megaflow, pos),
+    kdi_mset_init(&p->megaflows,
+                  offsetof(struct kairo_delta_index_entry, common), false,
+                  offsetof(struct kairo_delta_index_entry, pos),
                   cm ? cm->mask.n_words : 0);
     n->parts = p;
     return p;
@@ -1455,7 +1444,7 @@ kdi_part_destroy(struct kairo_delta_index *idx, struct kdi_part *p)
 /* Megaflows. */
 
 static size_t
-kdi_megaflow_size(const struct kdi_megaflow *mf)
+kdi_megaflow_size(const struct kairo_delta_index_entry *mf)
 {
     const struct kdi_cmask *cm = mf->part ? mf->part->cmask : NULL;
 
@@ -1465,7 +1454,8 @@ kdi_megaflow_size(const struct kdi_megaflow *mf)
 /* Removes 'mf' from its path, freeing the nodes nothing else goes through,
  * and frees it. */
 static void
-kdi_megaflow_destroy(struct kairo_delta_index *idx, struct kdi_megaflow *mf)
+kdi_megaflow_destroy(struct kairo_delta_index *idx,
+                     struct kairo_delta_index_entry *mf)
 {
     struct kdi_part *p = mf->part;
     struct kdi_node *n = p ? p->leaf : NULL;
@@ -1480,6 +1470,12 @@ kdi_megaflow_destroy(struct kairo_delta_index *idx, struct kdi_megaflow *mf)
             kdi_part_destroy(idx, p);
         }
         kdi_cmask_unref(idx, cm);
+    } else {
+        struct kairo_delta_index_entry *last
+            = idx->unplaced[--idx->n_unplaced];
+
+        idx->unplaced[mf->pos] = last;
+        last->pos = mf->pos;
     }
     while (n) {
         struct kdi_node *parent = n->parent;
@@ -1493,7 +1489,7 @@ kdi_megaflow_destroy(struct kairo_delta_index *idx, struct kdi_megaflow *mf)
         n = parent;
     }
     kdi_chain_update(kept);
-    hmap_remove(&idx->megaflows, &mf->node);
+    idx->n_megaflows--;
     idx->n_lookups -= mf->n_lookups;
     idx->stats.n_removes++;
     kdi_free(idx, mf, size);
@@ -1504,7 +1500,6 @@ kairo_delta_index_create(void)
 {
     struct kairo_delta_index *idx = xzalloc(sizeof *idx);
 
-    hmap_init(&idx->megaflows);
     hmap_init(&idx->groups);
     hmap_init(&idx->nodes);
     hmap_init(&idx->cmasks);
@@ -1519,12 +1514,27 @@ void
 kairo_delta_index_destroy(struct kairo_delta_index *idx)
 {
     if (idx) {
-        struct kdi_megaflow *mf;
+        struct kairo_delta_index_entry **all;
+        const struct kdi_node *node;
+        size_t n = 0;
 
-        HMAP_FOR_EACH_SAFE (mf, node, &idx->megaflows) {
-            kdi_megaflow_destroy(idx, mf);
+        /* The megaflows hang from the nodes, which freeing them frees. */
+        all = xmalloc(idx->n_megaflows * sizeof *all);
+        HMAP_FOR_EACH (node, id_node, &idx->nodes) {
+            for (const struct kdi_part *p = node->parts; p; p = p->next) {
+                memcpy(&all[n], p->megaflows.members,
+                       p->megaflows.n * sizeof *all);
+                n += p->megaflows.n;
+            }
         }
-        hmap_destroy(&idx->megaflows);
+        memcpy(&all[n], idx->unplaced, idx->n_unplaced * sizeof *all);
+        n += idx->n_unplaced;
+        ovs_assert(n == idx->n_megaflows);
+        for (size_t i = 0; i < n; i++) {
+            kdi_megaflow_destroy(idx, all[i]);
+        }
+        free(all);
+        free(idx->unplaced);
         hmap_destroy(&idx->groups);
         hmap_destroy(&idx->nodes);
         hmap_destroy(&idx->cmasks);
@@ -1610,14 +1620,12 @@ kdi_lookup_resolve(struct kairo_delta_index *idx,
  * new path's groups, rules and nodes, which a re-translation mostly leaves
  * as they were. */
 static int
-kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
-        const void *owner, const struct kairo_delta_index_words *common,
+kdi_add(struct kairo_delta_index *idx, const void *owner,
+        const struct kairo_delta_index_words *common,
         const struct kairo_delta_index_lookup lookups[], size_t n,
-        const struct kdi_megaflow *old)
+        const struct kairo_delta_index_entry *old,
+        struct kairo_delta_index_entry **entry)
 {
-    if (kdi_megaflow_find(idx, owner)) {
-        return EEXIST;
-    }
     if (n > KAIRO_DELTA_INDEX_MAX_LOOKUPS) {
         return E2BIG;
     }
@@ -1736,10 +1744,9 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
     }
 
     size_t n_common = cm ? cm->mask.n_words : 0;
-    struct kdi_megaflow *mf = kdi_alloc(idx, sizeof *mf
+    struct kairo_delta_index_entry *mf = kdi_alloc(idx, sizeof *mf
                                         + n_common * sizeof *mf->common);
     mf->owner = owner;
-    mf->id = megaflow_id;
     mf->stamp = 0;              /* No query's. */
     mf->n_lookups = n;
     if (cm) {
@@ -1748,80 +1755,83 @@ kdi_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
     mf->part = node ? kdi_part_get(idx, node, cm) : NULL;
     if (mf->part) {
         kdi_mset_add(idx, &mf->part->megaflows, mf);
+    } else {
+        if (idx->n_unplaced >= idx->allocated_unplaced) {
+            size_t allocated = kdi_capacity_for(idx->n_unplaced);
+
+            idx->unplaced = kdi_realloc(
+                idx, idx->unplaced,
+                idx->allocated_unplaced * sizeof *idx->unplaced,
+                allocated * sizeof *idx->unplaced);
+            idx->allocated_unplaced = allocated;
+        }
+        mf->pos = idx->n_unplaced;
+        idx->unplaced[idx->n_unplaced++] = mf;
     }
     kdi_chain_update(node);
     for (struct kdi_node *up = node; up; up = up->parent) {
         up->round = 0;          /* Its subtree has a megaflow not yet
                                  * reported. */
     }
-    hmap_insert(&idx->megaflows, &mf->node, hash_pointer(owner, 0));
+    idx->n_megaflows++;
     idx->n_lookups += n;
     idx->stats.n_adds++;
+    *entry = mf;
     return 0;
 }
 
 int
-kairo_delta_index_add(struct kairo_delta_index *idx, uint64_t megaflow_id,
+kairo_delta_index_add(struct kairo_delta_index *idx,
+                      struct kairo_delta_index_entry **entry,
                       const void *owner,
                       const struct kairo_delta_index_words *common,
                       const struct kairo_delta_index_lookup lookups[],
                       size_t n)
 {
-    return kdi_add(idx, megaflow_id, owner, common, lookups, n, NULL);
+    return (*entry ? EEXIST
+            : kdi_add(idx, owner, common, lookups, n, NULL, entry));
 }
 
 bool
-kairo_delta_index_remove(struct kairo_delta_index *idx, const void *owner)
+kairo_delta_index_remove(struct kairo_delta_index *idx,
+                         struct kairo_delta_index_entry **entry)
 {
-    struct kdi_megaflow *mf = kdi_megaflow_find(idx, owner);
-
-    if (!mf) {
+    if (!*entry) {
         return false;
     }
-    kdi_megaflow_destroy(idx, mf);
-    kdi_hmap_maybe_shrink(&idx->megaflows);   /* Not while iterating. */
+    kdi_megaflow_destroy(idx, *entry);
+    *entry = NULL;
     return true;
 }
 
 int
 kairo_delta_index_replace(struct kairo_delta_index *idx,
-                          uint64_t megaflow_id, const void *owner,
+                          struct kairo_delta_index_entry **entry,
+                          const void *owner,
                           const struct kairo_delta_index_words *common,
                           const struct kairo_delta_index_lookup lookups[],
                           size_t n)
 {
-    struct kdi_megaflow *mf = kdi_megaflow_find(idx, owner);
+    struct kairo_delta_index_entry *old = *entry;
     int error;
 
-    if (!mf) {
-        return kairo_delta_index_add(idx, megaflow_id, owner, common,
-                                     lookups, n);
+    if (!old) {
+        return kdi_add(idx, owner, common, lookups, n, NULL, entry);
     }
 
-    /* Unlink the old entry from 'megaflows' only, so that the add does not
-     * see 'owner' as taken; its path stays indexed until the new entry is
-     * in (sharing its nodes), and it goes back if the new one is
-     * refused. */
-    hmap_remove(&idx->megaflows, &mf->node);
-    error = kdi_add(idx, megaflow_id, owner, common, lookups, n, mf);
-    hmap_insert(&idx->megaflows, &mf->node, hash_pointer(owner, 0));
+    /* The old entry's path stays indexed until the new entry is in
+     * (sharing its nodes), and stays if the new one is refused. */
+    error = kdi_add(idx, owner, common, lookups, n, old, entry);
     if (!error) {
-        kdi_megaflow_destroy(idx, mf);
+        kdi_megaflow_destroy(idx, old);
     }
     return error;
 }
 
 bool
-kairo_delta_index_contains(const struct kairo_delta_index *idx,
-                           const void *owner)
-{
-    return kdi_megaflow_find(idx, owner) != NULL;
-}
-
-bool
 kairo_delta_index_is_empty(const struct kairo_delta_index *idx)
 {
-    return hmap_is_empty(&idx->megaflows);
+    return !idx->n_megaflows;
 }
 
 /* Queries. */
@@ -1904,12 +1914,12 @@ static void
 kdi_visit_megaflow(struct kairo_delta_index *idx, void *mf_,
                    struct kdi_query *q)
 {
-    struct kdi_megaflow *mf = mf_;
+    struct kairo_delta_index_entry *mf = mf_;
 
     idx->stats.megaflows_examined++;
     if (mf->stamp != q->stamp) {
         mf->stamp = q->stamp;
-        q->cb(mf->owner, mf->id, q->aux);
+        q->cb(mf->owner, q->aux);
         q->n_reported++;
     }
 }
@@ -2418,7 +2428,7 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     size_t memory = idx->memory + sizeof *idx;
 
     *stats = idx->stats;
-    stats->n_megaflows = hmap_count(&idx->megaflows);
+    stats->n_megaflows = idx->n_megaflows;
     stats->n_lookups = idx->n_lookups;
     stats->n_steps = idx->n_steps;
     stats->n_nodes = hmap_count(&idx->nodes);
@@ -2427,7 +2437,6 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     stats->n_rules = hmap_count(&idx->rules);
     stats->n_secondaries = idx->n_secondaries;
 
-    memory += kdi_hmap_bytes(&idx->megaflows);
     memory += kdi_hmap_bytes(&idx->groups);
     memory += kdi_hmap_bytes(&idx->nodes);
     memory += kdi_hmap_bytes(&idx->cmasks);

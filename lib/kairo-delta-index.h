@@ -83,21 +83,23 @@
  *
  * Memory.  A step costs 32 bytes and a node about 100.  A step's key is
  * interned in its group: each distinct key costs 8 bytes per nonzero word
- * under its own mask and 16 more.  A megaflow costs about 70 bytes plus 8
- * per word of its common mask, which is interned; a secondary hash 8 bytes
- * per member its set has room for and 4 per chain (a chain for every one
- * or two).  Member sets and a rule's steps have room for up to half as
- * many again as they hold.  Megaflows that share a path cost no step, but
+ * under its own mask and 16 more.  A megaflow costs a 32-byte entry, which
+ * the caller keeps (the index has no table of its megaflows), 8 bytes per
+ * word of its common mask, which is interned, and about 10 in its leaf
+ * part's member set; a secondary hash 8 bytes per member its set has room
+ * for and 4 per chain (a chain for every one or two).  Member sets and a
+ * rule's steps have room for up to half as many again as they hold.  Megaflows that share a path cost no step, but
  * paths share only their beginnings: megaflows that part at one lookup (an
  * ACL on the transport port, say) have steps of their own for every later
  * lookup, in one node.
  *
  * Ownership.  The index copies what it needs from the lookups passed to
  * kairo_delta_index_add() and keeps no pointer into them.  It never
- * dereferences 'owner' or 'rule' pointers: they are opaque identities, and
- * they must stay unique while they are in the index.  For rules the index
- * can see to it: kairo_delta_index_set_rule_hooks() has it hold a reference
- * to each rule it names, one per rule rather than one per lookup.
+ * dereferences 'owner' or 'rule' pointers: they are opaque identities,
+ * which queries report, and rules must stay unique while they are in the
+ * index.  For rules the index can see to it:
+ * kairo_delta_index_set_rule_hooks() has it hold a reference to each rule
+ * it names, one per rule rather than one per lookup.
  *
  * Thread-safety.  None.  An index belongs to one thread, in Kairo the main
  * thread; other threads hand events over through a queue.  No function
@@ -219,11 +221,14 @@ struct kairo_delta_index_stats {
     uint64_t megaflows_reported;  /* Megaflows reported by all queries. */
 };
 
-/* A query callback: 'owner' and 'megaflow_id' identify one affected megaflow,
- * as given to kairo_delta_index_add(); 'aux' is the query's 'aux'.  It must
- * not modify the index. */
-typedef void kairo_delta_index_cb(const void *owner, uint64_t megaflow_id,
-                                  void *aux);
+/* A query callback: 'owner' is one affected megaflow, as given to
+ * kairo_delta_index_add(); 'aux' is the query's 'aux'.  It must not modify
+ * the index. */
+typedef void kairo_delta_index_cb(const void *owner, void *aux);
+
+/* A megaflow's entry in an index, which the caller keeps for it: the index
+ * has no table of its megaflows. */
+struct kairo_delta_index_entry;
 
 /* Creation and destruction.  O(1) and O(size) respectively. */
 struct kairo_delta_index *kairo_delta_index_create(void);
@@ -239,34 +244,41 @@ void kairo_delta_index_set_rule_hooks(struct kairo_delta_index *,
 
 /* Changes.
  *
- * kairo_delta_index_add() adds the megaflow 'owner' with id 'megaflow_id',
- * its common part 'common' (NULL for none) and its 'n' lookups ('n' may be
- * 0), in translation order.  It returns 0, EEXIST if 'owner' is already in
- * the index, E2BIG if 'n' exceeds KAIRO_DELTA_INDEX_MAX_LOOKUPS, or EINVAL
- * if a lookup's 'conj' is not one of enum kairo_delta_index_conj, or a
- * word list is not ascending or has a zero mask.  On error the index is
- * unchanged.  Cost: O(the words of the lookups and the common part).
+ * Each takes the megaflow's entry '*entry', which the caller keeps for it,
+ * NULL while the megaflow is not in the index.
  *
- * kairo_delta_index_remove() removes megaflow 'owner' and returns true, or
- * returns false if it is not in the index.  O(its lookups).
+ * kairo_delta_index_add() adds the megaflow 'owner', its common part
+ * 'common' (NULL for none) and its 'n' lookups ('n' may be 0), in
+ * translation order, and stores its entry in '*entry'.  It returns 0,
+ * EEXIST if '*entry' is nonnull, E2BIG if 'n' exceeds
+ * KAIRO_DELTA_INDEX_MAX_LOOKUPS, or EINVAL if a lookup's 'conj' is not one
+ * of enum kairo_delta_index_conj, or a word list is not ascending or has a
+ * zero mask.  On error the index is unchanged.  Cost: O(the words of the
+ * lookups and the common part).
  *
- * kairo_delta_index_replace() gives megaflow 'owner' (present or not) the id,
- * common part and lookups passed, for example after re-translation.  It
- * returns as kairo_delta_index_add(); on error the old entry, if any, is
- * kept. */
-int kairo_delta_index_add(struct kairo_delta_index *, uint64_t megaflow_id,
+ * kairo_delta_index_remove() removes the megaflow of '*entry', sets
+ * '*entry' to NULL and returns true, or returns false if '*entry' is NULL.
+ * O(its lookups).
+ *
+ * kairo_delta_index_replace() gives megaflow 'owner', whose entry is
+ * '*entry' (NULL: not in the index), the common part and lookups passed,
+ * for example after re-translation, and stores its new entry in '*entry'.
+ * It returns as kairo_delta_index_add(); on error the old entry, if any,
+ * is kept. */
+int kairo_delta_index_add(struct kairo_delta_index *,
+                          struct kairo_delta_index_entry **entry,
                           const void *owner,
                           const struct kairo_delta_index_words *common,
                           const struct kairo_delta_index_lookup lookups[],
                           size_t n);
-bool kairo_delta_index_remove(struct kairo_delta_index *, const void *owner);
+bool kairo_delta_index_remove(struct kairo_delta_index *,
+                              struct kairo_delta_index_entry **entry);
 int kairo_delta_index_replace(struct kairo_delta_index *,
-                              uint64_t megaflow_id, const void *owner,
+                              struct kairo_delta_index_entry **entry,
+                              const void *owner,
                               const struct kairo_delta_index_words *common,
                               const struct kairo_delta_index_lookup lookups[],
                               size_t n);
-bool kairo_delta_index_contains(const struct kairo_delta_index *,
-                                const void *owner);
 bool kairo_delta_index_is_empty(const struct kairo_delta_index *);
 
 /* Queries.  Each calls 'cb' once per affected megaflow, in no particular

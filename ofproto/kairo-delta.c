@@ -441,7 +441,13 @@ struct kd_udpif {
     size_t n_marks, allocated_marks;
 };
 
-/* One installed megaflow (ukey).  The indexes know it by its address. */
+/* A megaflow's entry in one bridge's index. */
+struct kd_index_ref {
+    struct kd_bridge *bridge;
+    struct kairo_delta_index_entry *entry;
+};
+
+/* One installed megaflow (ukey).  The indexes report it by its address. */
 struct kd_megaflow {
     struct hmap_node node;      /* In its kd_udpif's 'megaflows'. */
     struct kd_udpif *kdu;
@@ -454,14 +460,15 @@ struct kd_megaflow {
                                  * least this is awaited. */
     long long int pending_since;    /* Delta time of the first mark. */
 
-    /* The indexes holding its lookups: 'n_bridges' of them, in 'bridge' if
-     * there is one (a patch port takes a translation to another). */
+    /* Its entries in the indexes of the bridges its lookups went through,
+     * 'n_refs' of them, in 'ref' if there is one (a patch port takes a
+     * translation to another bridge). */
     union {
-        struct kd_bridge *bridge;
-        struct kd_bridge **bridges;
+        struct kd_index_ref ref;
+        struct kd_index_ref *refs;
     };
     struct kairo_delta_deps_handle deps;  /* What else it depends on. */
-    uint32_t n_bridges;
+    uint32_t n_refs;
     bool opaque;                /* Marked by every delta: lookups unknown,
                                  * or the translation learns. */
 };
@@ -1707,54 +1714,53 @@ kd_mark(struct kd_megaflow *mf, long long int time)
     }
 }
 
-/* Returns the indexes holding 'mf''s lookups, 'mf->n_bridges' of them. */
-static struct kd_bridge *const *
-kd_megaflow_bridges(const struct kd_megaflow *mf)
+/* Returns 'mf''s entries in the indexes, 'mf->n_refs' of them. */
+static const struct kd_index_ref *
+kd_megaflow_refs(const struct kd_megaflow *mf)
 {
-    return mf->n_bridges > 1 ? mf->bridges : &mf->bridge;
+    return mf->n_refs > 1 ? mf->refs : &mf->ref;
 }
 
-/* Makes 'b' one of the indexes holding 'mf''s lookups. */
+/* Notes that 'mf''s entry in 'b''s index is 'entry'. */
 static void
-kd_megaflow_add_bridge(struct kd_megaflow *mf, struct kd_bridge *b)
+kd_megaflow_add_ref(struct kd_megaflow *mf, struct kd_bridge *b,
+                    struct kairo_delta_index_entry *entry)
 {
-    if (!mf->n_bridges) {
-        mf->bridge = b;
-    } else {
-        struct kd_bridge **bridges = xmalloc((mf->n_bridges + 1)
-                                             * sizeof *bridges);
+    struct kd_index_ref ref = { .bridge = b, .entry = entry };
 
-        memcpy(bridges, kd_megaflow_bridges(mf),
-               mf->n_bridges * sizeof *bridges);
-        if (mf->n_bridges > 1) {
-            free(mf->bridges);
+    if (!mf->n_refs) {
+        mf->ref = ref;
+    } else {
+        struct kd_index_ref *refs = xmalloc((mf->n_refs + 1) * sizeof *refs);
+
+        memcpy(refs, kd_megaflow_refs(mf), mf->n_refs * sizeof *refs);
+        if (mf->n_refs > 1) {
+            free(mf->refs);
         }
-        bridges[mf->n_bridges] = b;
-        mf->bridges = bridges;
+        refs[mf->n_refs] = ref;
+        mf->refs = refs;
     }
-    mf->n_bridges++;
+    mf->n_refs++;
 }
 
 /* A megaflow's entries in the indexes while it is being indexed anew. */
 struct kd_old_index {
-    union {                     /* The indexes that held its lookups, as */
-        struct kd_bridge *bridge;   /* in struct kd_megaflow. */
-        struct kd_bridge **bridges;
+    union {                     /* As in struct kd_megaflow; an entry */
+        struct kd_index_ref ref;    /* replaced in place is NULL. */
+        struct kd_index_ref *refs;
     };
-    size_t n_bridges;
+    size_t n_refs;
 };
 
-/* Takes from 'mf' its indexes, leaving its entries in them, and makes it
- * neither opaque nor dependent on anything else, to be indexed anew. */
+/* Takes from 'mf' its entries in the indexes, leaving them there, and makes
+ * it neither opaque nor dependent on anything else, to be indexed anew. */
 static struct kd_old_index
 kd_megaflow_take_index(struct kd_megaflow *mf)
 {
-    struct kd_old_index old = {
-        .bridge = mf->bridge, .n_bridges = mf->n_bridges,
-    };
+    struct kd_old_index old = { .ref = mf->ref, .n_refs = mf->n_refs };
 
-    mf->bridge = NULL;
-    mf->n_bridges = 0;
+    mf->ref = (struct kd_index_ref) { .bridge = NULL };
+    mf->n_refs = 0;
     if (mf->opaque) {
         struct kd_udpif *kdu = mf->kdu;
         struct kd_megaflow *last = kdu->opaque[--kdu->n_opaque];
@@ -1767,26 +1773,38 @@ kd_megaflow_take_index(struct kd_megaflow *mf)
     return old;
 }
 
-/* Removes 'mf' from the indexes of 'old' that are not 'mf''s any more. */
-static void
-kd_old_index_release(struct kd_old_index *old, const struct kd_megaflow *mf)
+/* Returns the entries of 'old'. */
+static struct kd_index_ref *
+kd_old_index_refs(struct kd_old_index *old)
 {
-    struct kd_bridge *const *olds = (old->n_bridges > 1 ? old->bridges
-                                     : &old->bridge);
-    struct kd_bridge *const *bridges = kd_megaflow_bridges(mf);
+    return old->n_refs > 1 ? old->refs : &old->ref;
+}
 
-    for (size_t i = 0; i < old->n_bridges; i++) {
-        bool kept = false;
+/* Returns 'old''s entry in 'b''s index, or NULL if it has none. */
+static struct kd_index_ref *
+kd_old_index_find(struct kd_old_index *old, const struct kd_bridge *b)
+{
+    struct kd_index_ref *refs = kd_old_index_refs(old);
 
-        for (size_t j = 0; j < mf->n_bridges && !kept; j++) {
-            kept = bridges[j] == olds[i];
-        }
-        if (!kept) {
-            kairo_delta_index_remove(olds[i]->index, mf);
+    for (size_t i = 0; i < old->n_refs; i++) {
+        if (refs[i].bridge == b) {
+            return &refs[i];
         }
     }
-    if (old->n_bridges > 1) {
-        free(old->bridges);
+    return NULL;
+}
+
+/* Removes the entries of 'old' that were not replaced in place. */
+static void
+kd_old_index_release(struct kd_old_index *old)
+{
+    struct kd_index_ref *refs = kd_old_index_refs(old);
+
+    for (size_t i = 0; i < old->n_refs; i++) {
+        kairo_delta_index_remove(refs[i].bridge->index, &refs[i].entry);
+    }
+    if (old->n_refs > 1) {
+        free(old->refs);
     }
 }
 
@@ -1796,7 +1814,7 @@ kd_megaflow_unindex(struct kd_megaflow *mf)
 {
     struct kd_old_index old = kd_megaflow_take_index(mf);
 
-    kd_old_index_release(&old, mf);
+    kd_old_index_release(&old);
 }
 
 static void
@@ -2117,7 +2135,10 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
         }
 
         struct kd_bridge *b = kd_bridge_get(ofproto);
-        int error = kairo_delta_index_replace(b->index, 0, mf,
+        struct kd_index_ref *old_ref = kd_old_index_find(&old, b);
+        struct kairo_delta_index_entry *entry = (old_ref ? old_ref->entry
+                                                 : NULL);
+        int error = kairo_delta_index_replace(b->index, &entry, mf,
                                               has_common ? &common : NULL,
                                               lookups, n);
         if (error) {
@@ -2126,19 +2147,21 @@ kd_megaflow_index(struct kd_megaflow *mf, struct kd_capture *c, bool learns,
             VLOG_WARN_RL(&rl, "megaflow lookups not indexed (%s); it will "
                          "be revalidated on every flow table change",
                          ovs_strerror(error));
-            kairo_delta_index_remove(b->index, mf);
             kd_megaflow_unindex(mf);
-            kd_old_index_release(&old, mf);
+            kd_old_index_release(&old);
             kd_megaflow_set_opaque(mf);
             free(lookups);
             free(own_ofs);
             return;
         }
-        kd_megaflow_add_bridge(mf, b);
+        if (old_ref) {
+            old_ref->entry = NULL;      /* Replaced in place. */
+        }
+        kd_megaflow_add_ref(mf, b, entry);
     }
     free(lookups);
     free(own_ofs);
-    kd_old_index_release(&old, mf);
+    kd_old_index_release(&old);
 
     /* The groups, ports and MAC entries it looked up. */
     kairo_delta_deps_set(kd_deps, mf, c->deps, c->n_deps);
@@ -2173,7 +2196,7 @@ kd_udpif_destroy(struct kd_udpif *kdu)
 /* Main thread: mapping events. */
 
 static void
-kd_mark_cb(const void *owner, uint64_t megaflow_id OVS_UNUSED, void *time_)
+kd_mark_cb(const void *owner, void *time_)
 {
     const long long int *time = time_;
 
@@ -2947,11 +2970,11 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
         n_opaque += kdu->n_opaque;
 
         /* The megaflows' own records count as the index's memory. */
-        records += (kdu->megaflows.mask + 1) * sizeof(void *);
+        records += ((kdu->megaflows.mask + 1) * sizeof(void *)
+                    + kdu->allocated_opaque * sizeof *kdu->opaque);
         HMAP_FOR_EACH (mf, node, &kdu->megaflows) {
-            records += sizeof *mf + (mf->n_bridges > 1
-                                     ? mf->n_bridges * sizeof *mf->bridges
-                                     : 0);
+            records += sizeof *mf + (mf->n_refs > 1
+                                     ? mf->n_refs * sizeof *mf->refs : 0);
         }
     }
 
@@ -3314,7 +3337,7 @@ kd_explain_add(struct kd_explain *ex, const struct kd_megaflow *mf)
 }
 
 static void
-kd_explain_cb(const void *owner, uint64_t megaflow_id OVS_UNUSED, void *ex)
+kd_explain_cb(const void *owner, void *ex)
 {
     kd_explain_add(ex, owner);
 }

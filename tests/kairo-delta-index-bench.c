@@ -171,7 +171,7 @@ bench_megaflow(uint64_t *rng, struct flow keys[3],
 
 /* Counts query results. */
 static void
-bench_cb(const void *owner OVS_UNUSED, uint64_t id OVS_UNUSED, void *n_)
+bench_cb(const void *owner OVS_UNUSED, void *n_)
 {
     size_t *n = n_;
 
@@ -227,6 +227,7 @@ bench_run(size_t n)
     uint64_t rng = 0x9e3779b97f4a7c15ULL;
     size_t heap0, heap1, n_lookups = 0, n_reported = 0, n_hits = 0;
     long long int t0, t_add, t_query, t_rule, t_remove;
+    struct kairo_delta_index_entry **entries = xcalloc(n, sizeof *entries);
     char *owners = xmalloc(n);
 
     heap0 = heap_bytes();
@@ -236,7 +237,7 @@ bench_run(size_t n)
         size_t k = bench_megaflow(&rng, keys, masks, bufs, l);
 
         n_lookups += k;
-        if (kairo_delta_index_add(idx, i, &owners[i], NULL, l, k)) {
+        if (kairo_delta_index_add(idx, &entries[i], &owners[i], NULL, l, k)) {
             ovs_fatal(0, "add failed");
         }
     }
@@ -293,7 +294,7 @@ bench_run(size_t n)
 
     t0 = now_ns();
     for (size_t i = 0; i < n; i++) {
-        kairo_delta_index_remove(idx, &owners[i]);
+        kairo_delta_index_remove(idx, &entries[i]);
     }
     t_remove = now_ns() - t0;
 
@@ -320,6 +321,7 @@ bench_run(size_t n)
                names[k], (double) t_kind[k] / n_q, (double) n_kind[k] / n_q);
     }
     kairo_delta_index_destroy(idx);
+    free(entries);
     free(owners);
 }
 

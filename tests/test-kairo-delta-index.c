@@ -164,6 +164,7 @@ struct hand_mf {
     struct kairo_delta_index_words_buf bufs[4];  /* Their words. */
     struct kairo_delta_index_lookup l[4];   /* What is passed to the index. */
     size_t n;                               /* Lookups in use. */
+    struct kairo_delta_index_entry *entry;  /* Its entry, or NULL. */
 };
 
 /* Appends to 'mf' a lookup in 'table' whose key has 'nw_src' (masked by
@@ -200,7 +201,7 @@ struct hand_result {
 
 /* Query callback for the hand-written cases: records 'owner' in 'aux_'. */
 static void
-hand_cb(const void *owner, uint64_t id OVS_UNUSED, void *aux_)
+hand_cb(const void *owner, void *aux_)
 {
     struct hand_result *r = aux_;
 
@@ -263,11 +264,13 @@ test_basic(void)
     hand_add(&mf1, 1, 0x0a000001, 0xffffffff, 7, NULL, 0);
     hand_add(&mf2, 0, 0x0a000002, 0xffffffff, 1, &rule_a, 10);
 
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &mf1, NULL, mf1.l, mf1.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &mf2, NULL, mf2.l, mf2.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &mf2, NULL, mf1.l, mf1.n),
-                    EEXIST);
-    CU_ASSERT(kairo_delta_index_contains(idx, &mf1));
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &mf1.entry, &mf1, NULL,
+                                          mf1.l, mf1.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &mf2.entry, &mf2, NULL,
+                                          mf2.l, mf2.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &mf2.entry, &mf2, NULL,
+                                          mf1.l, mf1.n), EEXIST);
+    CU_ASSERT(mf1.entry != NULL);
 
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.n_megaflows, 2);
@@ -283,11 +286,11 @@ test_basic(void)
     CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_b, hand_cb, &r),
                     0);
 
-    CU_ASSERT(kairo_delta_index_remove(idx, &mf1));
-    CU_ASSERT(!kairo_delta_index_remove(idx, &mf1));
-    CU_ASSERT(!kairo_delta_index_contains(idx, &mf1));
+    CU_ASSERT(kairo_delta_index_remove(idx, &mf1.entry));
+    CU_ASSERT(!kairo_delta_index_remove(idx, &mf1.entry));
+    CU_ASSERT(!mf1.entry);
     CU_ASSERT_EQUAL(n_rules_held, 1);
-    CU_ASSERT(kairo_delta_index_remove(idx, &mf2));
+    CU_ASSERT(kairo_delta_index_remove(idx, &mf2.entry));
     CU_ASSERT_EQUAL(n_rules_held, 0);
 
     kairo_delta_index_get_stats(idx, &st);
@@ -295,7 +298,27 @@ test_basic(void)
     CU_ASSERT_EQUAL(st.n_lookups, 0);
     CU_ASSERT_EQUAL(st.n_groups, 0);
     CU_ASSERT_EQUAL(st.n_rules, 0);
+
+    /* Megaflows without lookups are in the index too, and the index frees
+     * the megaflows left in it, with lookups or not. */
+    struct hand_mf none[3] = { { .n = 0 } };
+    for (size_t i = 0; i < ARRAY_SIZE(none); i++) {
+        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &none[i].entry, &none[i],
+                                              NULL, NULL, 0), 0);
+    }
+    CU_ASSERT(kairo_delta_index_remove(idx, &none[0].entry));
+    CU_ASSERT(!kairo_delta_index_is_empty(idx));
+    CU_ASSERT(kairo_delta_index_remove(idx, &none[2].entry));
+    CU_ASSERT(kairo_delta_index_remove(idx, &none[1].entry));
+    CU_ASSERT(kairo_delta_index_is_empty(idx));
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &none[0].entry, &none[0],
+                                          NULL, NULL, 0), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &mf1.entry, &mf1, NULL,
+                                          mf1.l, mf1.n), 0);
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_megaflows, 2);
     kairo_delta_index_destroy(idx);
+    CU_ASSERT_EQUAL(n_rules_held, 0);
 }
 
 /* Checks priorities (equal counts), misses, tables and intersection. */
@@ -308,8 +331,10 @@ test_insert_definition(void)
 
     hand_add(&hit, 0, 0x0a000001, 0xffffffff, 1, &rule_a, 10);
     hand_add(&miss, 0, 0x0a000002, 0xffffffff, 1, NULL, 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &hit, NULL, hit.l, hit.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &miss, NULL, miss.l, miss.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &hit.entry, &hit, NULL,
+                                          hit.l, hit.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &miss.entry, &miss, NULL,
+                                          miss.l, miss.n), 0);
 
     /* A /24 covers both; priority decides for the hit. */
     CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a000000, 0xffffff00, 0, 0, &r),
@@ -351,7 +376,8 @@ test_dedup_and_rewrite(void)
     hand_add(&mf, 2, 0x0a000001, 0xffffff00, 9, &rule_b, 5);
     hand_add(&mf, 2, 0x0a000001, 0xffffffff, 9, &rule_b, 5);
     hand_add(&mf, 3, 0x0a000001, 0xffffff00, 9, NULL, 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 7, &mf, NULL, mf.l, mf.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &mf.entry, &mf, NULL,
+                                          mf.l, mf.n), 0);
 
     r.n = 0;
     CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_b, hand_cb, &r),
@@ -390,9 +416,12 @@ test_conjunctions(void)
     /* C: several conjunctions looked up, one of which found nothing. */
     hand_add(&c, 0, 0x0a000001, 0xffffffff, 1, &rule_b, INT_MIN);
     c.l[0].conj = KAIRO_DELTA_INDEX_CONJ_ANY;
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &a, NULL, a.l, a.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &b, NULL, b.l, b.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &c, NULL, c.l, c.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &a.entry, &a, NULL,
+                                          a.l, a.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &b.entry, &b, NULL,
+                                          b.l, b.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &c.entry, &c, NULL,
+                                          c.l, c.n), 0);
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.n_rules, 3);
 
@@ -423,9 +452,9 @@ test_conjunctions(void)
     memset(&r, 0, sizeof r);
     CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_a, hand_cb, &r),
                     2);
-    CU_ASSERT(kairo_delta_index_remove(idx, &a));
-    CU_ASSERT(kairo_delta_index_remove(idx, &b));
-    CU_ASSERT(kairo_delta_index_remove(idx, &c));
+    CU_ASSERT(kairo_delta_index_remove(idx, &a.entry));
+    CU_ASSERT(kairo_delta_index_remove(idx, &b.entry));
+    CU_ASSERT(kairo_delta_index_remove(idx, &c.entry));
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.n_rules, 0);
     kairo_delta_index_destroy(idx);
@@ -443,7 +472,8 @@ test_errors_and_replace(void)
     struct hand_result r;
 
     hand_add(&mf, 0, 0x0a000001, 0xffffffff, 1, &rule_a, 10);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &mf, NULL, mf.l, mf.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &mf.entry, &mf, NULL,
+                                          mf.l, mf.n), 0);
     kairo_delta_index_get_stats(idx, &before);
 
     /* rule_c is new, rule_a comes with a bad conjunction kind: refused,
@@ -451,21 +481,23 @@ test_errors_and_replace(void)
     hand_add(&bad, 0, 0x0a000002, 0xffffffff, 1, &rule_c, 3);
     hand_add(&bad, 1, 0x0a000002, 0xffffffff, 1, &rule_a, 11);
     bad.l[1].conj = KAIRO_DELTA_INDEX_CONJ_ANY + 1;
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &bad, NULL, bad.l, bad.n),
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &bad.entry, &bad, NULL,
+                                          bad.l, bad.n),
                     EINVAL);
-    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 1, &mf, NULL, bad.l, bad.n),
+    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, &mf.entry, &mf, NULL,
+                                              bad.l, bad.n),
                     EINVAL);
 
     many = xcalloc(KAIRO_DELTA_INDEX_MAX_LOOKUPS + 1, sizeof *many);
     for (size_t i = 0; i <= KAIRO_DELTA_INDEX_MAX_LOOKUPS; i++) {
         many[i] = mf.l[0];
     }
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &bad, NULL, many,
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &bad.entry, &bad, NULL, many,
                                           KAIRO_DELTA_INDEX_MAX_LOOKUPS + 1),
                     E2BIG);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &bad, NULL, many,
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &bad.entry, &bad, NULL, many,
                                           KAIRO_DELTA_INDEX_MAX_LOOKUPS), 0);
-    CU_ASSERT(kairo_delta_index_remove(idx, &bad));
+    CU_ASSERT(kairo_delta_index_remove(idx, &bad.entry));
     free(many);
 
     kairo_delta_index_get_stats(idx, &after);
@@ -473,13 +505,14 @@ test_errors_and_replace(void)
     CU_ASSERT_EQUAL(after.n_lookups, before.n_lookups);
     CU_ASSERT_EQUAL(after.n_rules, before.n_rules);
     CU_ASSERT_EQUAL(after.n_groups, before.n_groups);
-    CU_ASSERT(kairo_delta_index_contains(idx, &mf));
+    CU_ASSERT(mf.entry != NULL);
     CU_ASSERT_EQUAL(hand_query(idx, 0, 10, 0x0a000001, 0xffffffff, 0, 0, &r),
                     1);
 
     /* Replace moves the megaflow to table 4. */
     hand_add(&next, 4, 0x0a000001, 0xffffffff, 1, NULL, 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 1, &mf, NULL, next.l, next.n),
+    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, &mf.entry, &mf, NULL,
+                                              next.l, next.n),
                     0);
     CU_ASSERT_EQUAL(hand_query(idx, 0, 10, 0x0a000001, 0xffffffff, 0, 0, &r),
                     0);
@@ -490,8 +523,9 @@ test_errors_and_replace(void)
                     0);
 
     /* Replace of an absent owner adds it. */
-    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, 2, &next, NULL, mf.l, mf.n), 0);
-    CU_ASSERT(kairo_delta_index_contains(idx, &next));
+    CU_ASSERT_EQUAL(kairo_delta_index_replace(idx, &next.entry, &next, NULL,
+                                              mf.l, mf.n), 0);
+    CU_ASSERT(next.entry != NULL);
     kairo_delta_index_destroy(idx);
 }
 
@@ -501,21 +535,22 @@ test_paths(void)
 {
     struct kairo_delta_index *idx = kairo_delta_index_create();
     struct kairo_delta_index_stats st;
-    struct hand_mf big[40], small[4];
+    struct hand_mf big[40] = { { .n = 0 } }, small[4] = { { .n = 0 } };
     struct hand_result r;
 
     /* Table 0: a group of 40 lookups; table 1: a group of 4. */
     for (size_t i = 0; i < ARRAY_SIZE(big); i++) {
         big[i].n = 0;
         hand_add(&big[i], 0, 0x0a000000 + i, 0xffffffff, i % 4, NULL, 0);
-        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &big[i], NULL,
-                                              big[i].l, big[i].n), 0);
+        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &big[i].entry, &big[i],
+                                              NULL, big[i].l, big[i].n), 0);
     }
     for (size_t i = 0; i < ARRAY_SIZE(small); i++) {
         small[i].n = 0;
         hand_add(&small[i], 1, 0x0a000000 + i, 0xffffffff, i, NULL, 0);
-        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &small[i], NULL,
-                                              small[i].l, small[i].n), 0);
+        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &small[i].entry,
+                                              &small[i], NULL, small[i].l,
+                                              small[i].n), 0);
     }
 
     /* Covering mask: one probe. */
@@ -550,11 +585,11 @@ test_paths(void)
 
     /* Secondaries stay right while lookups come and go. */
     for (size_t i = 0; i < ARRAY_SIZE(big); i += 3) {
-        CU_ASSERT(kairo_delta_index_remove(idx, &big[i]));
+        CU_ASSERT(kairo_delta_index_remove(idx, &big[i].entry));
     }
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 2, UINT32_MAX, &r), 7);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 0, &big[0], NULL, big[0].l,
-                                          big[0].n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &big[0].entry, &big[0], NULL,
+                                          big[0].l, big[0].n), 0);
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0, 0, 0, UINT32_MAX, &r), 7);
     CU_ASSERT_EQUAL(hand_query(idx, 0, 0, 0x0a000000, 0xffffffe0,
                                0, 0, &r), 22);
@@ -589,6 +624,7 @@ test_wide_keys(void)
         struct kairo_delta_index_words_buf bufs[32];
         struct kairo_delta_index_lookup l[32];
         struct kairo_delta_index_stats empty, st;
+        struct kairo_delta_index_entry *entries[32] = { NULL };
         struct flow keys[32];
         struct flow_wildcards mask;
         struct hand_result r;
@@ -619,8 +655,8 @@ test_wide_keys(void)
                 .priority = 10,
             };
             CU_ASSERT_EQUAL(l[i].region.n > 32, wide);
-            CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &keys[i], NULL,
-                                                  &l[i], 1), 0);
+            CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &entries[i], &keys[i],
+                                                  NULL, &l[i], 1), 0);
         }
         /* Eight keys, each of two steps (rules), and an exact hash. */
         kairo_delta_index_get_stats(idx, &st);
@@ -640,7 +676,7 @@ test_wide_keys(void)
         CU_ASSERT_EQUAL(st.path_probe, 1);
 
         for (size_t i = 0; i < ARRAY_SIZE(keys); i += 2) {
-            CU_ASSERT(kairo_delta_index_remove(idx, &keys[i]));
+            CU_ASSERT(kairo_delta_index_remove(idx, &entries[i]));
         }
         r.n = 0;
         CU_ASSERT_EQUAL(kairo_delta_index_query_insert_match(
@@ -649,7 +685,7 @@ test_wide_keys(void)
         CU_ASSERT_EQUAL(kairo_delta_index_query_insert_match(
                             idx, 0, 100, &match, hand_cb, &r), 0);
         for (size_t i = 1; i < ARRAY_SIZE(keys); i += 2) {
-            CU_ASSERT(kairo_delta_index_remove(idx, &keys[i]));
+            CU_ASSERT(kairo_delta_index_remove(idx, &entries[i]));
         }
         kairo_delta_index_get_stats(idx, &st);
         CU_ASSERT_EQUAL(st.n_steps, 0);
@@ -680,8 +716,10 @@ test_chains(void)
             hand_add(&c, t, 0x0a000001, 0xffffffff, t, NULL, 0);
         }
     }
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &a, NULL, a.l, a.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &b, NULL, b.l, b.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &a.entry, &a, NULL,
+                                          a.l, a.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &b.entry, &b, NULL,
+                                          b.l, b.n), 0);
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.n_steps, 6);
     CU_ASSERT_EQUAL(st.n_nodes, 3);     /* 'b' split 'a''s node. */
@@ -692,7 +730,7 @@ test_chains(void)
 
     /* Without 'b', one chain from table 0 to 'a''s last lookup, of two
      * nodes. */
-    CU_ASSERT(kairo_delta_index_remove(idx, &b));
+    CU_ASSERT(kairo_delta_index_remove(idx, &b.entry));
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.n_nodes, 2);
     CU_ASSERT_EQUAL(chain_query(idx, 0, &r, &walked), 1);
@@ -700,14 +738,15 @@ test_chains(void)
     CU_ASSERT_EQUAL(walked, 1);
 
     /* 'c' hangs from the second lookup, which so ends a chain. */
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 3, &c, NULL, c.l, c.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &c.entry, &c, NULL,
+                                          c.l, c.n), 0);
     CU_ASSERT_EQUAL(chain_query(idx, 1, &r, &walked), 2);
     CU_ASSERT_EQUAL(walked, 2);
     CU_ASSERT_EQUAL(chain_query(idx, 3, &r, &walked), 1);
     CU_ASSERT_PTR_EQUAL(r.owners[0], &a);
 
     /* Without 'a', 'c''s path is one chain again. */
-    CU_ASSERT(kairo_delta_index_remove(idx, &a));
+    CU_ASSERT(kairo_delta_index_remove(idx, &a.entry));
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.n_steps, 2);
     CU_ASSERT_EQUAL(st.n_nodes, 1);
@@ -751,8 +790,10 @@ test_common_and_sharing(void)
         = kairo_delta_index_words_from_flow(&ckey_a, &cmask, &cabuf);
     struct kairo_delta_index_words cb
         = kairo_delta_index_words_from_flow(&ckey_b, &cmask, &cbbuf);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 1, &a, &ca, a.l, a.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, 2, &b, &cb, b.l, b.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &a.entry, &a, &ca,
+                                          a.l, a.n), 0);
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &b.entry, &b, &cb,
+                                          b.l, b.n), 0);
 
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.n_lookups, 4);
@@ -773,10 +814,10 @@ test_common_and_sharing(void)
     CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_a, hand_cb, &r),
                     2);
 
-    CU_ASSERT(kairo_delta_index_remove(idx, &a));
+    CU_ASSERT(kairo_delta_index_remove(idx, &a.entry));
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.n_steps, 2);
-    CU_ASSERT(kairo_delta_index_remove(idx, &b));
+    CU_ASSERT(kairo_delta_index_remove(idx, &b.entry));
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.n_steps, 0);
     CU_ASSERT_EQUAL(st.n_common_masks, 0);
@@ -821,7 +862,7 @@ struct dt_config {
 /* One megaflow slot of the differential test; its address is the owner. */
 struct dt_megaflow {
     bool live;                  /* In the index? */
-    uint64_t id;                /* Its megaflow id. */
+    struct kairo_delta_index_entry *entry;  /* Its entry, if 'live'. */
     size_t n;                   /* Lookups. */
     uint8_t table[DT_MAX_LOOKUPS];                  /* Per lookup. */
     struct flow key[DT_MAX_LOOKUPS];                /* Per lookup. */
@@ -852,7 +893,6 @@ struct dt {
     bool in_round;                            /* A round is open. */
     bool round_reported[DT_MAX_SLOTS];        /* Reported in the round. */
     unsigned int n_rounds;                    /* Rounds begun. */
-    unsigned int bad_ids;                     /* Calls with a wrong id. */
     unsigned int mismatches;                  /* Wrong answers. */
     unsigned int n_insert_queries;            /* Insert queries checked. */
     unsigned int n_any_queries;               /* Those with several
@@ -864,16 +904,13 @@ struct dt {
 
 /* Callback of the differential test: counts the call for 'owner'. */
 static void
-dt_cb(const void *owner, uint64_t id, void *dt_)
+dt_cb(const void *owner, void *dt_)
 {
     struct dt *dt = dt_;
     const struct dt_megaflow *mf = owner;
     size_t slot = mf - dt->mfs;
 
     dt->calls[slot]++;
-    if (mf->id != id) {
-        dt->bad_ids++;
-    }
 }
 
 /* Gives slot 'mf' a fresh random megaflow, not yet in the index. */
@@ -891,7 +928,6 @@ dt_generate(struct dt *dt, struct dt_megaflow *mf)
     key.nw_tos = rng_next(rng);          /* Never masked. */
     mask = dt->templates[rng_below(rng, dt->cfg->n_templates)];
 
-    mf->id = rng_next(rng);
     mf->n = 1 + rng_below(rng, DT_MAX_LOOKUPS);
 
     /* Often the first lookups of another megaflow, so that paths share
@@ -1105,10 +1141,8 @@ dt_put__(struct dt *dt, struct dt_megaflow *mf, bool replace,
             }
             mf->n = n;
         }
-        mf->id = rng_next(&dt->rng);
     } else if (retranslate) {
         mf->n = 1 + rng_below(&dt->rng, mf->n);
-        mf->id = rng_next(&dt->rng);
     } else {
         dt_generate(dt, mf);
     }
@@ -1119,9 +1153,10 @@ dt_put__(struct dt *dt, struct dt_megaflow *mf, bool replace,
     const struct kairo_delta_index_words *common = (mf->has_common ? &c
                                                     : NULL);
     error = (replace
-             ? kairo_delta_index_replace(dt->idx, mf->id, mf, common, l,
+             ? kairo_delta_index_replace(dt->idx, &mf->entry, mf, common, l,
                                          mf->n)
-             : kairo_delta_index_add(dt->idx, mf->id, mf, common, l, mf->n));
+             : kairo_delta_index_add(dt->idx, &mf->entry, mf, common, l,
+                                     mf->n));
     CU_ASSERT_EQUAL(error, 0);
     mf->live = !error;
     dt->round_reported[mf - dt->mfs] = false;     /* New to the round. */
@@ -1433,7 +1468,8 @@ dt_run(const struct dt_config *cfg)
                 dt_put(dt, mf, false);
             }
         } else if (kind < 18) {
-            CU_ASSERT_EQUAL(kairo_delta_index_remove(dt->idx, mf), mf->live);
+            CU_ASSERT_EQUAL(kairo_delta_index_remove(dt->idx, &mf->entry),
+                            mf->live);
             mf->live = false;
             dt->n_changes++;
         } else {
@@ -1448,7 +1484,6 @@ dt_run(const struct dt_config *cfg)
     kairo_delta_index_get_stats(dt->idx, &st);
     CU_ASSERT_EQUAL(st.n_megaflows, n_live);
     CU_ASSERT_EQUAL(dt->mismatches, 0);
-    CU_ASSERT_EQUAL(dt->bad_ids, 0);
     CU_ASSERT(dt->n_insert_queries > cfg->n_ops * 2 / 5);
     CU_ASSERT(dt->n_affected > 0);
 
@@ -1494,7 +1529,7 @@ dt_run(const struct dt_config *cfg)
     /* Emptied, the index holds no megaflow, group or rule. */
     for (size_t s = 0; s < cfg->n_slots; s++) {
         if (dt->mfs[s].live) {
-            CU_ASSERT(kairo_delta_index_remove(dt->idx, &dt->mfs[s]));
+            CU_ASSERT(kairo_delta_index_remove(dt->idx, &dt->mfs[s].entry));
         }
     }
     kairo_delta_index_get_stats(dt->idx, &st);
@@ -1552,7 +1587,7 @@ test_leaf_parts(void)
 {
     struct kairo_delta_index *idx = kairo_delta_index_create();
     struct kairo_delta_index_stats st;
-    struct hand_mf mfs[40];
+    struct hand_mf mfs[40] = { { .n = 0 } };
     struct flow ckeys[40];
     struct flow_wildcards cmask;
     struct hand_result r;
@@ -1568,7 +1603,7 @@ test_leaf_parts(void)
         memset(&ckeys[i], 0, sizeof ckeys[i]);
         ckeys[i].nw_src = htonl(0x0a000000 + i);
         c = kairo_delta_index_words_from_flow(&ckeys[i], &cmask, &cbuf);
-        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, i, &mfs[i], &c,
+        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &mfs[i].entry, &mfs[i], &c,
                                               mfs[i].l, mfs[i].n), 0);
     }
     kairo_delta_index_get_stats(idx, &st);
@@ -1599,7 +1634,7 @@ test_leaf_parts(void)
     /* Removing megaflows moves others into their places: the secondaries
      * follow. */
     for (size_t i = 0; i < ARRAY_SIZE(mfs); i += 3) {
-        CU_ASSERT(kairo_delta_index_remove(idx, &mfs[i]));
+        CU_ASSERT(kairo_delta_index_remove(idx, &mfs[i].entry));
     }
     for (uint32_t i = 0; i < ARRAY_SIZE(mfs); i++) {
         CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a000000 + i, 0xffffffff,
@@ -1612,7 +1647,8 @@ test_leaf_parts(void)
                                1, UINT32_MAX, &r), 2);
 
     for (size_t i = 0; i < ARRAY_SIZE(mfs); i++) {
-        CU_ASSERT_EQUAL(kairo_delta_index_remove(idx, &mfs[i]), i % 3 != 0);
+        CU_ASSERT_EQUAL(kairo_delta_index_remove(idx, &mfs[i].entry),
+                        i % 3 != 0);
     }
     kairo_delta_index_get_stats(idx, &st);
     CU_ASSERT_EQUAL(st.n_megaflows, 0);
