@@ -193,16 +193,26 @@ kdd_key_find(const struct kairo_delta_deps *deps, const void *space,
     return NULL;
 }
 
-/* Gives 'k''s 'refs' the capacity for its elements (kdd_capacity_for()). */
+/* Returns 'array', of '*allocated' elements of 'elem_size' bytes, given the
+ * capacity for the 'n' it holds (kdd_capacity_for()), which it stores in
+ * '*allocated'. */
+static void *
+kdd_array_resize(struct kairo_delta_deps *deps, void *array,
+                 uint32_t *allocated, uint32_t n, size_t elem_size)
+{
+    uint32_t new_allocated = kdd_capacity_for(n);
+
+    deps->memory += new_allocated * elem_size;
+    deps->memory -= *allocated * elem_size;
+    *allocated = new_allocated;
+    return xrealloc(array, new_allocated * elem_size);
+}
+
 static void
 kdd_key_resize(struct kairo_delta_deps *deps, struct kdd_key *k)
 {
-    uint32_t allocated = kdd_capacity_for(k->n);
-
-    k->refs = xrealloc(k->refs, allocated * sizeof *k->refs);
-    deps->memory += allocated * sizeof *k->refs;
-    deps->memory -= k->allocated * sizeof *k->refs;
-    k->allocated = allocated;
+    k->refs = kdd_array_resize(deps, k->refs, &k->allocated, k->n,
+                               sizeof *k->refs);
 }
 
 /* Drops dependency 'd' from its key's side, freeing the key if nothing
@@ -327,17 +337,11 @@ kdd_set_destroy(struct kairo_delta_deps *deps, struct kdd_set *s)
     free(s);
 }
 
-/* Gives 's''s 'owners' the capacity for its elements
- * (kdd_capacity_for()). */
 static void
 kdd_set_resize(struct kairo_delta_deps *deps, struct kdd_set *s)
 {
-    uint32_t allocated = kdd_capacity_for(s->n_owners);
-
-    s->owners = xrealloc(s->owners, allocated * sizeof *s->owners);
-    deps->memory += allocated * sizeof *s->owners;
-    deps->memory -= s->allocated_owners * sizeof *s->owners;
-    s->allocated_owners = allocated;
+    s->owners = kdd_array_resize(deps, s->owners, &s->allocated_owners,
+                                 s->n_owners, sizeof *s->owners);
 }
 
 bool
