@@ -66,10 +66,18 @@ struct kdi_mask {
     uint64_t words[];
 };
 
+/* How a member set's members keep their keys. */
+enum kdi_key_form {
+    KDI_KEY_INLINE,             /* The words, at 'key_ofs'. */
+    KDI_KEY_INTERNED,           /* A pointer to a struct kdi_key. */
+    KDI_KEY_PACKED,             /* The nonzero words, at 'key_ofs', after a
+                                 * uint16_t map of them (bit j: word j). */
+};
+
 /* A set of members that each have a key: a group's nodes, keyed by their own
  * key, or a leaf part's megaflows, keyed by their common part.  A member's
- * key is 'n_words' words at byte offset 'key_ofs' in it, or pointed to from
- * there; its position in 'members' is a uint32_t at 'pos_ofs'.  A query
+ * key is 'n_words' words at byte offset 'key_ofs' in it, in 'key_form';
+ * its position in 'members' is a uint32_t at 'pos_ofs'.  A query
  * that fixes only some bits B of the keys probes a secondary hash on B,
  * built on the first such query once the set is big enough, or scans the
  * set. */
@@ -82,8 +90,7 @@ struct kdi_mset {
     uint16_t pos_ofs;           /* Offset of a member's position. */
     uint8_t n_words;            /* Words in a member's key. */
     uint8_t n_secondaries;      /* Secondaries in use. */
-    bool key_indirect;          /* At 'key_ofs' is a pointer to the key, a
-                                 * struct kdi_key. */
+    uint8_t key_form;           /* An enum kdi_key_form. */
     struct kdi_secondary **secondaries;  /* KDI_MAX_SECONDARIES slots, once
                                           * the first is built. */
 };
@@ -203,8 +210,20 @@ struct kairo_delta_index_entry {
     uint32_t pos;               /* Its position in 'part->megaflows', or
                                  * without a part in 'unplaced'. */
     uint16_t n_lookups;         /* Lookups in its path. */
-    uint64_t common[];          /* One word per word of 'part->cmask'. */
+    uint16_t common_map;        /* Bit j: word j of the common part is
+                                 * nonzero, with KDI_KEY_PACKED. */
+    uint64_t common[];          /* The common part's words, per word of
+                                 * 'part->cmask': the nonzero ones if its
+                                 * mask has at most KDI_COMMON_MAP_WORDS
+                                 * words (KDI_KEY_PACKED), otherwise all. */
 };
+
+/* A common mask with more words than this keeps its megaflows' words whole.
+ * OVN's have about 9. */
+#define KDI_COMMON_MAP_WORDS 16
+BUILD_ASSERT_DECL(offsetof(struct kairo_delta_index_entry, common_map)
+                  + sizeof(uint16_t)
+                  == offsetof(struct kairo_delta_index_entry, common));
 
 /* The index. */
 struct kairo_delta_index {
@@ -420,15 +439,28 @@ kdi_capacity_is_slack(uint32_t n, uint32_t allocated)
 /* Member sets and their secondary hashes. */
 
 static void
-kdi_mset_init(struct kdi_mset *ms, size_t key_ofs, bool key_indirect,
-              size_t pos_ofs, unsigned int n_words)
+kdi_mset_init(struct kdi_mset *ms, size_t key_ofs,
+              enum kdi_key_form key_form, size_t pos_ofs,
+              unsigned int n_words)
 {
     *ms = (struct kdi_mset) {
         .key_ofs = key_ofs,
         .pos_ofs = pos_ofs,
         .n_words = n_words,
-        .key_indirect = key_indirect,
+        .key_form = key_form,
     };
+}
+
+/* Returns in 'buf' the 'n' words whose nonzero ones 'map' and 'kept'
+ * say. */
+static const uint64_t *
+kdi_words_unpack(uint32_t map, const uint64_t kept[], unsigned int n,
+                 uint64_t buf[FLOW_U64S])
+{
+    for (unsigned int j = 0; j < n; j++) {
+        buf[j] = map & (UINT32_C(1) << j) ? *kept++ : 0;
+    }
+    return buf;
 }
 
 /* Returns the number of words that a key of 'n' words with map 'map'
@@ -444,15 +476,8 @@ static const uint64_t *
 kdi_key_words(const struct kdi_key *k, unsigned int n,
               uint64_t buf[FLOW_U64S])
 {
-    if (n > KDI_KEY_MAP_WORDS) {
-        return k->words;
-    }
-
-    const uint64_t *p = k->words;
-    for (unsigned int j = 0; j < n; j++) {
-        buf[j] = k->map & (UINT32_C(1) << j) ? *p++ : 0;
-    }
-    return buf;
+    return (n > KDI_KEY_MAP_WORDS ? k->words
+            : kdi_words_unpack(k->map, k->words, n, buf));
 }
 
 /* Returns true if key 'k' has the 'n' words 'key'. */
@@ -472,18 +497,27 @@ kdi_key_equals(const struct kdi_key *k, const uint64_t key[], unsigned int n)
     return true;
 }
 
-/* Returns the key of 'member' of 'ms', in 'buf' if it has to be unpacked
- * from a struct kdi_key. */
+/* Returns the key of 'member' of 'ms', in 'buf' if it has to be
+ * unpacked. */
 static inline const uint64_t *
 kdi_mset_key(const struct kdi_mset *ms, const void *member,
              uint64_t buf[FLOW_U64S])
 {
     const char *p = (const char *) member + ms->key_ofs;
 
-    return (ms->key_indirect
-            ? kdi_key_words(*ALIGNED_CAST(const struct kdi_key *const *, p),
-                            ms->n_words, buf)
-            : ALIGNED_CAST(const uint64_t *, p));
+    switch ((enum kdi_key_form) ms->key_form) {
+    case KDI_KEY_INTERNED:
+        return kdi_key_words(*ALIGNED_CAST(const struct kdi_key *const *, p),
+                             ms->n_words, buf);
+    case KDI_KEY_PACKED:
+        return kdi_words_unpack(*ALIGNED_CAST(const uint16_t *,
+                                              p - sizeof(uint16_t)),
+                                ALIGNED_CAST(const uint64_t *, p),
+                                ms->n_words, buf);
+    case KDI_KEY_INLINE:
+    default:
+        return ALIGNED_CAST(const uint64_t *, p);
+    }
 }
 
 /* Returns where 'member' of 'ms' keeps its position. */
@@ -770,8 +804,8 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     g = kdi_alloc(idx, offsetof(struct kdi_group, mask)
                   + kdi_mask_size(n_words));
     g->exact = NULL;
-    kdi_mset_init(&g->members, offsetof(struct kdi_step, key), true,
-                  offsetof(struct kdi_step, pos), n_words);
+    kdi_mset_init(&g->members, offsetof(struct kdi_step, key),
+                  KDI_KEY_INTERNED, offsetof(struct kdi_step, pos), n_words);
     g->table_id = table_id;
     kdi_mask_init(&g->mask, mask);
     hmap_insert(&idx->groups, &g->node, hash);
@@ -1399,6 +1433,25 @@ kdi_node_destroy(struct kairo_delta_index *idx, struct kdi_node *n)
     kdi_hmap_maybe_shrink(&idx->nodes);
 }
 
+/* Returns how the megaflows with common mask 'cm' (NULL for none) keep
+ * their common part's words. */
+static enum kdi_key_form
+kdi_common_form(const struct kdi_cmask *cm)
+{
+    return (cm && cm->mask.n_words <= KDI_COMMON_MAP_WORDS
+            ? KDI_KEY_PACKED : KDI_KEY_INLINE);
+}
+
+/* Returns the number of common words that a megaflow with common mask 'cm'
+ * (NULL for none) and map 'map' keeps. */
+static unsigned int
+kdi_common_n_kept(const struct kdi_cmask *cm, uint16_t map)
+{
+    return (!cm ? 0
+            : kdi_common_form(cm) == KDI_KEY_PACKED ? count_1bits(map)
+            : cm->mask.n_words);
+}
+
 /* Leaf parts. */
 
 /* Returns the part of leaf 'n' for common mask 'cm', creating it if
@@ -1420,7 +1473,8 @@ kdi_part_get(struct kairo_delta_index *idx, struct kdi_node *n,
     p->leaf = n;
     p->cmask = cm;
     kdi_mset_init(&p->megaflows,
-                  offsetof(struct kairo_delta_index_entry, common), false,
+                  offsetof(struct kairo_delta_index_entry, common),
+                  kdi_common_form(cm),
                   offsetof(struct kairo_delta_index_entry, pos),
                   cm ? cm->mask.n_words : 0);
     n->parts = p;
@@ -1448,7 +1502,8 @@ kdi_megaflow_size(const struct kairo_delta_index_entry *mf)
 {
     const struct kdi_cmask *cm = mf->part ? mf->part->cmask : NULL;
 
-    return sizeof *mf + (cm ? cm->mask.n_words * sizeof(uint64_t) : 0);
+    return (sizeof *mf
+            + kdi_common_n_kept(cm, mf->common_map) * sizeof *mf->common);
 }
 
 /* Removes 'mf' from its path, freeing the nodes nothing else goes through,
@@ -1743,14 +1798,27 @@ kdi_add(struct kairo_delta_index *idx, const void *owner,
         cm = kdi_cmask_get(idx, common);
     }
 
-    size_t n_common = cm ? cm->mask.n_words : 0;
+    uint16_t map = 0;
+    if (kdi_common_form(cm) == KDI_KEY_PACKED) {
+        for (size_t j = 0; j < common->n; j++) {
+            map |= common->value[j] ? 1u << j : 0;
+        }
+    }
+    size_t n_kept = kdi_common_n_kept(cm, map);
     struct kairo_delta_index_entry *mf = kdi_alloc(idx, sizeof *mf
-                                        + n_common * sizeof *mf->common);
+                                        + n_kept * sizeof *mf->common);
     mf->owner = owner;
     mf->stamp = 0;              /* No query's. */
     mf->n_lookups = n;
-    if (cm) {
-        memcpy(mf->common, common->value, n_common * sizeof *mf->common);
+    mf->common_map = map;
+    if (kdi_common_form(cm) == KDI_KEY_PACKED) {
+        for (size_t j = 0, k = 0; j < common->n; j++) {
+            if (common->value[j]) {
+                mf->common[k++] = common->value[j];
+            }
+        }
+    } else if (cm) {
+        memcpy(mf->common, common->value, n_kept * sizeof *mf->common);
     }
     mf->part = node ? kdi_part_get(idx, node, cm) : NULL;
     if (mf->part) {

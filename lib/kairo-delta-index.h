@@ -85,13 +85,14 @@
  * interned in its group: each distinct key costs 8 bytes per nonzero word
  * under its own mask and 16 more.  A megaflow costs a 32-byte entry, which
  * the caller keeps (the index has no table of its megaflows), 8 bytes per
- * word of its common mask, which is interned, and about 10 in its leaf
- * part's member set; a secondary hash 8 bytes per member its set has room
- * for and 4 per chain (a chain for every one or two).  Member sets and a
- * rule's steps have room for up to half as many again as they hold.  Megaflows that share a path cost no step, but
- * paths share only their beginnings: megaflows that part at one lookup (an
- * ACL on the transport port, say) have steps of their own for every later
- * lookup, in one node.
+ * nonzero word of its common part (per word if its common mask, which is
+ * interned, has more than 16), and about 10 in its leaf part's member
+ * set; a secondary hash 8 bytes per member its set has room for and 4 per
+ * chain (a chain for every one or two).  Member sets and a rule's steps
+ * have room for up to half as many again as they hold.  Megaflows that
+ * share a path cost no step, but paths share only their beginnings:
+ * megaflows that part at one lookup (an ACL on the transport port, say)
+ * have steps of their own for every later lookup, in one node.
  *
  * Ownership.  The index copies what it needs from the lookups passed to
  * kairo_delta_index_add() and keeps no pointer into them.  It never

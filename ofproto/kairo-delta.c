@@ -3062,11 +3062,12 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
  * is, no rule of the table that could be the answer for some of them splits
  * the lookup's region (matches some of its packets but not all: one of at
  * least the threshold of the rule hit, a clause only where its conjunction
- * can complete, a rule on a conj_id only where that conjunction can): the flow as the table saw it, under
- * 'dp_mask' (exact on registers and metadata, which every packet enters
- * with the same value and which change alike along the same path).  Then
- * the flow's mask is only wider than a fresh translation's, as when a rule
- * is inserted that none of its packets can match, and it is not stale.
+ * can complete, a rule on a conj_id only where that conjunction can): the
+ * flow as the table saw it, under 'dp_mask' (exact on registers and
+ * metadata, which every packet enters with the same value and which change
+ * alike along the same path).  Then the flow's mask is only wider than a
+ * fresh translation's, as when a rule is inserted that none of its packets
+ * can match, and it is not stale.
  * Otherwise describes the rule in 'why' and returns false. */
 static bool
 kd_verify_regions(const struct kd_capture *c,

@@ -758,72 +758,92 @@ test_chains(void)
 
 /* Megaflows whose lookups agree share their nodes and differ by their
  * common parts; a lookup's own bits take precedence over the common
- * part's. */
+ * part's.  A common mask of at most KDI_COMMON_MAP_WORDS words leaves its
+ * zero words out (here metadata's), a wider one keeps them: both alike. */
 static void
 test_common_and_sharing(void)
 {
-    struct kairo_delta_index *idx = kairo_delta_index_create();
-    struct hand_mf a = { .n = 0 }, b = { .n = 0 };
-    struct kairo_delta_index_stats st;
-    struct flow ckey_a, ckey_b;
-    struct flow_wildcards cmask;
-    struct hand_result r;
+    for (int wide = 0; wide < 2; wide++) {
+        struct kairo_delta_index *idx = kairo_delta_index_create();
+        struct hand_mf a = { .n = 0 }, b = { .n = 0 };
+        struct kairo_delta_index_stats empty, st;
+        struct flow ckey_a, ckey_b;
+        struct flow_wildcards cmask;
+        struct hand_result r;
 
-    /* Same lookups: reg0 only, 1 then 2. */
-    hand_add(&a, 0, 0, 0, 1, &rule_a, 5);
-    hand_add(&a, 1, 0, 0, 2, &rule_b, 5);
-    hand_add(&b, 0, 0, 0, 1, &rule_a, 5);
-    hand_add(&b, 1, 0, 0, 2, &rule_b, 5);
+        kairo_delta_index_get_stats(idx, &empty);
 
-    /* Common parts: nw_src exact, and reg0 fixed to 3, which the lookups'
-     * own reg0 overrides. */
-    memset(&ckey_a, 0, sizeof ckey_a);
-    memset(&cmask, 0, sizeof cmask);
-    cmask.masks.nw_src = OVS_BE32_MAX;
-    cmask.masks.regs[0] = UINT32_MAX;
-    ckey_a.regs[0] = 3;
-    ckey_b = ckey_a;
-    ckey_a.nw_src = htonl(0x0a000001);
-    ckey_b.nw_src = htonl(0x0a000002);
-    struct kairo_delta_index_words_buf cabuf, cbbuf;
-    struct kairo_delta_index_words ca
-        = kairo_delta_index_words_from_flow(&ckey_a, &cmask, &cabuf);
-    struct kairo_delta_index_words cb
-        = kairo_delta_index_words_from_flow(&ckey_b, &cmask, &cbbuf);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &a.entry, &a, &ca,
-                                          a.l, a.n), 0);
-    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &b.entry, &b, &cb,
-                                          b.l, b.n), 0);
+        /* Same lookups: reg0 only, 1 then 2. */
+        hand_add(&a, 0, 0, 0, 1, &rule_a, 5);
+        hand_add(&a, 1, 0, 0, 2, &rule_b, 5);
+        hand_add(&b, 0, 0, 0, 1, &rule_a, 5);
+        hand_add(&b, 1, 0, 0, 2, &rule_b, 5);
 
-    kairo_delta_index_get_stats(idx, &st);
-    CU_ASSERT_EQUAL(st.n_lookups, 4);
-    CU_ASSERT_EQUAL(st.n_steps, 2);
-    CU_ASSERT_EQUAL(st.n_common_masks, 1);
+        /* Common parts: nw_src exact, and reg0 fixed to 3, which the
+         * lookups' own reg0 overrides; metadata fixed to 0, or every word
+         * fixed, most to 0. */
+        memset(&ckey_a, 0, sizeof ckey_a);
+        if (wide) {
+            memset(&cmask, 0xff, sizeof cmask);
+            cmask.masks.conj_id = 0;
+        } else {
+            memset(&cmask, 0, sizeof cmask);
+            cmask.masks.nw_src = OVS_BE32_MAX;
+            cmask.masks.regs[0] = UINT32_MAX;
+            cmask.masks.metadata = OVS_BE64_MAX;
+        }
+        ckey_a.regs[0] = 3;
+        ckey_b = ckey_a;
+        ckey_a.nw_src = htonl(0x0a000001);
+        ckey_b.nw_src = htonl(0x0a000002);
+        struct kairo_delta_index_words_buf cabuf, cbbuf;
+        struct kairo_delta_index_words ca
+            = kairo_delta_index_words_from_flow(&ckey_a, &cmask, &cabuf);
+        struct kairo_delta_index_words cb
+            = kairo_delta_index_words_from_flow(&ckey_b, &cmask, &cbbuf);
+        CU_ASSERT_EQUAL(ca.n > 16, wide);
+        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &a.entry, &a, &ca,
+                                              a.l, a.n), 0);
+        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &b.entry, &b, &cb,
+                                              b.l, b.n), 0);
 
-    CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0x0a000001, 0xffffffff, 0, 0, &r),
-                    1);
-    CU_ASSERT_PTR_EQUAL(r.owners[0], &a);
-    CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0x0a000000, 0xfffffffc, 0, 0, &r),
-                    2);
-    CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0x0a000003, 0xffffffff, 0, 0, &r),
-                    0);
-    CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0, 0, 2, UINT32_MAX, &r), 2);
-    CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0, 0, 3, UINT32_MAX, &r), 0);
-    CU_ASSERT_EQUAL(hand_query(idx, 1, 4, 0, 0, 2, UINT32_MAX, &r), 0);
-    memset(&r, 0, sizeof r);
-    CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_a, hand_cb, &r),
-                    2);
+        kairo_delta_index_get_stats(idx, &st);
+        CU_ASSERT_EQUAL(st.n_lookups, 4);
+        CU_ASSERT_EQUAL(st.n_steps, 2);
+        CU_ASSERT_EQUAL(st.n_common_masks, 1);
 
-    CU_ASSERT(kairo_delta_index_remove(idx, &a.entry));
-    kairo_delta_index_get_stats(idx, &st);
-    CU_ASSERT_EQUAL(st.n_steps, 2);
-    CU_ASSERT(kairo_delta_index_remove(idx, &b.entry));
-    kairo_delta_index_get_stats(idx, &st);
-    CU_ASSERT_EQUAL(st.n_steps, 0);
-    CU_ASSERT_EQUAL(st.n_common_masks, 0);
-    CU_ASSERT_EQUAL(st.n_groups, 0);
-    CU_ASSERT_EQUAL(st.n_rules, 0);
-    kairo_delta_index_destroy(idx);
+        CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0x0a000001, 0xffffffff, 0, 0,
+                                   &r), 1);
+        CU_ASSERT_PTR_EQUAL(r.owners[0], &a);
+        CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0x0a000002, 0xffffffff, 0, 0,
+                                   &r), 1);
+        CU_ASSERT_PTR_EQUAL(r.owners[0], &b);
+        CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0x0a000000, 0xfffffffc, 0, 0,
+                                   &r), 2);
+        CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0x0a000003, 0xffffffff, 0, 0,
+                                   &r), 0);
+        CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0, 0, 2, UINT32_MAX, &r), 2);
+        CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0, 0, 3, UINT32_MAX, &r), 0);
+        CU_ASSERT_EQUAL(hand_query(idx, 1, 4, 0, 0, 2, UINT32_MAX, &r), 0);
+        memset(&r, 0, sizeof r);
+        CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_a, hand_cb,
+                                                     &r), 2);
+
+        CU_ASSERT(kairo_delta_index_remove(idx, &a.entry));
+        kairo_delta_index_get_stats(idx, &st);
+        CU_ASSERT_EQUAL(st.n_steps, 2);
+        CU_ASSERT_EQUAL(hand_query(idx, 1, 9, 0x0a000002, 0xffffffff, 0, 0,
+                                   &r), 1);
+        CU_ASSERT_PTR_EQUAL(r.owners[0], &b);
+        CU_ASSERT(kairo_delta_index_remove(idx, &b.entry));
+        kairo_delta_index_get_stats(idx, &st);
+        CU_ASSERT_EQUAL(st.n_steps, 0);
+        CU_ASSERT_EQUAL(st.n_common_masks, 0);
+        CU_ASSERT_EQUAL(st.n_groups, 0);
+        CU_ASSERT_EQUAL(st.n_rules, 0);
+        CU_ASSERT(st.memory - empty.memory <= 16 * sizeof(void *));
+        kairo_delta_index_destroy(idx);
+    }
 }
 
 /* The differential test. */
