@@ -3,6 +3,7 @@ noinst_LTLIBRARIES += lib/libkairo.la
 lib_libkairo_la_SOURCES = \
 	lib/kairo-delta-deps.c \
 	lib/kairo-delta-deps.h \
+	lib/kairo-delta-growth.h \
 	lib/kairo-delta-index.c \
 	lib/kairo-delta-index.h \
 	lib/kairo-ketama.c \

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "hash.h"
+#include "kairo-delta-growth.h"
 #include "openvswitch/hmap.h"
 #include "openvswitch/util.h"
 #include "util.h"
@@ -78,21 +79,6 @@ kdd_key_hash(const void *space, uint64_t key)
     return hash_uint64_basis(key, hash_pointer(space, 0));
 }
 
-/* Returns the capacity an array of 'n' elements is resized to. */
-static uint32_t
-kdd_capacity_for(uint32_t n)
-{
-    return n + n / 2 + 1;
-}
-
-/* Returns true if an array of capacity 'allocated' holding 'n' elements is
- * to shrink. */
-static bool
-kdd_capacity_is_slack(uint32_t n, uint32_t allocated)
-{
-    return allocated > 16 && n < allocated / 2;
-}
-
 /* Returns the bytes of a record of 'n' dependencies, with their payloads
  * if 'has_data'. */
 static size_t
@@ -148,41 +134,11 @@ kairo_delta_deps_destroy(struct kairo_delta_deps *deps)
     }
 }
 
-/* Shrinks 'hmap' once it is mostly empty. */
-static void
-kdd_hmap_maybe_shrink(struct hmap *hmap)
-{
-    if (hmap->mask && hmap_count(hmap) <= hmap->mask / 8) {
-        hmap_shrink(hmap);
-    }
-}
-
-/* Returns the key ('space', 'key'), created without dependents if there was
- * none. */
 static struct kdd_key *
-kdd_key_get(struct kairo_delta_deps *deps, const void *space, uint64_t key)
-{
-    uint32_t hash = kdd_key_hash(space, key);
-    struct kdd_key *k;
-
-    HMAP_FOR_EACH_WITH_HASH (k, node, hash, &deps->keys) {
-        if (k->space == space && k->key == key) {
-            return k;
-        }
-    }
-    k = xzalloc(sizeof *k);
-    k->space = space;
-    k->key = key;
-    hmap_insert(&deps->keys, &k->node, hash);
-    deps->memory += sizeof *k;
-    return k;
-}
-
-static const struct kdd_key *
 kdd_key_find(const struct kairo_delta_deps *deps, const void *space,
              uint64_t key)
 {
-    const struct kdd_key *k;
+    struct kdd_key *k;
 
     HMAP_FOR_EACH_WITH_HASH (k, node, kdd_key_hash(space, key),
                              &deps->keys) {
@@ -193,14 +149,31 @@ kdd_key_find(const struct kairo_delta_deps *deps, const void *space,
     return NULL;
 }
 
+/* Returns the key ('space', 'key'), created without dependents if there was
+ * none. */
+static struct kdd_key *
+kdd_key_get(struct kairo_delta_deps *deps, const void *space, uint64_t key)
+{
+    struct kdd_key *k = kdd_key_find(deps, space, key);
+
+    if (!k) {
+        k = xzalloc(sizeof *k);
+        k->space = space;
+        k->key = key;
+        hmap_insert(&deps->keys, &k->node, kdd_key_hash(space, key));
+        deps->memory += sizeof *k;
+    }
+    return k;
+}
+
 /* Returns 'array', of '*allocated' elements of 'elem_size' bytes, given the
- * capacity for the 'n' it holds (kdd_capacity_for()), which it stores in
- * '*allocated'. */
+ * capacity for the 'n' it holds (kairo_delta_capacity_for()), which it
+ * stores in '*allocated'. */
 static void *
 kdd_array_resize(struct kairo_delta_deps *deps, void *array,
                  uint32_t *allocated, uint32_t n, size_t elem_size)
 {
-    uint32_t new_allocated = kdd_capacity_for(n);
+    uint32_t new_allocated = kairo_delta_capacity_for(n);
 
     deps->memory += new_allocated * elem_size;
     deps->memory -= *allocated * elem_size;
@@ -230,8 +203,8 @@ kdd_unref(struct kairo_delta_deps *deps, struct kdd_set_dep *d)
         deps->memory -= sizeof *k + k->allocated * sizeof *k->refs;
         free(k->refs);
         free(k);
-        kdd_hmap_maybe_shrink(&deps->keys);
-    } else if (kdd_capacity_is_slack(k->n, k->allocated)) {
+        kairo_delta_hmap_maybe_shrink(&deps->keys);
+    } else if (kairo_delta_capacity_is_slack(k->n, k->allocated)) {
         kdd_key_resize(deps, k);
     }
 }
@@ -330,7 +303,7 @@ kdd_set_destroy(struct kairo_delta_deps *deps, struct kdd_set *s)
         kdd_unref(deps, &s->deps[i]);
     }
     hmap_remove(&deps->sets, &s->node);
-    kdd_hmap_maybe_shrink(&deps->sets);
+    kairo_delta_hmap_maybe_shrink(&deps->sets);
     deps->memory -= (kdd_set_size(s->n, s->has_data)
                      + s->allocated_owners * sizeof *s->owners);
     free(s->owners);
@@ -363,7 +336,8 @@ kairo_delta_deps_remove(struct kairo_delta_deps *deps, void *owner)
 
     if (!s->n_owners) {
         kdd_set_destroy(deps, s);
-    } else if (kdd_capacity_is_slack(s->n_owners, s->allocated_owners)) {
+    } else if (kairo_delta_capacity_is_slack(s->n_owners,
+                                             s->allocated_owners)) {
         kdd_set_resize(deps, s);
     }
     return true;
@@ -477,6 +451,6 @@ size_t
 kairo_delta_deps_memory(const struct kairo_delta_deps *deps)
 {
     return (deps->memory
-            + (deps->keys.mask + 1) * sizeof *deps->keys.buckets
-            + (deps->sets.mask + 1) * sizeof *deps->sets.buckets);
+            + kairo_delta_hmap_bytes(&deps->keys)
+            + kairo_delta_hmap_bytes(&deps->sets));
 }

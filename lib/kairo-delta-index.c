@@ -22,6 +22,7 @@
 
 #include "flow.h"
 #include "hash.h"
+#include "kairo-delta-growth.h"
 #include "openvswitch/hmap.h"
 #include "openvswitch/list.h"
 #include "openvswitch/match.h"
@@ -318,24 +319,6 @@ kdi_realloc(struct kairo_delta_index *idx, void *p, size_t old_size,
     return xrealloc(p, new_size);
 }
 
-/* Returns the bytes of 'hmap''s bucket array. */
-static size_t
-kdi_hmap_bytes(const struct hmap *hmap)
-{
-    return hmap->buckets == &hmap->one
-           ? 0 : (hmap->mask + 1) * sizeof *hmap->buckets;
-}
-
-/* Shrinks 'hmap' once it is mostly empty.  The wide margin keeps a map that
- * hovers around a power of two from being resized back and forth. */
-static void
-kdi_hmap_maybe_shrink(struct hmap *hmap)
-{
-    if (hmap->mask > 15 && hmap_count(hmap) < hmap->mask / 8) {
-        hmap_shrink(hmap);
-    }
-}
-
 /* Masks. */
 
 /* Returns the word indexes of 'm', ascending. */
@@ -416,26 +399,6 @@ kdi_hash_words(const uint64_t key[], unsigned int n)
     return hash_finish(hash, n * 8);
 }
 
-/* Arrays whose elements come and go as megaflows are re-translated (member
- * sets, a rule's steps) grow by half and shrink once below half full, so
- * that they stay between half and fully used; doubling and shrinking below
- * a quarter full left OVN's rule arrays at 42%. */
-
-/* Returns the capacity an array of 'n' elements is resized to. */
-static inline uint32_t
-kdi_capacity_for(uint32_t n)
-{
-    return n + n / 2 + 1;
-}
-
-/* Returns true if an array of capacity 'allocated' holding 'n' elements is
- * to shrink. */
-static inline bool
-kdi_capacity_is_slack(uint32_t n, uint32_t allocated)
-{
-    return allocated > 16 && n < allocated / 2;
-}
-
 /* Member sets and their secondary hashes. */
 
 static void
@@ -449,6 +412,32 @@ kdi_mset_init(struct kdi_mset *ms, size_t key_ofs,
         .n_words = n_words,
         .key_form = key_form,
     };
+}
+
+/* Returns the map of the nonzero words of the 'n' in 'words' (bit j: word
+ * j), which is at most 32. */
+static uint32_t
+kdi_words_map(const uint64_t words[], unsigned int n)
+{
+    uint32_t map = 0;
+
+    for (unsigned int j = 0; j < n; j++) {
+        map |= words[j] ? UINT32_C(1) << j : 0;
+    }
+    return map;
+}
+
+/* Stores in 'kept' the nonzero words of the 'n' in 'words' if 'packed',
+ * otherwise all of them. */
+static void
+kdi_words_pack(const uint64_t words[], unsigned int n, bool packed,
+               uint64_t kept[])
+{
+    for (unsigned int j = 0; j < n; j++) {
+        if (words[j] || !packed) {
+            *kept++ = words[j];
+        }
+    }
 }
 
 /* Returns in 'buf' the 'n' words whose nonzero ones 'map' and 'kept'
@@ -695,13 +684,13 @@ kdi_mset_secondary(struct kairo_delta_index *idx, struct kdi_mset *ms,
     return NULL;
 }
 
-/* Gives 'ms' the capacity for its members (kdi_capacity_for()), and
+/* Gives 'ms' the capacity for its members (kairo_delta_capacity_for()), and
  * rehashes its secondaries. */
 static void
 kdi_mset_resize(struct kairo_delta_index *idx, struct kdi_mset *ms)
 {
     uint32_t old_allocated = ms->allocated;
-    uint32_t allocated = kdi_capacity_for(ms->n);
+    uint32_t allocated = kairo_delta_capacity_for(ms->n);
 
     ms->members = kdi_realloc(idx, ms->members,
                               old_allocated * sizeof *ms->members,
@@ -754,7 +743,7 @@ kdi_mset_remove(struct kairo_delta_index *idx, struct kdi_mset *ms,
         }
     }
     ms->n = last;
-    if (kdi_capacity_is_slack(ms->n, ms->allocated)) {
+    if (kairo_delta_capacity_is_slack(ms->n, ms->allocated)) {
         kdi_mset_resize(idx, ms);
     }
 }
@@ -821,7 +810,7 @@ kdi_group_destroy(struct kairo_delta_index *idx, struct kdi_group *g)
     ovs_list_remove(&g->list_node);
     kdi_free(idx, g, offsetof(struct kdi_group, mask)
                      + kdi_mask_size(g->mask.n_words));
-    kdi_hmap_maybe_shrink(&idx->groups);
+    kairo_delta_hmap_maybe_shrink(&idx->groups);
 }
 
 /* Common masks. */
@@ -856,7 +845,7 @@ kdi_cmask_unref(struct kairo_delta_index *idx, struct kdi_cmask *cm)
         hmap_remove(&idx->cmasks, &cm->node);
         kdi_free(idx, cm, offsetof(struct kdi_cmask, mask)
                           + kdi_mask_size(cm->mask.n_words));
-        kdi_hmap_maybe_shrink(&idx->cmasks);
+        kairo_delta_hmap_maybe_shrink(&idx->cmasks);
     }
 }
 
@@ -918,11 +907,12 @@ kdi_rule_get(struct kairo_delta_index *idx,
     return r;
 }
 
-/* Gives rule entry 'r' the capacity for its steps (kdi_capacity_for()). */
+/* Gives rule entry 'r' the capacity for its steps
+ * (kairo_delta_capacity_for()). */
 static void
 kdi_rule_resize(struct kairo_delta_index *idx, struct kdi_rule *r)
 {
-    uint32_t new = kdi_capacity_for(r->n_steps);
+    uint32_t new = kairo_delta_capacity_for(r->n_steps);
 
     r->steps = kdi_realloc(idx, r->steps,
                            r->allocated_steps * sizeof *r->steps,
@@ -960,8 +950,8 @@ kdi_rule_remove_step(struct kairo_delta_index *idx, struct kdi_step *s)
         hmap_remove(&idx->rules, &r->node);
         kdi_free(idx, r->steps, r->allocated_steps * sizeof *r->steps);
         kdi_free(idx, r, sizeof *r);
-        kdi_hmap_maybe_shrink(&idx->rules);
-    } else if (kdi_capacity_is_slack(r->n_steps, r->allocated_steps)) {
+        kairo_delta_hmap_maybe_shrink(&idx->rules);
+    } else if (kairo_delta_capacity_is_slack(r->n_steps, r->allocated_steps)) {
         kdi_rule_resize(idx, r);
     }
 }
@@ -1014,22 +1004,13 @@ kdi_key_ref(struct kairo_delta_index *idx, struct kdi_group *g,
         return k;
     }
 
-    uint32_t map = 0;
-    if (n <= KDI_KEY_MAP_WORDS) {
-        for (unsigned int j = 0; j < n; j++) {
-            map |= key[j] ? UINT32_C(1) << j : 0;
-        }
-    }
+    bool packed = n <= KDI_KEY_MAP_WORDS;
+    uint32_t map = packed ? kdi_words_map(key, n) : 0;
     k = kdi_alloc(idx, sizeof *k + kdi_key_n_kept(map, n) * sizeof *key);
     k->group = g;
     k->n_refs = 1;
     k->map = map;
-    uint64_t *p = k->words;
-    for (unsigned int j = 0; j < n; j++) {
-        if (key[j] || n > KDI_KEY_MAP_WORDS) {
-            *p++ = key[j];
-        }
-    }
+    kdi_words_pack(key, n, packed, k->words);
     return k;
 }
 
@@ -1430,7 +1411,7 @@ kdi_node_destroy(struct kairo_delta_index *idx, struct kdi_node *n)
     hmap_remove(&idx->nodes, &n->id_node);
     kdi_free(idx, n->steps, n->n_steps * sizeof *n->steps);
     kdi_free(idx, n, sizeof *n);
-    kdi_hmap_maybe_shrink(&idx->nodes);
+    kairo_delta_hmap_maybe_shrink(&idx->nodes);
 }
 
 /* Returns how the megaflows with common mask 'cm' (NULL for none) keep
@@ -1798,12 +1779,8 @@ kdi_add(struct kairo_delta_index *idx, const void *owner,
         cm = kdi_cmask_get(idx, common);
     }
 
-    uint16_t map = 0;
-    if (kdi_common_form(cm) == KDI_KEY_PACKED) {
-        for (size_t j = 0; j < common->n; j++) {
-            map |= common->value[j] ? 1u << j : 0;
-        }
-    }
+    bool packed = kdi_common_form(cm) == KDI_KEY_PACKED;
+    uint16_t map = packed ? kdi_words_map(common->value, common->n) : 0;
     size_t n_kept = kdi_common_n_kept(cm, map);
     struct kairo_delta_index_entry *mf = kdi_alloc(idx, sizeof *mf
                                         + n_kept * sizeof *mf->common);
@@ -1811,21 +1788,15 @@ kdi_add(struct kairo_delta_index *idx, const void *owner,
     mf->stamp = 0;              /* No query's. */
     mf->n_lookups = n;
     mf->common_map = map;
-    if (kdi_common_form(cm) == KDI_KEY_PACKED) {
-        for (size_t j = 0, k = 0; j < common->n; j++) {
-            if (common->value[j]) {
-                mf->common[k++] = common->value[j];
-            }
-        }
-    } else if (cm) {
-        memcpy(mf->common, common->value, n_kept * sizeof *mf->common);
+    if (cm) {
+        kdi_words_pack(common->value, common->n, packed, mf->common);
     }
     mf->part = node ? kdi_part_get(idx, node, cm) : NULL;
     if (mf->part) {
         kdi_mset_add(idx, &mf->part->megaflows, mf);
     } else {
         if (idx->n_unplaced >= idx->allocated_unplaced) {
-            size_t allocated = kdi_capacity_for(idx->n_unplaced);
+            size_t allocated = kairo_delta_capacity_for(idx->n_unplaced);
 
             idx->unplaced = kdi_realloc(
                 idx, idx->unplaced,
@@ -2505,9 +2476,9 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     stats->n_rules = hmap_count(&idx->rules);
     stats->n_secondaries = idx->n_secondaries;
 
-    memory += kdi_hmap_bytes(&idx->groups);
-    memory += kdi_hmap_bytes(&idx->nodes);
-    memory += kdi_hmap_bytes(&idx->cmasks);
-    memory += kdi_hmap_bytes(&idx->rules);
+    memory += kairo_delta_hmap_bytes(&idx->groups);
+    memory += kairo_delta_hmap_bytes(&idx->nodes);
+    memory += kairo_delta_hmap_bytes(&idx->cmasks);
+    memory += kairo_delta_hmap_bytes(&idx->rules);
     stats->memory = memory;
 }
