@@ -376,12 +376,16 @@ class Traffic:
 
     def fill(self, target, max_dports=400):
         """Sends connections over more and more destination ports until
-        the datapath holds at least 'target' megaflows.  Returns the number
-        of destination ports used."""
+        the datapath holds at least 'target' megaflows, and keeps them for
+        replay().  Returns the number of destination ports used."""
         n_dports = 0
         step = 1
+        ports = {p.iface: p for p in self.topo.ports if p.bound}
+        self.filled = []        # (port, packet), to replay.
         while True:
-            self.send(self.packets(n_dports + step, first=n_dports))
+            packets = list(self.packets(n_dports + step, first=n_dports))
+            self.filled += [(ports[iface], pkt) for iface, pkt in packets]
+            self.send(packets)
             n_dports += step
             self.ctl.call("revalidator/wait")
             n = self.n_megaflows()
@@ -392,6 +396,17 @@ class Traffic:
             step = max(1, min(max_dports - n_dports,
                               int((target - n) / per_dport) + 1,
                               n_dports))
+
+    def replay(self):
+        """Sends the connections of fill() from the ports still bound again,
+        the same ones in the same order (from a port's interface of the
+        moment), into an emptied connection tracker: they set up again the
+        megaflows that changes deleted.  (Open vSwitch 3.1.0's userspace
+        conntrack aborted, in conn_update_state(), when the benchmark sent
+        connections over NAT again with the earlier ones still in its
+        tables.)"""
+        self.ctl.call("dpctl/flush-conntrack")
+        self.send((p.iface, pkt) for p, pkt in self.filled if p.bound)
 
     def refresh(self, n_dports, n):
         """Sends 'n' connections (or fewer) from the usual mix, new
@@ -549,6 +564,7 @@ class Churn:
             vsctl("del-port", "br-int", p.iface)
             nbctl("lsp-del", p.name)
             topo.ports.remove(p)
+            p.bound = False
             return "vm remove %s" % p.name
         # Rebind: interface vmA takes lspB's identity and vmB lspA's, as
         # when VMs move between interfaces.
