@@ -147,8 +147,10 @@ check-fuzz:
 # The OVN suite: ovn-northd and ovn-controller (Debian's OVN 23.03) drive
 # our ovs-vswitchd, each group in its own "kairo-sandbox --ovn"; seeded
 # northbound churn of every change kind, with an oracle independent of
-# kairo/verify (tests/kairo-ovn-churn.py).  check-ovn-long runs the same
-# churn at length for several seeds (slow; not part of CI).
+# kairo/verify (tests/kairo-ovn-churn.py).  check-ovn-long runs the mixed
+# churn at length for several seeds, each on the next of several topologies
+# (logical switches x VM ports x megaflows installed first; slow, not part
+# of CI).
 KAIRO_OVN_TESTSUITE_AT = \
 	tests/kairo-ovn-testsuite.at \
 	tests/kairo-ovn.at
@@ -164,13 +166,20 @@ check-ovn: $(KAIRO_OVN_TESTSUITE) vswitchd/ovs-vswitchd tests/atlocal
 
 KAIRO_OVN_SEEDS ?= 1 2 3 4 5
 KAIRO_OVN_LONG_CHANGES ?= 300
+KAIRO_OVN_TOPOLOGIES ?= 2x12x300 3x16x800 2x24x1500 4x10x600 3x30x2000
 check-ovn-long: $(KAIRO_OVN_TESTSUITE) vswitchd/ovs-vswitchd tests/atlocal
-	@for seed in $(KAIRO_OVN_SEEDS); do \
-	  echo "check-ovn-long: seed $$seed"; \
+	@set -- $(KAIRO_OVN_TOPOLOGIES); \
+	for seed in $(KAIRO_OVN_SEEDS); do \
+	  topo=$$1; shift; set -- "$$@" $$topo; \
+	  switches=$${topo%%x*}; rest=$${topo#*x}; \
+	  ports=$${rest%%x*}; megaflows=$${rest#*x}; \
+	  echo "check-ovn-long: seed $$seed, $$switches logical switches," \
+	       "$$ports VM ports, $$megaflows megaflows"; \
 	  $(SHELL) '$(KAIRO_OVN_TESTSUITE)' -C tests \
 		AUTOTEST_PATH='$(KAIRO_AUTOTEST_PATH)' -k mixed \
 		KAIRO_OVN_SEED=$$seed KAIRO_OVN_CHANGES=$(KAIRO_OVN_LONG_CHANGES) \
-		$(TESTSUITEFLAGS) || exit 1; \
+		KAIRO_OVN_SWITCHES=$$switches KAIRO_OVN_PORTS=$$ports \
+		KAIRO_OVN_MEGAFLOWS=$$megaflows $(TESTSUITEFLAGS) || exit 1; \
 	done
 .PHONY: check-ovn check-ovn-long
 
