@@ -237,6 +237,7 @@ struct kairo_delta_index {
     struct hmap nodes;          /* Contains "struct kdi_node"s, by
                                  * kdi_node_id_hash(). */
     size_t n_steps;             /* Steps of all nodes. */
+    size_t n_keys;              /* Interned keys of all groups. */
     struct hmap cmasks;         /* Contains "struct kdi_cmask"s. */
     struct hmap rules;          /* Contains "struct kdi_rule"s. */
     uint64_t n_lookups;         /* Lookups over all megaflows. */
@@ -246,8 +247,9 @@ struct kairo_delta_index {
     uint32_t last_round;        /* The latest round opened. */
     uint64_t round_stamp;       /* The open round's stamp. */
     size_t n_secondaries;       /* Secondary hashes of all member sets. */
-    size_t memory;              /* Bytes allocated, not counting hmap
-                                 * bucket arrays. */
+    size_t memory[KAIRO_DELTA_INDEX_N_MEM];  /* Bytes allocated, not
+                                              * counting hmap bucket
+                                              * arrays. */
     kairo_delta_index_rule_hook *hold_rule;     /* May be NULL. */
     kairo_delta_index_rule_hook *release_rule;  /* May be NULL. */
     struct kairo_delta_index_stats stats;  /* Operation counters only. */
@@ -295,27 +297,29 @@ struct kdi_query {
 /* Allocation with accounting. */
 
 static void *
-kdi_alloc(struct kairo_delta_index *idx, size_t size)
+kdi_alloc(struct kairo_delta_index *idx, enum kairo_delta_index_mem kind,
+          size_t size)
 {
-    idx->memory += size;
+    idx->memory[kind] += size;
     return xmalloc(size);
 }
 
 static void
-kdi_free(struct kairo_delta_index *idx, void *p, size_t size)
+kdi_free(struct kairo_delta_index *idx, enum kairo_delta_index_mem kind,
+         void *p, size_t size)
 {
     if (p) {
-        idx->memory -= size;
+        idx->memory[kind] -= size;
         free(p);
     }
 }
 
 static void *
-kdi_realloc(struct kairo_delta_index *idx, void *p, size_t old_size,
-            size_t new_size)
+kdi_realloc(struct kairo_delta_index *idx, enum kairo_delta_index_mem kind,
+            void *p, size_t old_size, size_t new_size)
 {
-    idx->memory += new_size;
-    idx->memory -= old_size;
+    idx->memory[kind] += new_size;
+    idx->memory[kind] -= old_size;
     return xrealloc(p, new_size);
 }
 
@@ -617,10 +621,10 @@ kdi_secondary_rebuild(struct kairo_delta_index *idx, const struct kdi_mset *ms,
 {
     uint32_t n_chains = kdi_mset_n_chains(ms->allocated);
 
-    s->heads = kdi_realloc(idx, s->heads,
+    s->heads = kdi_realloc(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s->heads,
                            kdi_mset_n_chains(old_allocated) * sizeof *s->heads,
                            n_chains * sizeof *s->heads);
-    s->links = kdi_realloc(idx, s->links,
+    s->links = kdi_realloc(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s->links,
                            2 * old_allocated * sizeof *s->links,
                            2 * ms->allocated * sizeof *s->links);
     memset(s->heads, 0xff, n_chains * sizeof *s->heads);
@@ -639,10 +643,12 @@ kdi_secondary_create(struct kairo_delta_index *idx, struct kdi_mset *ms,
     struct kdi_secondary *s;
 
     if (!ms->secondaries) {
-        ms->secondaries = kdi_alloc(idx, KDI_MAX_SECONDARIES
-                                         * sizeof *ms->secondaries);
+        ms->secondaries = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_MEMBERS,
+                                    KDI_MAX_SECONDARIES
+                                    * sizeof *ms->secondaries);
     }
-    s = kdi_alloc(idx, sizeof *s + bits_size);
+    s = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES,
+                  sizeof *s + bits_size);
     s->heads = NULL;
     s->links = NULL;
     memcpy(s->bits, bits, bits_size);
@@ -656,10 +662,12 @@ static void
 kdi_secondary_destroy(struct kairo_delta_index *idx,
                       const struct kdi_mset *ms, struct kdi_secondary *s)
 {
-    kdi_free(idx, s->heads,
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s->heads,
              kdi_mset_n_chains(ms->allocated) * sizeof *s->heads);
-    kdi_free(idx, s->links, 2 * ms->allocated * sizeof *s->links);
-    kdi_free(idx, s, sizeof *s + ms->n_words * sizeof *s->bits);
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s->links,
+             2 * ms->allocated * sizeof *s->links);
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s,
+             sizeof *s + ms->n_words * sizeof *s->bits);
     idx->n_secondaries--;
 }
 
@@ -692,7 +700,7 @@ kdi_mset_resize(struct kairo_delta_index *idx, struct kdi_mset *ms)
     uint32_t old_allocated = ms->allocated;
     uint32_t allocated = kairo_delta_capacity_for(ms->n);
 
-    ms->members = kdi_realloc(idx, ms->members,
+    ms->members = kdi_realloc(idx, KAIRO_DELTA_INDEX_MEM_MEMBERS, ms->members,
                               old_allocated * sizeof *ms->members,
                               allocated * sizeof *ms->members);
     ms->allocated = allocated;
@@ -756,9 +764,10 @@ kdi_mset_destroy(struct kairo_delta_index *idx, struct kdi_mset *ms)
     for (size_t i = 0; i < ms->n_secondaries; i++) {
         kdi_secondary_destroy(idx, ms, ms->secondaries[i]);
     }
-    kdi_free(idx, ms->secondaries,
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_MEMBERS, ms->secondaries,
              KDI_MAX_SECONDARIES * sizeof *ms->secondaries);
-    kdi_free(idx, ms->members, ms->allocated * sizeof *ms->members);
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_MEMBERS, ms->members,
+             ms->allocated * sizeof *ms->members);
 }
 
 /* Groups. */
@@ -790,8 +799,8 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     }
 
     unsigned int n_words = mask->n;
-    g = kdi_alloc(idx, offsetof(struct kdi_group, mask)
-                  + kdi_mask_size(n_words));
+    g = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_GROUPS,
+                  offsetof(struct kdi_group, mask) + kdi_mask_size(n_words));
     g->exact = NULL;
     kdi_mset_init(&g->members, offsetof(struct kdi_step, key),
                   KDI_KEY_INTERNED, offsetof(struct kdi_step, pos), n_words);
@@ -808,8 +817,9 @@ kdi_group_destroy(struct kairo_delta_index *idx, struct kdi_group *g)
     kdi_mset_destroy(idx, &g->members);
     hmap_remove(&idx->groups, &g->node);
     ovs_list_remove(&g->list_node);
-    kdi_free(idx, g, offsetof(struct kdi_group, mask)
-                     + kdi_mask_size(g->mask.n_words));
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_GROUPS, g,
+             offsetof(struct kdi_group, mask)
+             + kdi_mask_size(g->mask.n_words));
     kairo_delta_hmap_maybe_shrink(&idx->groups);
 }
 
@@ -830,8 +840,8 @@ kdi_cmask_get(struct kairo_delta_index *idx,
     }
 
     unsigned int n_words = mask->n;
-    cm = kdi_alloc(idx, offsetof(struct kdi_cmask, mask)
-                   + kdi_mask_size(n_words));
+    cm = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_MEGAFLOWS,
+                   offsetof(struct kdi_cmask, mask) + kdi_mask_size(n_words));
     cm->n_refs = 1;
     kdi_mask_init(&cm->mask, mask);
     hmap_insert(&idx->cmasks, &cm->node, hash);
@@ -843,8 +853,9 @@ kdi_cmask_unref(struct kairo_delta_index *idx, struct kdi_cmask *cm)
 {
     if (cm && !--cm->n_refs) {
         hmap_remove(&idx->cmasks, &cm->node);
-        kdi_free(idx, cm, offsetof(struct kdi_cmask, mask)
-                          + kdi_mask_size(cm->mask.n_words));
+        kdi_free(idx, KAIRO_DELTA_INDEX_MEM_MEGAFLOWS, cm,
+                 offsetof(struct kdi_cmask, mask)
+                 + kdi_mask_size(cm->mask.n_words));
         kairo_delta_hmap_maybe_shrink(&idx->cmasks);
     }
 }
@@ -892,7 +903,7 @@ kdi_rule_get(struct kairo_delta_index *idx,
     }
     r = kdi_rule_find(idx, in);
     if (!r) {
-        r = kdi_alloc(idx, sizeof *r);
+        r = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_RULES, sizeof *r);
         r->rule = in->rule;
         r->priority = in->priority;
         r->conj = in->conj;
@@ -914,7 +925,7 @@ kdi_rule_resize(struct kairo_delta_index *idx, struct kdi_rule *r)
 {
     uint32_t new = kairo_delta_capacity_for(r->n_steps);
 
-    r->steps = kdi_realloc(idx, r->steps,
+    r->steps = kdi_realloc(idx, KAIRO_DELTA_INDEX_MEM_RULES, r->steps,
                            r->allocated_steps * sizeof *r->steps,
                            new * sizeof *r->steps);
     r->allocated_steps = new;
@@ -948,8 +959,9 @@ kdi_rule_remove_step(struct kairo_delta_index *idx, struct kdi_step *s)
             idx->release_rule(r->rule);
         }
         hmap_remove(&idx->rules, &r->node);
-        kdi_free(idx, r->steps, r->allocated_steps * sizeof *r->steps);
-        kdi_free(idx, r, sizeof *r);
+        kdi_free(idx, KAIRO_DELTA_INDEX_MEM_RULES, r->steps,
+                 r->allocated_steps * sizeof *r->steps);
+        kdi_free(idx, KAIRO_DELTA_INDEX_MEM_RULES, r, sizeof *r);
         kairo_delta_hmap_maybe_shrink(&idx->rules);
     } else if (kairo_delta_capacity_is_slack(r->n_steps, r->allocated_steps)) {
         kdi_rule_resize(idx, r);
@@ -1006,10 +1018,12 @@ kdi_key_ref(struct kairo_delta_index *idx, struct kdi_group *g,
 
     bool packed = n <= KDI_KEY_MAP_WORDS;
     uint32_t map = packed ? kdi_words_map(key, n) : 0;
-    k = kdi_alloc(idx, sizeof *k + kdi_key_n_kept(map, n) * sizeof *key);
+    k = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_KEYS,
+                  sizeof *k + kdi_key_n_kept(map, n) * sizeof *key);
     k->group = g;
     k->n_refs = 1;
     k->map = map;
+    idx->n_keys++;
     kdi_words_pack(key, n, packed, k->words);
     return k;
 }
@@ -1024,7 +1038,9 @@ kdi_key_unref(struct kairo_delta_index *idx, struct kdi_group *g,
     if (!--k->n_refs) {
         unsigned int n_kept = kdi_key_n_kept(k->map, g->mask.n_words);
 
-        kdi_free(idx, k, sizeof *k + n_kept * sizeof *k->words);
+        kdi_free(idx, KAIRO_DELTA_INDEX_MEM_KEYS, k,
+                 sizeof *k + n_kept * sizeof *k->words);
+        idx->n_keys--;
     }
 }
 
@@ -1204,7 +1220,8 @@ static struct kdi_node *
 kdi_node_alloc(struct kairo_delta_index *idx, struct kdi_node *parent,
                uint32_t n_steps)
 {
-    struct kdi_node *n = kdi_alloc(idx, sizeof *n);
+    struct kdi_node *n = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_NODES,
+                                   sizeof *n);
 
     n->parent = parent;
     ovs_list_init(&n->children);
@@ -1215,7 +1232,8 @@ kdi_node_alloc(struct kairo_delta_index *idx, struct kdi_node *parent,
     }
     n->parts = NULL;
     n->down = NULL;             /* Set by kdi_chain_update(). */
-    n->steps = kdi_alloc(idx, n_steps * sizeof *n->steps);
+    n->steps = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_STEPS,
+                         n_steps * sizeof *n->steps);
     n->n_steps = 0;
     n->n_refs = 0;
     n->round = 0;
@@ -1299,13 +1317,15 @@ static void
 kdi_node_resize(struct kairo_delta_index *idx, struct kdi_node *n,
                 uint32_t size)
 {
-    struct kdi_step *steps = kdi_alloc(idx, size * sizeof *steps);
+    struct kdi_step *steps = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_STEPS,
+                                       size * sizeof *steps);
     uint32_t kept = MIN(size, n->n_steps);
 
     for (uint32_t i = 0; i < kept; i++) {
         kdi_step_move(&steps[i], &n->steps[i], n);
     }
-    kdi_free(idx, n->steps, n->n_steps * sizeof *n->steps);
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_STEPS, n->steps,
+             n->n_steps * sizeof *n->steps);
     n->steps = steps;
     n->n_steps = kept;
 }
@@ -1409,8 +1429,9 @@ kdi_node_destroy(struct kairo_delta_index *idx, struct kdi_node *n)
         ovs_list_remove(&n->sibling);
     }
     hmap_remove(&idx->nodes, &n->id_node);
-    kdi_free(idx, n->steps, n->n_steps * sizeof *n->steps);
-    kdi_free(idx, n, sizeof *n);
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_STEPS, n->steps,
+             n->n_steps * sizeof *n->steps);
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_NODES, n, sizeof *n);
     kairo_delta_hmap_maybe_shrink(&idx->nodes);
 }
 
@@ -1449,7 +1470,7 @@ kdi_part_get(struct kairo_delta_index *idx, struct kdi_node *n,
         }
     }
 
-    p = kdi_alloc(idx, sizeof *p);
+    p = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_MEGAFLOWS, sizeof *p);
     p->next = n->parts;
     p->leaf = n;
     p->cmask = cm;
@@ -1473,7 +1494,7 @@ kdi_part_destroy(struct kairo_delta_index *idx, struct kdi_part *p)
     }
     *prev = p->next;
     kdi_mset_destroy(idx, &p->megaflows);
-    kdi_free(idx, p, sizeof *p);
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_MEGAFLOWS, p, sizeof *p);
 }
 
 /* Megaflows. */
@@ -1528,7 +1549,7 @@ kdi_megaflow_destroy(struct kairo_delta_index *idx,
     idx->n_megaflows--;
     idx->n_lookups -= mf->n_lookups;
     idx->stats.n_removes++;
-    kdi_free(idx, mf, size);
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_MEGAFLOWS, mf, size);
 }
 
 struct kairo_delta_index *
@@ -1782,8 +1803,9 @@ kdi_add(struct kairo_delta_index *idx, const void *owner,
     bool packed = kdi_common_form(cm) == KDI_KEY_PACKED;
     uint16_t map = packed ? kdi_words_map(common->value, common->n) : 0;
     size_t n_kept = kdi_common_n_kept(cm, map);
-    struct kairo_delta_index_entry *mf = kdi_alloc(idx, sizeof *mf
-                                        + n_kept * sizeof *mf->common);
+    struct kairo_delta_index_entry *mf
+        = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_MEGAFLOWS,
+                    sizeof *mf + n_kept * sizeof *mf->common);
     mf->owner = owner;
     mf->stamp = 0;              /* No query's. */
     mf->n_lookups = n;
@@ -1799,7 +1821,7 @@ kdi_add(struct kairo_delta_index *idx, const void *owner,
             size_t allocated = kairo_delta_capacity_for(idx->n_unplaced);
 
             idx->unplaced = kdi_realloc(
-                idx, idx->unplaced,
+                idx, KAIRO_DELTA_INDEX_MEM_MEGAFLOWS, idx->unplaced,
                 idx->allocated_unplaced * sizeof *idx->unplaced,
                 allocated * sizeof *idx->unplaced);
             idx->allocated_unplaced = allocated;
@@ -2464,21 +2486,46 @@ void
 kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
                             struct kairo_delta_index_stats *stats)
 {
-    size_t memory = idx->memory + sizeof *idx;
-
     *stats = idx->stats;
     stats->n_megaflows = idx->n_megaflows;
     stats->n_lookups = idx->n_lookups;
     stats->n_steps = idx->n_steps;
+    stats->n_keys = idx->n_keys;
     stats->n_nodes = hmap_count(&idx->nodes);
     stats->n_groups = hmap_count(&idx->groups);
     stats->n_common_masks = hmap_count(&idx->cmasks);
     stats->n_rules = hmap_count(&idx->rules);
     stats->n_secondaries = idx->n_secondaries;
 
-    memory += kairo_delta_hmap_bytes(&idx->groups);
-    memory += kairo_delta_hmap_bytes(&idx->nodes);
-    memory += kairo_delta_hmap_bytes(&idx->cmasks);
-    memory += kairo_delta_hmap_bytes(&idx->rules);
-    stats->memory = memory;
+    stats->memory = 0;
+    for (size_t i = 0; i < KAIRO_DELTA_INDEX_N_MEM; i++) {
+        stats->memory_by[i] = idx->memory[i];
+    }
+    stats->memory_by[KAIRO_DELTA_INDEX_MEM_HASHES]
+        += (sizeof *idx
+            + kairo_delta_hmap_bytes(&idx->groups)
+            + kairo_delta_hmap_bytes(&idx->nodes)
+            + kairo_delta_hmap_bytes(&idx->cmasks)
+            + kairo_delta_hmap_bytes(&idx->rules));
+    for (size_t i = 0; i < KAIRO_DELTA_INDEX_N_MEM; i++) {
+        stats->memory += stats->memory_by[i];
+    }
+}
+
+const char *
+kairo_delta_index_mem_name(enum kairo_delta_index_mem kind)
+{
+    static const char *const names[KAIRO_DELTA_INDEX_N_MEM] = {
+        [KAIRO_DELTA_INDEX_MEM_STEPS] = "steps",
+        [KAIRO_DELTA_INDEX_MEM_NODES] = "nodes",
+        [KAIRO_DELTA_INDEX_MEM_KEYS] = "keys",
+        [KAIRO_DELTA_INDEX_MEM_GROUPS] = "groups",
+        [KAIRO_DELTA_INDEX_MEM_MEMBERS] = "member arrays",
+        [KAIRO_DELTA_INDEX_MEM_SECONDARIES] = "secondary hashes",
+        [KAIRO_DELTA_INDEX_MEM_RULES] = "rules",
+        [KAIRO_DELTA_INDEX_MEM_MEGAFLOWS] = "megaflows",
+        [KAIRO_DELTA_INDEX_MEM_HASHES] = "hash tables",
+    };
+
+    return kind < KAIRO_DELTA_INDEX_N_MEM ? names[kind] : "unknown";
 }

@@ -172,6 +172,26 @@ struct kairo_delta_index_lookup {
 };
 
 
+/* What an index's bytes hold, for kairo_delta_index_stats.memory_by. */
+enum kairo_delta_index_mem {
+    KAIRO_DELTA_INDEX_MEM_STEPS,       /* The nodes' steps. */
+    KAIRO_DELTA_INDEX_MEM_NODES,       /* The nodes themselves. */
+    KAIRO_DELTA_INDEX_MEM_KEYS,        /* The steps' interned keys. */
+    KAIRO_DELTA_INDEX_MEM_GROUPS,      /* Groups and their masks. */
+    KAIRO_DELTA_INDEX_MEM_MEMBERS,     /* Member arrays of groups and
+                                        * leaf parts. */
+    KAIRO_DELTA_INDEX_MEM_SECONDARIES, /* Secondary hashes. */
+    KAIRO_DELTA_INDEX_MEM_RULES,       /* Rule entries and their steps. */
+    KAIRO_DELTA_INDEX_MEM_MEGAFLOWS,   /* Megaflow entries, leaf parts and
+                                        * common masks. */
+    KAIRO_DELTA_INDEX_MEM_HASHES,      /* Hash-table bucket arrays and the
+                                        * index itself. */
+    KAIRO_DELTA_INDEX_N_MEM
+};
+
+/* Returns a short name for 'kind', such as "steps". */
+const char *kairo_delta_index_mem_name(enum kairo_delta_index_mem kind);
+
 /* Counters and sizes of an index, from kairo_delta_index_get_stats().  The
  * query-path counters count groups, not queries: one insert query adds one to
  * a path counter for every group of its table. */
@@ -181,6 +201,7 @@ struct kairo_delta_index_stats {
     uint64_t n_lookups;           /* Lookups over all megaflows. */
     uint64_t n_steps;             /* Distinct lookups, shared by
                                    * megaflows. */
+    uint64_t n_keys;              /* Distinct keys of steps, interned. */
     uint64_t n_nodes;             /* Nodes: chains of steps. */
     uint64_t n_groups;            /* (table, own mask) groups. */
     uint64_t n_common_masks;      /* Distinct common masks. */
@@ -190,6 +211,8 @@ struct kairo_delta_index_stats {
     uint64_t memory;              /* Bytes the index allocated, including
                                    * hash-table bucket arrays but not the
                                    * allocator's own overhead. */
+    uint64_t memory_by[KAIRO_DELTA_INDEX_N_MEM];  /* 'memory', by what it
+                                                   * holds. */
 
     /* Operations. */
     uint64_t n_adds;              /* Successful kairo_delta_index_add(). */

@@ -2954,9 +2954,13 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
         kairo_delta_index_get_stats(b->index, &s);
         total.n_lookups += s.n_lookups;
         total.n_steps += s.n_steps;
+        total.n_keys += s.n_keys;
         total.n_nodes += s.n_nodes;
         total.n_groups += s.n_groups;
         total.memory += s.memory;
+        for (size_t i = 0; i < KAIRO_DELTA_INDEX_N_MEM; i++) {
+            total.memory_by[i] += s.memory_by[i];
+        }
         total.lookups_examined += s.lookups_examined;
         total.nodes_walked += s.nodes_walked;
         total.subtrees_skipped += s.subtrees_skipped;
@@ -3014,11 +3018,11 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
     uint64_t deps = kairo_delta_deps_memory(kd_deps);
     total.memory += records + deps;
     ds_put_format(out, "  index: %zu megaflows (%zu opaque), %"PRIu64
-                  " lookups in %"PRIu64" shared steps (%"PRIu64" nodes) of %"
-                  PRIu64" groups, "
+                  " lookups in %"PRIu64" shared steps (%"PRIu64" nodes, %"
+                  PRIu64" keys) of %"PRIu64" groups, "
                   "%zu other dependencies, %"PRIu64" bytes", n_megaflows,
                   n_opaque, total.n_lookups, total.n_steps, total.n_nodes,
-                  total.n_groups,
+                  total.n_keys, total.n_groups,
                   kairo_delta_deps_n_deps(kd_deps), total.memory);
     if (n_megaflows) {
         ds_put_format(out, " (%"PRIu64" per megaflow)",
@@ -3027,6 +3031,12 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
     ds_put_format(out, "\n  index bytes: %"PRIu64" lookups, %"PRIu64
                   " megaflow records, %"PRIu64" other dependencies\n",
                   lookups, records, deps);
+    ds_put_cstr(out, "  lookup bytes:");
+    for (size_t i = 0; i < KAIRO_DELTA_INDEX_N_MEM; i++) {
+        ds_put_format(out, "%s %"PRIu64" %s", i ? "," : "",
+                      total.memory_by[i], kairo_delta_index_mem_name(i));
+    }
+    ds_put_char(out, '\n');
     ds_put_format(out, "  selectivity: %"PRIu64" lookups examined, %"PRIu64
                   " nodes walked (%"PRIu64" subtrees skipped as marked), %"
                   PRIu64" megaflows examined, %"PRIu64" reported\n",

@@ -279,6 +279,18 @@ test_basic(void)
     CU_ASSERT_EQUAL(st.n_rules, 1);
     CU_ASSERT_EQUAL(n_rules_held, 1);  /* One per rule, not per lookup. */
     CU_ASSERT(st.memory > st0.memory);
+    CU_ASSERT_EQUAL(st.n_keys, 3);     /* One per group and own key. */
+
+    /* The breakdown adds up, and each kind holds something but secondary
+     * hashes, which groups this small do not get. */
+    uint64_t sum = 0;
+    for (size_t i = 0; i < KAIRO_DELTA_INDEX_N_MEM; i++) {
+        CU_ASSERT((st.memory_by[i] > 0)
+                  == (i != KAIRO_DELTA_INDEX_MEM_SECONDARIES));
+        CU_ASSERT(strcmp(kairo_delta_index_mem_name(i), "unknown"));
+        sum += st.memory_by[i];
+    }
+    CU_ASSERT_EQUAL(sum, st.memory);
 
     r.n = 0;
     CU_ASSERT_EQUAL(kairo_delta_index_query_rule(idx, &rule_a, hand_cb, &r),
@@ -298,6 +310,14 @@ test_basic(void)
     CU_ASSERT_EQUAL(st.n_lookups, 0);
     CU_ASSERT_EQUAL(st.n_groups, 0);
     CU_ASSERT_EQUAL(st.n_rules, 0);
+    CU_ASSERT_EQUAL(st.n_keys, 0);
+
+    /* What the megaflows took is given back, kind by kind. */
+    for (size_t i = 0; i < KAIRO_DELTA_INDEX_N_MEM; i++) {
+        if (i != KAIRO_DELTA_INDEX_MEM_HASHES) {
+            CU_ASSERT_EQUAL(st.memory_by[i], st0.memory_by[i]);
+        }
+    }
 
     /* Megaflows without lookups are in the index too, and the index frees
      * the megaflows left in it, with lookups or not. */
