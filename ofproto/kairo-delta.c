@@ -583,24 +583,74 @@ kd_region_set(struct kd_region *r, size_t w, uint64_t mask, uint64_t value)
     r->map[w / 64] = mask ? r->map[w / 64] | bit : r->map[w / 64] & ~bit;
 }
 
+/* Per word of struct flow, the bits of the wildcards that a lookup's region
+ * takes ('keep') and those it fixes whatever the wildcards say ('force'):
+ *
+ *   - the translation state whole (see KD_STATE_FIRST);
+ *
+ *   - not conj_id: the flow's conj_id is 0 at a lookup, while the wildcards
+ *     may fix it for the conj_id lookups the classifier made inside, and
+ *     'l->conj' says what the lookup depends on there;
+ *
+ *   - not the tunnel metadata's table pointer, which the wildcards carry as
+ *     is: it is not a field.
+ *
+ * Set up once by kairo_delta_init(), read-only after. */
+static struct {
+    uint64_t keep[FLOW_U64S];
+    uint64_t force[FLOW_U64S];
+} kd_region_bits;
+
+static void
+kd_region_bits_init(void)
+{
+    const size_t tab_word = offsetof(struct flow, tunnel.metadata.tab) / 8;
+    BUILD_ASSERT_DECL(offsetof(struct flow, tunnel.metadata.tab) % 8 == 0);
+    union {
+        struct flow flow;
+        uint64_t words[FLOW_U64S];
+    } keep;
+
+    memset(&keep, 0xff, sizeof keep);
+    keep.flow.conj_id = 0;
+    for (size_t i = 0; i < FLOW_U64S; i++) {
+        bool state = i >= KD_STATE_FIRST && i < KD_STATE_END;
+
+        kd_region_bits.keep[i] = (state || i == tab_word ? 0
+                                  : keep.words[i]);
+        kd_region_bits.force[i] = state ? UINT64_MAX : 0;
+    }
+}
+
+/* For each word of struct flow, given a lookup's flow 'fw' and wildcards
+ * 'mw', ORs into 'changed' how 'fw' differs from 'first', and sets 'differ'
+ * nonzero where the lookup's region differs from 'last'.  One pass without
+ * branches over arrays that do not overlap, which the compiler vectorizes. */
+static void
+kd_region_compare(const uint64_t *restrict fw, const uint64_t *restrict mw,
+                  const uint64_t *restrict first,
+                  const struct kd_region *restrict last,
+                  uint64_t *restrict changed, uint64_t *restrict differ)
+{
+    for (size_t i = 0; i < FLOW_U64S; i++) {
+        uint64_t m = (mw[i] & kd_region_bits.keep[i])
+                     | kd_region_bits.force[i];
+        uint64_t v = fw[i] & m;
+
+        changed[i] |= fw[i] ^ first[i];
+        differ[i] = (m ^ last->mask[i]) | (v ^ last->value[i]);
+    }
+}
+
 /* Records in 'l' (of 'c') its region, 'flow' under 'wc', as the words that
- * differ from the previous lookup's, in one pass. */
+ * differ from the previous lookup's.  This runs for every lookup of every
+ * translation, upcalls included: kd_region_compare() finds the words that
+ * differ, then only those are stored. */
 static void
 kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
                  const struct flow *flow, const struct flow_wildcards *wc)
 {
-    /* The flow's conj_id is 0 at a lookup, while the wildcards may fix it
-     * for the conj_id lookups the classifier made inside: 'l->conj' says
-     * what the lookup depends on there, so the word's conj_id bits go.  The
-     * tunnel metadata's table pointer, which the wildcards carry as is, is
-     * not a field. */
-    static const union {
-        struct flow flow;
-        uint64_t words[FLOW_U64S];
-    } conj = { .flow = { .conj_id = UINT32_MAX } };
-    const size_t conj_word = offsetof(struct flow, conj_id) / 8;
     const size_t tab_word = offsetof(struct flow, tunnel.metadata.tab) / 8;
-    BUILD_ASSERT_DECL(offsetof(struct flow, tunnel.metadata.tab) % 8 == 0);
     const uint64_t *fw = (const uint64_t *) flow;
     const uint64_t *mw = (const uint64_t *) &wc->masks;
 
@@ -612,14 +662,6 @@ kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
         c->first->flow = *flow;
         memset(&c->first->changed, 0, sizeof c->first->changed);
         kd_region_init(c->last);
-    } else {
-        const uint64_t *first = (const uint64_t *) &c->first->flow;
-        uint64_t *changed = (uint64_t *) &c->first->changed;
-
-        for (size_t i = 0; i < FLOW_U64S; i++) {
-            changed[i] |= fw[i] ^ first[i];
-        }
-        changed[tab_word] = 0;
     }
 
     if (c->n_deltas + FLOW_U64S > c->allocated_deltas) {
@@ -628,16 +670,21 @@ kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
                              c->allocated_deltas * sizeof *c->deltas);
     }
 
+    /* What changed since the first lookup (nothing, at the first), and
+     * which words of the region differ from the previous lookup's. */
+    uint64_t differ[FLOW_U64S];
+    kd_region_compare(fw, mw, (const uint64_t *) &c->first->flow,
+                      c->last, (uint64_t *) &c->first->changed, differ);
+    ((uint64_t *) &c->first->changed)[tab_word] = 0;
+
     struct kd_region *last = c->last;
     struct kd_delta *d = &c->deltas[c->n_deltas];
     for (size_t i = 0; i < FLOW_U64S; i++) {
-        uint64_t m = (i >= KD_STATE_FIRST && i < KD_STATE_END ? UINT64_MAX
-                      : i == tab_word ? 0
-                      : i == conj_word ? mw[i] & ~conj.words[i]
-                      : mw[i]);
-        uint64_t v = fw[i] & m;
+        if (differ[i]) {
+            uint64_t m = (mw[i] & kd_region_bits.keep[i])
+                         | kd_region_bits.force[i];
+            uint64_t v = fw[i] & m;
 
-        if (m != last->mask[i] || v != last->value[i]) {
             last->mask[i] = m;
             last->value[i] = v;
             *d++ = (struct kd_delta) { .mask = m, .value = v, .w = i };
@@ -3753,6 +3800,7 @@ kairo_delta_init(void)
     if (ovsthread_once_start(&once)) {
         ovsthread_key_create(&kd_thread_key, kd_thread_destroy);
         kd_fields_init();
+        kd_region_bits_init();
         kd_queue_seq = seq_create();
         kd_last_queue_seq = seq_read(kd_queue_seq);
 
