@@ -125,6 +125,7 @@ struct kdi_group {
     struct kdi_secondary *exact;  /* Secondary of 'members' on every bit of
                                    * 'mask', once it has had
                                    * KDI_SECONDARY_MIN members, or NULL. */
+    const struct kdi_wordtab *words;  /* The words of its keys. */
     uint8_t table_id;           /* The table its lookups consulted. */
     struct kdi_mask mask;       /* Must be last. */
 };
@@ -177,14 +178,33 @@ struct kdi_node {
  * part and join again, so that about half of the steps repeat another's
  * registers and metadata.  The group's exact hash finds it.  Of the key's
  * words, one per word of the group's mask, those that are zero are left
- * out: a lookup's own part has the registers whole, and most are zero. */
+ * out: a lookup's own part has the registers whole, and most are zero.
+ * The others are kept as ids in the index's word table. */
 struct kdi_key {
     struct kdi_group *group;    /* The group it is interned in. */
     uint32_t n_refs;            /* Steps with it. */
     uint32_t map;               /* Bit j: word j is in 'words'.  A group of
                                  * more than 32 mask words keeps every
                                  * word (then 'map' is 0). */
-    uint64_t words[];           /* The words that 'map' says, in order. */
+    uint32_t words[];           /* Ids of the words that 'map' says, in
+                                 * order. */
+};
+
+/* The distinct words of the steps' keys, each kept once and named by a
+ * 32-bit id: the translation state, which most of a key is, takes few
+ * values (at 10k OVN megaflows, about 1,200 distinct words in 145,000).
+ * Id 0 is the word 0, which is never stored.  A hash of the ids in use,
+ * by open addressing with linear probing, finds a word's id. */
+struct kdi_wordtab {
+    uint64_t *values;           /* By id: the word, or for a free id the
+                                 * next free id (0: none). */
+    uint32_t *n_refs;           /* By id: keys' words with it, 0 if free. */
+    uint32_t n_ids;             /* Ids handed out so far, 0 included. */
+    uint32_t allocated;         /* Capacity of 'values' and 'n_refs'. */
+    uint32_t n_used;            /* Ids in use. */
+    uint32_t free;              /* First free id, or 0 for none. */
+    uint32_t *slots;            /* Ids in use, 0 in an empty slot. */
+    uint32_t n_slots;           /* Power of 2 above twice 'n_used', or 0. */
 };
 
 /* A group with more mask words than this keeps its keys' words whole.  OVN's
@@ -240,6 +260,7 @@ struct kairo_delta_index {
     size_t n_keys;              /* Interned keys of all groups. */
     struct hmap cmasks;         /* Contains "struct kdi_cmask"s. */
     struct hmap rules;          /* Contains "struct kdi_rule"s. */
+    struct kdi_wordtab words;   /* The words of the steps' keys. */
     uint64_t n_lookups;         /* Lookups over all megaflows. */
     uint64_t stamp;             /* Incremented by every query outside a
                                  * round and by every round. */
@@ -321,6 +342,147 @@ kdi_realloc(struct kairo_delta_index *idx, enum kairo_delta_index_mem kind,
     idx->memory[kind] += new_size;
     idx->memory[kind] -= old_size;
     return xrealloc(p, new_size);
+}
+
+/* The word table. */
+
+/* Returns the word whose id is 'id' in 'wt'. */
+static inline uint64_t
+kdi_word(const struct kdi_wordtab *wt, uint32_t id)
+{
+    return id ? wt->values[id] : 0;
+}
+
+/* Returns the slot of 'wt' where a search for 'value' starts. */
+static inline uint32_t
+kdi_wordtab_home(const struct kdi_wordtab *wt, uint64_t value)
+{
+    return hash_uint64(value) & (wt->n_slots - 1);
+}
+
+/* Puts id 'id', in use, in an empty slot of 'wt'. */
+static void
+kdi_wordtab_place(struct kdi_wordtab *wt, uint32_t id)
+{
+    uint32_t i = kdi_wordtab_home(wt, wt->values[id]);
+
+    while (wt->slots[i]) {
+        i = (i + 1) & (wt->n_slots - 1);
+    }
+    wt->slots[i] = id;
+}
+
+/* Gives 'wt' 'n_slots' slots, a power of 2, and places every id in use. */
+static void
+kdi_wordtab_rehash(struct kairo_delta_index *idx, struct kdi_wordtab *wt,
+                   uint32_t n_slots)
+{
+    uint32_t *old = wt->slots;
+    uint32_t old_n_slots = wt->n_slots;
+
+    wt->slots = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_KEYS,
+                          n_slots * sizeof *wt->slots);
+    memset(wt->slots, 0, n_slots * sizeof *wt->slots);
+    wt->n_slots = n_slots;
+    for (uint32_t i = 0; i < old_n_slots; i++) {
+        if (old[i]) {
+            kdi_wordtab_place(wt, old[i]);
+        }
+    }
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_KEYS, old,
+             old_n_slots * sizeof *old);
+}
+
+/* Returns the id of 'value' in 'wt', taking a reference to it and adding
+ * it if needed. */
+static uint32_t
+kdi_wordtab_ref(struct kairo_delta_index *idx, struct kdi_wordtab *wt,
+                uint64_t value)
+{
+    if (!value) {
+        return 0;
+    }
+    if (wt->n_slots) {
+        for (uint32_t i = kdi_wordtab_home(wt, value); wt->slots[i];
+             i = (i + 1) & (wt->n_slots - 1)) {
+            uint32_t id = wt->slots[i];
+
+            if (wt->values[id] == value) {
+                wt->n_refs[id]++;
+                return id;
+            }
+        }
+    }
+
+    uint32_t id = wt->free;
+    if (id) {
+        wt->free = wt->values[id];
+    } else {
+        if (!wt->n_ids) {
+            wt->n_ids = 1;      /* Id 0 is the word 0. */
+        }
+        if (wt->n_ids >= wt->allocated) {
+            uint32_t allocated = MAX(64, 2 * wt->allocated);
+
+            wt->values = kdi_realloc(idx, KAIRO_DELTA_INDEX_MEM_KEYS,
+                                     wt->values,
+                                     wt->allocated * sizeof *wt->values,
+                                     allocated * sizeof *wt->values);
+            wt->n_refs = kdi_realloc(idx, KAIRO_DELTA_INDEX_MEM_KEYS,
+                                     wt->n_refs,
+                                     wt->allocated * sizeof *wt->n_refs,
+                                     allocated * sizeof *wt->n_refs);
+            wt->allocated = allocated;
+        }
+        id = wt->n_ids++;
+    }
+    wt->values[id] = value;
+    wt->n_refs[id] = 1;
+    if (2 * ++wt->n_used > wt->n_slots) {
+        kdi_wordtab_rehash(idx, wt, MAX(64, 2 * wt->n_slots));
+    }
+    kdi_wordtab_place(wt, id);
+    return id;
+}
+
+/* Drops a reference to id 'id' of 'wt'.  The table is freed whole once no
+ * id is in use. */
+static void
+kdi_wordtab_unref(struct kairo_delta_index *idx, struct kdi_wordtab *wt,
+                  uint32_t id)
+{
+    if (!id || --wt->n_refs[id]) {
+        return;
+    }
+
+    /* Empties its slot, moving back the ids after it in its run that would
+     * no longer be found from their home slot. */
+    uint32_t mask = wt->n_slots - 1;
+    uint32_t i = kdi_wordtab_home(wt, wt->values[id]);
+    while (wt->slots[i] != id) {
+        i = (i + 1) & mask;
+    }
+    for (uint32_t j = (i + 1) & mask; wt->slots[j]; j = (j + 1) & mask) {
+        uint32_t home = kdi_wordtab_home(wt, wt->values[wt->slots[j]]);
+
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            wt->slots[i] = wt->slots[j];
+            i = j;
+        }
+    }
+    wt->slots[i] = 0;
+
+    wt->values[id] = wt->free;
+    wt->free = id;
+    if (!--wt->n_used) {
+        kdi_free(idx, KAIRO_DELTA_INDEX_MEM_KEYS, wt->values,
+                 wt->allocated * sizeof *wt->values);
+        kdi_free(idx, KAIRO_DELTA_INDEX_MEM_KEYS, wt->n_refs,
+                 wt->allocated * sizeof *wt->n_refs);
+        kdi_free(idx, KAIRO_DELTA_INDEX_MEM_KEYS, wt->slots,
+                 wt->n_slots * sizeof *wt->slots);
+        memset(wt, 0, sizeof *wt);
+    }
 }
 
 /* Masks. */
@@ -464,26 +626,39 @@ kdi_key_n_kept(uint32_t map, unsigned int n)
     return n > KDI_KEY_MAP_WORDS ? n : count_1bits(map);
 }
 
-/* Returns the 'n' words of key 'k', in 'buf' unless it keeps them all. */
+/* Returns in 'buf' the 'n' words of key 'k'. */
 static const uint64_t *
 kdi_key_words(const struct kdi_key *k, unsigned int n,
               uint64_t buf[FLOW_U64S])
 {
-    return (n > KDI_KEY_MAP_WORDS ? k->words
-            : kdi_words_unpack(k->map, k->words, n, buf));
+    const struct kdi_wordtab *wt = k->group->words;
+    const uint32_t *p = k->words;
+
+    if (n > KDI_KEY_MAP_WORDS) {
+        for (unsigned int j = 0; j < n; j++) {
+            buf[j] = kdi_word(wt, p[j]);
+        }
+    } else {
+        /* The words kept are nonzero, so their ids are too. */
+        memset(buf, 0, n * sizeof *buf);
+        for (uint32_t map = k->map; map; map = zero_rightmost_1bit(map)) {
+            buf[raw_ctz(map)] = wt->values[*p++];
+        }
+    }
+    return buf;
 }
 
 /* Returns true if key 'k' has the 'n' words 'key'. */
 static bool
 kdi_key_equals(const struct kdi_key *k, const uint64_t key[], unsigned int n)
 {
-    if (n > KDI_KEY_MAP_WORDS) {
-        return !memcmp(k->words, key, n * sizeof *key);
-    }
+    const struct kdi_wordtab *wt = k->group->words;
+    bool all = n > KDI_KEY_MAP_WORDS;
+    const uint32_t *p = k->words;
 
-    const uint64_t *p = k->words;
     for (unsigned int j = 0; j < n; j++) {
-        if (key[j] != (k->map & (UINT32_C(1) << j) ? *p++ : 0)) {
+        if (key[j] != (all || k->map & (UINT32_C(1) << j)
+                       ? kdi_word(wt, *p++) : 0)) {
             return false;
         }
     }
@@ -802,6 +977,7 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     g = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_GROUPS,
                   offsetof(struct kdi_group, mask) + kdi_mask_size(n_words));
     g->exact = NULL;
+    g->words = &idx->words;
     kdi_mset_init(&g->members, offsetof(struct kdi_step, key),
                   KDI_KEY_INTERNED, offsetof(struct kdi_step, pos), n_words);
     g->table_id = table_id;
@@ -1019,12 +1195,18 @@ kdi_key_ref(struct kairo_delta_index *idx, struct kdi_group *g,
     bool packed = n <= KDI_KEY_MAP_WORDS;
     uint32_t map = packed ? kdi_words_map(key, n) : 0;
     k = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_KEYS,
-                  sizeof *k + kdi_key_n_kept(map, n) * sizeof *key);
+                  sizeof *k + kdi_key_n_kept(map, n) * sizeof *k->words);
     k->group = g;
     k->n_refs = 1;
     k->map = map;
     idx->n_keys++;
-    kdi_words_pack(key, n, packed, k->words);
+
+    uint32_t *p = k->words;
+    for (unsigned int j = 0; j < n; j++) {
+        if (key[j] || !packed) {
+            *p++ = kdi_wordtab_ref(idx, &idx->words, key[j]);
+        }
+    }
     return k;
 }
 
@@ -1038,6 +1220,9 @@ kdi_key_unref(struct kairo_delta_index *idx, struct kdi_group *g,
     if (!--k->n_refs) {
         unsigned int n_kept = kdi_key_n_kept(k->map, g->mask.n_words);
 
+        for (unsigned int j = 0; j < n_kept; j++) {
+            kdi_wordtab_unref(idx, &idx->words, k->words[j]);
+        }
         kdi_free(idx, KAIRO_DELTA_INDEX_MEM_KEYS, k,
                  sizeof *k + n_kept * sizeof *k->words);
         idx->n_keys--;
@@ -2491,6 +2676,7 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     stats->n_lookups = idx->n_lookups;
     stats->n_steps = idx->n_steps;
     stats->n_keys = idx->n_keys;
+    stats->n_key_words = idx->words.n_used;
     stats->n_nodes = hmap_count(&idx->nodes);
     stats->n_groups = hmap_count(&idx->groups);
     stats->n_common_masks = hmap_count(&idx->cmasks);

@@ -82,8 +82,11 @@
  * query reports the subtrees of the nodes of the steps that hit the rule.
  *
  * Memory.  A step costs 32 bytes and a node about 100.  A step's key is
- * interned in its group: each distinct key costs 8 bytes per nonzero word
- * under its own mask and 16 more.  A megaflow costs a 32-byte entry, which
+ * interned in its group: each distinct key costs 16 bytes and 4 per
+ * nonzero word under its own mask, the id of the word in the index's table
+ * of the keys' distinct words, where each costs about 20 bytes once.  (The
+ * keys' words are mostly the translation state, which takes few values.)
+ * A megaflow costs a 32-byte entry, which
  * the caller keeps (the index has no table of its megaflows), 8 bytes per
  * nonzero word of its common part (per word if its common mask, which is
  * interned, has more than 16), and about 10 in its leaf part's member
@@ -202,6 +205,7 @@ struct kairo_delta_index_stats {
     uint64_t n_steps;             /* Distinct lookups, shared by
                                    * megaflows. */
     uint64_t n_keys;              /* Distinct keys of steps, interned. */
+    uint64_t n_key_words;         /* Distinct words of those keys. */
     uint64_t n_nodes;             /* Nodes: chains of steps. */
     uint64_t n_groups;            /* (table, own mask) groups. */
     uint64_t n_common_masks;      /* Distinct common masks. */

@@ -715,6 +715,98 @@ test_wide_keys(void)
     }
 }
 
+/* Adds to 'idx' megaflow 'key' with one lookup in table 0 under 'mask',
+ * hitting rule_a. */
+static void
+key_words_add(struct kairo_delta_index *idx,
+              struct kairo_delta_index_entry **entry, const struct flow *key,
+              const struct flow_wildcards *mask)
+{
+    struct kairo_delta_index_words_buf buf;
+    struct kairo_delta_index_lookup l = {
+        .table_id = 0,
+        .region = kairo_delta_index_words_from_flow(key, mask, &buf),
+        .rule = &rule_a, .priority = 10,
+    };
+
+    CU_ASSERT_EQUAL(kairo_delta_index_add(idx, entry, key, NULL, &l, 1), 0);
+}
+
+/* The words of the steps' keys are kept once each, in a table that grows,
+ * frees words from the middle of its probe runs and finds the others
+ * still, and goes away when the last key does: queries stay exact
+ * throughout. */
+static void
+test_key_words(void)
+{
+    enum { N = 2000 };
+    struct kairo_delta_index *idx = kairo_delta_index_create();
+    struct kairo_delta_index_entry **entries = xcalloc(2 * N,
+                                                       sizeof *entries);
+    struct flow *keys = xmalloc(2 * N * sizeof *keys);
+    struct kairo_delta_index_stats empty, st;
+    struct flow_wildcards mask;
+    struct hand_result r;
+
+    kairo_delta_index_get_stats(idx, &empty);
+    flow_wildcards_init_catchall(&mask);
+    mask.masks.nw_src = OVS_BE32_MAX;
+    mask.masks.regs[0] = UINT32_MAX;
+    mask.masks.regs[1] = UINT32_MAX;
+
+    /* Megaflow i < N: a key word of its own (reg0 and reg1) and one it
+     * shares with three others (nw_src).  Megaflow N + i: megaflow i's
+     * first word and one of its own. */
+    for (size_t i = 0; i < 2 * N; i++) {
+        memset(&keys[i], 0, sizeof keys[i]);
+        keys[i].regs[0] = i % N + 1;
+        keys[i].regs[1] = 7;
+        keys[i].nw_src = htonl(i < N ? 0x0a000000 + i / 4 : 0x0b000000 + i);
+    }
+
+    for (size_t i = 0; i < N; i++) {
+        key_words_add(idx, &entries[i], &keys[i], &mask);
+    }
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_keys, N);
+    CU_ASSERT_EQUAL(st.n_key_words, N + N / 4);
+
+    /* Freeing the even megaflows' own words leaves holes in the table's
+     * probe runs, which must not hide the odd ones' words. */
+    for (size_t i = 0; i < N; i += 2) {
+        CU_ASSERT(kairo_delta_index_remove(idx, &entries[i]));
+    }
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_key_words, N / 2 + N / 4);
+    for (size_t i = N + 1; i < 2 * N; i += 2) {
+        key_words_add(idx, &entries[i], &keys[i], &mask);
+    }
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_keys, N);
+    CU_ASSERT_EQUAL(st.n_key_words, N / 2 + N / 4 + N / 2);
+    for (size_t i = 0; i < N; i++) {
+        CU_ASSERT_EQUAL(hand_query(idx, 0, 100, 0, 0, i + 1, UINT32_MAX, &r),
+                        i % 2 ? 2 : 0);
+        CU_ASSERT_EQUAL(hand_query(idx, 0, 100, 0x0a000000 + i / 4,
+                                   0xffffffff, i + 1, UINT32_MAX, &r),
+                        i % 2);
+    }
+
+    for (size_t i = 0; i < 2 * N; i++) {
+        if (entries[i]) {
+            CU_ASSERT(kairo_delta_index_remove(idx, &entries[i]));
+        }
+    }
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_keys, 0);
+    CU_ASSERT_EQUAL(st.n_key_words, 0);
+    CU_ASSERT_EQUAL(st.memory_by[KAIRO_DELTA_INDEX_MEM_KEYS],
+                    empty.memory_by[KAIRO_DELTA_INDEX_MEM_KEYS]);
+    kairo_delta_index_destroy(idx);
+    free(keys);
+    free(entries);
+}
+
 /* A subtree walk passes by the nodes of a chain, which have one child and
  * no megaflow of their own, as paths part, join and end. */
 static void
@@ -1757,6 +1849,7 @@ kairo_unit_register_delta_index(void)
                         test_errors_and_replace)
         || !CU_add_test(suite, "query paths", test_paths)
         || !CU_add_test(suite, "wide and packed keys", test_wide_keys)
+        || !CU_add_test(suite, "key words", test_key_words)
         || !CU_add_test(suite, "common parts and shared paths",
                         test_common_and_sharing)
         || !CU_add_test(suite, "leaf parts", test_leaf_parts)
