@@ -194,7 +194,9 @@ struct kdi_key {
  * 32-bit id: the translation state, which most of a key is, takes few
  * values (at 10k OVN megaflows, about 1,200 distinct words in 145,000).
  * Id 0 is the word 0, which is never stored.  A hash of the ids in use,
- * by open addressing with linear probing, finds a word's id. */
+ * by open addressing with linear probing, finds a word's id.  Freed ids
+ * are reused; the arrays keep the size of the most words the table has
+ * held (about 20 bytes a word, with its slots) until it empties. */
 struct kdi_wordtab {
     uint64_t *values;           /* By id: the word, or for a free id the
                                  * next free id (0: none). */

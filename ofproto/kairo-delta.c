@@ -622,6 +622,14 @@ kd_region_bits_init(void)
     }
 }
 
+/* Returns the mask of word 'i' of a lookup's region, given the wildcards'
+ * words 'mw'. */
+static inline uint64_t
+kd_region_mask(const uint64_t *mw, size_t i)
+{
+    return (mw[i] & kd_region_bits.keep[i]) | kd_region_bits.force[i];
+}
+
 /* For each word of struct flow, given a lookup's flow 'fw' and wildcards
  * 'mw', ORs into 'changed' how 'fw' differs from 'first', and sets 'differ'
  * nonzero where the lookup's region differs from 'last'.  One pass without
@@ -633,8 +641,7 @@ kd_region_compare(const uint64_t *restrict fw, const uint64_t *restrict mw,
                   uint64_t *restrict changed, uint64_t *restrict differ)
 {
     for (size_t i = 0; i < FLOW_U64S; i++) {
-        uint64_t m = (mw[i] & kd_region_bits.keep[i])
-                     | kd_region_bits.force[i];
+        uint64_t m = kd_region_mask(mw, i);
         uint64_t v = fw[i] & m;
 
         changed[i] |= fw[i] ^ first[i];
@@ -681,8 +688,7 @@ kd_capture_store(struct kd_capture *c, struct kd_lookup *l,
     struct kd_delta *d = &c->deltas[c->n_deltas];
     for (size_t i = 0; i < FLOW_U64S; i++) {
         if (differ[i]) {
-            uint64_t m = (mw[i] & kd_region_bits.keep[i])
-                         | kd_region_bits.force[i];
+            uint64_t m = kd_region_mask(mw, i);
             uint64_t v = fw[i] & m;
 
             last->mask[i] = m;
