@@ -690,24 +690,70 @@ kdi_mset_key(const struct kdi_mset *ms, const void *member,
     }
 }
 
+/* Returns the word among 'n' that 'map' and 'kept' say is word 'j' (see
+ * kdi_words_unpack()). */
+static inline uint64_t
+kdi_packed_word(uint32_t map, const uint64_t kept[], unsigned int j)
+{
+    uint32_t bit = UINT32_C(1) << j;
+
+    return map & bit ? kept[count_1bits(map & (bit - 1))] : 0;
+}
+
+/* Returns word 'j' of the key of 'member' of 'ms', without unpacking the
+ * others. */
+static inline uint64_t
+kdi_mset_key_word(const struct kdi_mset *ms, const void *member,
+                  unsigned int j)
+{
+    const char *p = (const char *) member + ms->key_ofs;
+
+    switch ((enum kdi_key_form) ms->key_form) {
+    case KDI_KEY_INTERNED: {
+        const struct kdi_key *k = *ALIGNED_CAST(const struct kdi_key *const *,
+                                                p);
+        uint32_t bit = UINT32_C(1) << j;
+
+        if (ms->n_words > KDI_KEY_MAP_WORDS) {
+            return kdi_word(k->group->words, k->words[j]);
+        }
+        return (k->map & bit
+                ? k->group->words->values[k->words[count_1bits(k->map
+                                                               & (bit - 1))]]
+                : 0);
+    }
+    case KDI_KEY_PACKED:
+        return kdi_packed_word(*ALIGNED_CAST(const uint16_t *,
+                                             p - sizeof(uint16_t)),
+                               ALIGNED_CAST(const uint64_t *, p), j);
+    case KDI_KEY_INLINE:
+    default:
+        return ALIGNED_CAST(const uint64_t *, p)[j];
+    }
+}
+
+/* Returns true if the key of 'member' of 'ms' agrees with 'value' on
+ * 'bits', which are zero but in the 'n_js' words 'js'. */
+static inline bool
+kdi_mset_member_meets(const struct kdi_mset *ms, const void *member,
+                      const uint64_t value[], const uint64_t bits[],
+                      const uint8_t js[], unsigned int n_js)
+{
+    for (unsigned int i = 0; i < n_js; i++) {
+        unsigned int j = js[i];
+
+        if ((kdi_mset_key_word(ms, member, j) ^ value[j]) & bits[j]) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Returns where 'member' of 'ms' keeps its position. */
 static inline uint32_t *
 kdi_mset_pos(const struct kdi_mset *ms, void *member)
 {
     return ALIGNED_CAST(uint32_t *, (char *) member + ms->pos_ofs);
-}
-
-/* Returns true if the 'n' words of 'key' agree with 'value' on 'bits'. */
-static inline bool
-kdi_key_meets(const uint64_t key[], const uint64_t value[],
-              const uint64_t bits[], unsigned int n)
-{
-    for (unsigned int j = 0; j < n; j++) {
-        if ((key[j] ^ value[j]) & bits[j]) {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* Returns the hash of the 'n' words of 'key' restricted to 'bits'. */
@@ -2119,7 +2165,6 @@ kdi_mset_query(struct kairo_delta_index *idx, struct kdi_mset *ms,
                const uint64_t value[], const uint64_t bits[], bool any,
                kdi_visit_func *visit, struct kdi_query *q)
 {
-    uint64_t buf[FLOW_U64S];
     struct kdi_secondary *s;
     bool built;
 
@@ -2130,6 +2175,16 @@ kdi_mset_query(struct kairo_delta_index *idx, struct kdi_mset *ms,
         return KDI_PATH_ALL;
     }
 
+    /* The words 'bits' has, usually a few of the keys' words: a member is
+     * compared on those only. */
+    uint8_t js[FLOW_U64S];
+    unsigned int n_js = 0;
+    for (unsigned int j = 0; j < ms->n_words; j++) {
+        if (bits[j]) {
+            js[n_js++] = j;
+        }
+    }
+
     s = kdi_mset_secondary(idx, ms, bits, &built);
     if (s) {
         uint32_t hash = kdi_hash_bits(value, bits, ms->n_words);
@@ -2138,8 +2193,7 @@ kdi_mset_query(struct kairo_delta_index *idx, struct kdi_mset *ms,
              i = s->links[2 * i + 1]) {
             void *m = ms->members[i];
 
-            if (kdi_key_meets(kdi_mset_key(ms, m, buf), value, bits,
-                              ms->n_words)) {
+            if (kdi_mset_member_meets(ms, m, value, bits, js, n_js)) {
                 visit(idx, m, q);
             }
         }
@@ -2149,8 +2203,7 @@ kdi_mset_query(struct kairo_delta_index *idx, struct kdi_mset *ms,
     for (uint32_t i = 0; i < ms->n; i++) {
         void *m = ms->members[i];
 
-        if (kdi_key_meets(kdi_mset_key(ms, m, buf), value, bits,
-                          ms->n_words)) {
+        if (kdi_mset_member_meets(ms, m, value, bits, js, n_js)) {
             visit(idx, m, q);
         }
     }
