@@ -650,6 +650,21 @@ kdi_key_words(const struct kdi_key *k, unsigned int n,
     return buf;
 }
 
+/* Returns word 'j' of the 'n' words of key 'k'. */
+static inline uint64_t
+kdi_key_word(const struct kdi_key *k, unsigned int n, unsigned int j)
+{
+    const struct kdi_wordtab *wt = k->group->words;
+
+    if (n > KDI_KEY_MAP_WORDS) {
+        return kdi_word(wt, k->words[j]);
+    }
+
+    uint32_t bit = UINT32_C(1) << j;
+    return (k->map & bit
+            ? wt->values[k->words[count_1bits(k->map & (bit - 1))]] : 0);
+}
+
 /* Returns true if key 'k' has the 'n' words 'key'. */
 static bool
 kdi_key_equals(const struct kdi_key *k, const uint64_t key[], unsigned int n)
@@ -709,19 +724,9 @@ kdi_mset_key_word(const struct kdi_mset *ms, const void *member,
     const char *p = (const char *) member + ms->key_ofs;
 
     switch ((enum kdi_key_form) ms->key_form) {
-    case KDI_KEY_INTERNED: {
-        const struct kdi_key *k = *ALIGNED_CAST(const struct kdi_key *const *,
-                                                p);
-        uint32_t bit = UINT32_C(1) << j;
-
-        if (ms->n_words > KDI_KEY_MAP_WORDS) {
-            return kdi_word(k->group->words, k->words[j]);
-        }
-        return (k->map & bit
-                ? k->group->words->values[k->words[count_1bits(k->map
-                                                               & (bit - 1))]]
-                : 0);
-    }
+    case KDI_KEY_INTERNED:
+        return kdi_key_word(*ALIGNED_CAST(const struct kdi_key *const *, p),
+                            ms->n_words, j);
     case KDI_KEY_PACKED:
         return kdi_packed_word(*ALIGNED_CAST(const uint16_t *,
                                              p - sizeof(uint16_t)),
