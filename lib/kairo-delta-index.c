@@ -105,8 +105,11 @@ struct kdi_secondary {
                                  * the key under B; kdi_mset_n_chains()
                                  * chains. */
     uint32_t *links;            /* Per member position: 2 * i is the
-                                 * previous member of its chain, 2 * i + 1
-                                 * the next one (KDI_NONE: none). */
+                                 * previous member of its chain, or for
+                                 * the first the chain's number with
+                                 * KDI_CHAIN, 2 * i + 1 the next one
+                                 * (KDI_NONE: none).  Removing a member
+                                 * and moving one then need no hash. */
     uint64_t bits[];            /* B, one word per key word. */
 };
 
@@ -116,6 +119,7 @@ struct kdi_secondary {
 
 /* No member: the end of a chain. */
 #define KDI_NONE UINT32_MAX
+#define KDI_CHAIN UINT32_C(0x80000000)
 
 /* The lookup nodes of one table that share one mask of their own. */
 struct kdi_group {
@@ -793,18 +797,32 @@ kdi_secondary_head(const struct kdi_mset *ms, const struct kdi_secondary *s,
     return &s->heads[hash & (kdi_mset_n_chains(ms->allocated) - 1)];
 }
 
-/* Returns the chain of secondary 's' of 'ms' that holds, or will hold, the
- * member at position 'i'. */
-static uint32_t *
-kdi_secondary_head_of(const struct kdi_mset *ms,
-                      const struct kdi_secondary *s, uint32_t i)
+/* Returns the number of the chain of secondary 's' of 'ms' for the member
+ * at position 'i'. */
+static uint32_t
+kdi_secondary_chain_of(const struct kdi_mset *ms,
+                       const struct kdi_secondary *s, uint32_t i)
 {
     uint64_t buf[FLOW_U64S];
 
-    return kdi_secondary_head(ms, s,
-                              kdi_hash_bits(kdi_mset_key(ms, ms->members[i],
-                                                         buf),
-                                            s->bits, ms->n_words));
+    return (kdi_hash_bits(kdi_mset_key(ms, ms->members[i], buf), s->bits,
+                          ms->n_words)
+            & (kdi_mset_n_chains(ms->allocated) - 1));
+}
+
+/* Adds the member at position 'i' to chain 'chain' of secondary 's'. */
+static void
+kdi_secondary_insert_chain(struct kdi_secondary *s, uint32_t i,
+                           uint32_t chain)
+{
+    uint32_t head = s->heads[chain];
+
+    s->links[2 * i] = KDI_CHAIN | chain;
+    s->links[2 * i + 1] = head;
+    if (head != KDI_NONE) {
+        s->links[2 * head] = i;
+    }
+    s->heads[chain] = i;
 }
 
 /* Adds the member at position 'i' of 'ms' to its secondary 's'. */
@@ -812,49 +830,65 @@ static void
 kdi_secondary_insert(const struct kdi_mset *ms, struct kdi_secondary *s,
                      uint32_t i)
 {
-    uint32_t *head = kdi_secondary_head_of(ms, s, i);
-
-    s->links[2 * i] = KDI_NONE;
-    s->links[2 * i + 1] = *head;
-    if (*head != KDI_NONE) {
-        s->links[2 * *head] = i;
-    }
-    *head = i;
+    kdi_secondary_insert_chain(s, i, kdi_secondary_chain_of(ms, s, i));
 }
 
-/* Removes the member at position 'i' of 'ms' from its secondary 's'. */
+/* Removes the member at position 'i' from secondary 's'. */
 static void
-kdi_secondary_remove(const struct kdi_mset *ms, struct kdi_secondary *s,
-                     uint32_t i)
+kdi_secondary_remove(struct kdi_secondary *s, uint32_t i)
 {
     uint32_t prev = s->links[2 * i];
     uint32_t next = s->links[2 * i + 1];
 
-    if (prev != KDI_NONE) {
-        s->links[2 * prev + 1] = next;
+    if (prev & KDI_CHAIN) {
+        s->heads[prev & ~KDI_CHAIN] = next;
     } else {
-        *kdi_secondary_head_of(ms, s, i) = next;
+        s->links[2 * prev + 1] = next;
     }
     if (next != KDI_NONE) {
         s->links[2 * next] = prev;
     }
 }
 
+/* Moves the member at position 'from' of secondary 's' to position 'to',
+ * which is not in it, in its place in its chain. */
+static void
+kdi_secondary_move(struct kdi_secondary *s, uint32_t from, uint32_t to)
+{
+    uint32_t prev = s->links[2 * from];
+    uint32_t next = s->links[2 * from + 1];
+
+    s->links[2 * to] = prev;
+    s->links[2 * to + 1] = next;
+    if (prev & KDI_CHAIN) {
+        s->heads[prev & ~KDI_CHAIN] = to;
+    } else {
+        s->links[2 * prev + 1] = to;
+    }
+    if (next != KDI_NONE) {
+        s->links[2 * next] = to;
+    }
+}
+
 /* (Re)allocates the chains of secondary 's' for the capacity of 'ms', whose
  * old capacity was 'old_allocated' (0 if 's' is new), and chains every
- * member. */
+ * member, hashing them again only if the number of chains changed. */
 static void
 kdi_secondary_rebuild(struct kairo_delta_index *idx, const struct kdi_mset *ms,
                       struct kdi_secondary *s, uint32_t old_allocated)
 {
     uint32_t n_chains = kdi_mset_n_chains(ms->allocated);
+    uint32_t old_n_chains = kdi_mset_n_chains(old_allocated);
 
-    s->heads = kdi_realloc(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s->heads,
-                           kdi_mset_n_chains(old_allocated) * sizeof *s->heads,
-                           n_chains * sizeof *s->heads);
     s->links = kdi_realloc(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s->links,
                            2 * old_allocated * sizeof *s->links,
                            2 * ms->allocated * sizeof *s->links);
+    if (s->heads && n_chains == old_n_chains) {
+        return;                 /* Same chains: the members stay put. */
+    }
+    s->heads = kdi_realloc(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s->heads,
+                           old_n_chains * sizeof *s->heads,
+                           n_chains * sizeof *s->heads);
     memset(s->heads, 0xff, n_chains * sizeof *s->heads);
     for (uint32_t i = 0; i < ms->n; i++) {
         kdi_secondary_insert(ms, s, i);
@@ -921,7 +955,7 @@ kdi_mset_secondary(struct kairo_delta_index *idx, struct kdi_mset *ms,
 }
 
 /* Gives 'ms' the capacity for its members (kairo_delta_capacity_for()), and
- * rehashes its secondaries. */
+ * resizes its secondaries. */
 static void
 kdi_mset_resize(struct kairo_delta_index *idx, struct kdi_mset *ms)
 {
@@ -937,11 +971,14 @@ kdi_mset_resize(struct kairo_delta_index *idx, struct kdi_mset *ms)
     }
 }
 
-/* Adds 'member' to 'ms' and to its secondaries. */
+/* Adds 'member' to 'ms' and to its secondaries.  If 'known' is nonnull,
+ * 'hash' is the hash of the member's key under its bits (kdi_hash_bits()),
+ * which then need not be computed again. */
 static void
 kdi_mset_add(struct kairo_delta_index *idx, struct kdi_mset *ms,
-             void *member)
+             void *member, const struct kdi_secondary *known, uint32_t hash)
 {
+    ovs_assert(ms->n < KDI_CHAIN);
     if (ms->n >= ms->allocated) {
         kdi_mset_resize(idx, ms);
     }
@@ -950,7 +987,14 @@ kdi_mset_add(struct kairo_delta_index *idx, struct kdi_mset *ms,
     ms->members[i] = member;
     *kdi_mset_pos(ms, member) = i;
     for (size_t j = 0; j < ms->n_secondaries; j++) {
-        kdi_secondary_insert(ms, ms->secondaries[j], i);
+        struct kdi_secondary *s = ms->secondaries[j];
+
+        if (s == known) {
+            kdi_secondary_insert_chain(
+                s, i, hash & (kdi_mset_n_chains(ms->allocated) - 1));
+        } else {
+            kdi_secondary_insert(ms, s, i);
+        }
     }
 }
 
@@ -965,17 +1009,15 @@ kdi_mset_remove(struct kairo_delta_index *idx, struct kdi_mset *ms,
 
     ovs_assert(ms->members[i] == member);
     for (size_t j = 0; j < ms->n_secondaries; j++) {
-        kdi_secondary_remove(ms, ms->secondaries[j], i);
+        kdi_secondary_remove(ms->secondaries[j], i);
     }
     if (i != last) {
         void *moved = ms->members[last];
 
-        /* Rechained at its new position: chains have no order. */
         ms->members[i] = moved;
         *kdi_mset_pos(ms, moved) = i;
         for (size_t j = 0; j < ms->n_secondaries; j++) {
-            kdi_secondary_remove(ms, ms->secondaries[j], last);
-            kdi_secondary_insert(ms, ms->secondaries[j], i);
+            kdi_secondary_move(ms->secondaries[j], last, i);
         }
     }
     ms->n = last;
@@ -1200,15 +1242,14 @@ kdi_rule_remove_step(struct kairo_delta_index *idx, struct kdi_step *s)
 /* Keys. */
 
 /* Returns a step of group 'g' whose key is 'key', or NULL: by its exact
- * hash, or by a scan while it is small. */
+ * hash, whose hash of 'key' is 'hash', or by a scan while it is small. */
 static const struct kdi_step *
-kdi_group_find_key(const struct kdi_group *g, const uint64_t key[])
+kdi_group_find_key(const struct kdi_group *g, const uint64_t key[],
+                   uint32_t hash)
 {
     const struct kdi_mset *ms = &g->members;
 
     if (g->exact) {
-        uint32_t hash = kdi_hash_bits(key, g->exact->bits, ms->n_words);
-
         for (uint32_t i = *kdi_secondary_head(ms, g->exact, hash);
              i != KDI_NONE; i = g->exact->links[2 * i + 1]) {
             const struct kdi_step *s = ms->members[i];
@@ -1230,13 +1271,13 @@ kdi_group_find_key(const struct kdi_group *g, const uint64_t key[])
 }
 
 /* Returns group 'g''s key record for 'key', taking a reference to it and
- * creating it if needed. */
+ * creating it if needed.  'hash' is as for kdi_group_find_key(). */
 static const struct kdi_key *
 kdi_key_ref(struct kairo_delta_index *idx, struct kdi_group *g,
-            const uint64_t key[])
+            const uint64_t key[], uint32_t hash)
 {
     unsigned int n = g->mask.n_words;
-    const struct kdi_step *s = kdi_group_find_key(g, key);
+    const struct kdi_step *s = kdi_group_find_key(g, key, hash);
     struct kdi_key *k;
 
     if (s) {
@@ -1307,8 +1348,15 @@ static void
 kdi_step_link(struct kairo_delta_index *idx, struct kdi_step *s,
               struct kdi_group *g, const uint64_t key[])
 {
-    s->key = kdi_key_ref(idx, g, key);
-    kdi_mset_add(idx, &g->members, s);
+    /* The key's exact hash serves both to find its record and to chain
+     * the step. */
+    const struct kdi_secondary *exact = g->exact;
+    uint32_t hash = (exact
+                     ? kdi_hash_bits(key, exact->bits, g->members.n_words)
+                     : 0);
+
+    s->key = kdi_key_ref(idx, g, key, hash);
+    kdi_mset_add(idx, &g->members, s, exact, hash);
     if (!g->exact && g->members.n >= KDI_SECONDARY_MIN) {
         bool built;
 
@@ -2053,7 +2101,7 @@ kdi_add(struct kairo_delta_index *idx, const void *owner,
     }
     mf->part = node ? kdi_part_get(idx, node, cm) : NULL;
     if (mf->part) {
-        kdi_mset_add(idx, &mf->part->megaflows, mf);
+        kdi_mset_add(idx, &mf->part->megaflows, mf, NULL, 0);
     } else {
         if (idx->n_unplaced >= idx->allocated_unplaced) {
             size_t allocated = kairo_delta_capacity_for(idx->n_unplaced);
