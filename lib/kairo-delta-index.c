@@ -113,6 +113,10 @@ struct kdi_secondary {
     uint64_t bits[];            /* B, one word per key word. */
 };
 
+/* kdi_group_get() compares up to this many of a table's most recently got
+ * groups before it hashes the mask. */
+#define KDI_GROUP_SCAN 8
+
 /* kdi_node_find_child() compares up to this many of a parent's children
  * before it probes the node table instead. */
 #define KDI_MAX_CHILD_SCAN 8
@@ -1050,12 +1054,17 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     struct kdi_group *g;
 
     /* The table's groups are kept most recently got first: the lookups of
-     * one table that megaflows added one after the other make mostly
-     * have the same mask, and comparing it is cheaper than hashing it. */
-    if (!ovs_list_is_empty(table)) {
-        g = CONTAINER_OF(ovs_list_front(table), struct kdi_group, list_node);
+     * one table that megaflows added one after the other make have one of
+     * a few masks, and comparing one is cheaper than hashing it. */
+    size_t n_scanned = 0;
+    LIST_FOR_EACH (g, list_node, table) {
         if (kdi_mask_equals(&g->mask, mask)) {
+            ovs_list_remove(&g->list_node);
+            ovs_list_push_front(table, &g->list_node);
             return g;
+        }
+        if (++n_scanned >= KDI_GROUP_SCAN) {
+            break;
         }
     }
 
