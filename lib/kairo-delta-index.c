@@ -837,6 +837,24 @@ kdi_secondary_insert(const struct kdi_mset *ms, struct kdi_secondary *s,
     kdi_secondary_insert_chain(s, i, kdi_secondary_chain_of(ms, s, i));
 }
 
+/* Points the neighbours 'prev' and 'next' of a member of secondary 's' (as
+ * its links name them) at 'after_prev' and 'before_next': the next member
+ * of 'prev', or its chain's head if 'prev' is one, and the previous member
+ * of 'next'. */
+static void
+kdi_secondary_relink(struct kdi_secondary *s, uint32_t prev, uint32_t next,
+                     uint32_t after_prev, uint32_t before_next)
+{
+    if (prev & KDI_CHAIN) {
+        s->heads[prev & ~KDI_CHAIN] = after_prev;
+    } else {
+        s->links[2 * prev + 1] = after_prev;
+    }
+    if (next != KDI_NONE) {
+        s->links[2 * next] = before_next;
+    }
+}
+
 /* Removes the member at position 'i' from secondary 's'. */
 static void
 kdi_secondary_remove(struct kdi_secondary *s, uint32_t i)
@@ -844,14 +862,7 @@ kdi_secondary_remove(struct kdi_secondary *s, uint32_t i)
     uint32_t prev = s->links[2 * i];
     uint32_t next = s->links[2 * i + 1];
 
-    if (prev & KDI_CHAIN) {
-        s->heads[prev & ~KDI_CHAIN] = next;
-    } else {
-        s->links[2 * prev + 1] = next;
-    }
-    if (next != KDI_NONE) {
-        s->links[2 * next] = prev;
-    }
+    kdi_secondary_relink(s, prev, next, next, prev);
 }
 
 /* Moves the member at position 'from' of secondary 's' to position 'to',
@@ -864,14 +875,7 @@ kdi_secondary_move(struct kdi_secondary *s, uint32_t from, uint32_t to)
 
     s->links[2 * to] = prev;
     s->links[2 * to + 1] = next;
-    if (prev & KDI_CHAIN) {
-        s->heads[prev & ~KDI_CHAIN] = to;
-    } else {
-        s->links[2 * prev + 1] = to;
-    }
-    if (next != KDI_NONE) {
-        s->links[2 * next] = to;
-    }
+    kdi_secondary_relink(s, prev, next, to, to);
 }
 
 /* (Re)allocates the chains of secondary 's' for the capacity of 'ms', whose
