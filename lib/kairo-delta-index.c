@@ -123,6 +123,9 @@ struct kdi_secondary {
 
 /* No member: the end of a chain. */
 #define KDI_NONE UINT32_MAX
+
+/* Marks the chain's number that a chain's first member keeps where the
+ * others keep their predecessor (struct kdi_secondary). */
 #define KDI_CHAIN UINT32_C(0x80000000)
 
 /* The lookup nodes of one table that share one mask of their own. */
