@@ -795,13 +795,21 @@ kdi_mset_n_chains(uint32_t allocated)
     return allocated ? UINT32_C(1) << log_2_floor(allocated) : 0;
 }
 
+/* Returns the number of the chain of a secondary of 'ms' for a key whose
+ * kdi_hash_bits() under the secondary's bits is 'hash'. */
+static inline uint32_t
+kdi_mset_chain(const struct kdi_mset *ms, uint32_t hash)
+{
+    return hash & (kdi_mset_n_chains(ms->allocated) - 1);
+}
+
 /* Returns the chain of secondary 's' of 'ms' for the key under its bits
  * whose kdi_hash_bits() is 'hash'. */
 static inline uint32_t *
 kdi_secondary_head(const struct kdi_mset *ms, const struct kdi_secondary *s,
                    uint32_t hash)
 {
-    return &s->heads[hash & (kdi_mset_n_chains(ms->allocated) - 1)];
+    return &s->heads[kdi_mset_chain(ms, hash)];
 }
 
 /* Returns the number of the chain of secondary 's' of 'ms' for the member
@@ -812,9 +820,9 @@ kdi_secondary_chain_of(const struct kdi_mset *ms,
 {
     uint64_t buf[FLOW_U64S];
 
-    return (kdi_hash_bits(kdi_mset_key(ms, ms->members[i], buf), s->bits,
-                          ms->n_words)
-            & (kdi_mset_n_chains(ms->allocated) - 1));
+    return kdi_mset_chain(ms, kdi_hash_bits(kdi_mset_key(ms, ms->members[i],
+                                                         buf),
+                                            s->bits, ms->n_words));
 }
 
 /* Adds the member at position 'i' to chain 'chain' of secondary 's'. */
@@ -1001,8 +1009,7 @@ kdi_mset_add(struct kairo_delta_index *idx, struct kdi_mset *ms,
         struct kdi_secondary *s = ms->secondaries[j];
 
         if (s == known) {
-            kdi_secondary_insert_chain(
-                s, i, hash & (kdi_mset_n_chains(ms->allocated) - 1));
+            kdi_secondary_insert_chain(s, i, kdi_mset_chain(ms, hash));
         } else {
             kdi_secondary_insert(ms, s, i);
         }
