@@ -148,14 +148,33 @@ struct kdi_cmask {
     struct kdi_mask mask;       /* Must be last. */
 };
 
-/* One lookup of one or more megaflows, a step of a node's chain.  Its key
- * is its group's mask words of the lookup's own key. */
+/* One lookup of one or more megaflows, a step of a run.  Its key is its
+ * group's mask words of the lookup's own key. */
 struct kdi_step {
-    struct kdi_node *node;      /* The node whose chain it is in. */
+    struct kdi_run *run;        /* The run it is in. */
     struct kdi_rule *rule;      /* The rule entry hit, or NULL for a miss. */
     const struct kdi_key *key;  /* Its own key, interned in its group. */
     uint32_t pos;               /* Its position in its group's 'members'. */
     uint32_t rule_pos;          /* Its index in 'rule->steps'. */
+};
+
+/* A run of lookups one after the other: the steps of one or more nodes.
+ * Nodes whose lookups are the same, whatever their parents, share one run:
+ * OVN's paths part at one lookup (an ACL on the transport port, say) and
+ * then run on alike, so that at 10k megaflows two nodes in five repeat
+ * another's lookups.  A run is sealed, in 'runs' by its steps' keys and
+ * rule entries, once kdi_add() has filled it; until then, and while a node
+ * rewrites it (which it then has alone), it is open.  A query that finds a
+ * step reports the subtrees of all of its run's nodes: their megaflows all
+ * made that lookup. */
+struct kdi_run {
+    struct hmap_node hmap_node; /* In 'runs' while 'sealed'. */
+    struct ovs_list nodes;      /* Its nodes, by their 'twin'. */
+    struct kdi_step *steps;     /* Room for exactly 'n_steps', but while
+                                 * kdi_add() fills it. */
+    uint32_t n_steps;           /* Steps in 'steps'. */
+    uint32_t n_nodes;           /* Nodes in 'nodes'. */
+    bool sealed;                /* In 'runs'. */
 };
 
 /* A node of the trie of translation paths: a chain of lookups that the same
@@ -176,10 +195,8 @@ struct kdi_node {
                                  * the single children above it have the
                                  * same megaflows (see kdi_chain_update()).
                                  * Removals leave such single children. */
-    struct kdi_step *steps;     /* Its lookups, in order. */
-    uint32_t n_steps;           /* Elements in 'steps', which has room for
-                                 * exactly as many but while kdi_add()
-                                 * fills a new node. */
+    struct kdi_run *run;        /* Its lookups, in order. */
+    struct ovs_list twin;       /* In its run's 'nodes'. */
     uint32_t n_refs;            /* Megaflows whose path goes through it. */
     uint32_t round;             /* The round in which a query reported
                                  * every megaflow of its subtree, or 0. */
@@ -269,6 +286,8 @@ struct kairo_delta_index {
     struct ovs_list tables[256];  /* Each table's "struct kdi_group"s. */
     struct hmap nodes;          /* Contains "struct kdi_node"s, by
                                  * kdi_node_id_hash(). */
+    struct hmap runs;           /* Sealed "struct kdi_run"s, by
+                                 * kdi_run_hash(). */
     size_t n_steps;             /* Steps of all nodes. */
     size_t n_keys;              /* Interned keys of all groups. */
     struct hmap cmasks;         /* Contains "struct kdi_cmask"s. */
@@ -1365,6 +1384,16 @@ kdi_step_is(const struct kdi_step *s, const struct kdi_group *g,
             && kdi_key_equals(s->key, key, g->mask.n_words));
 }
 
+/* Returns the hash of 'key' in group 'g''s exact hash, or 0 if it has
+ * none. */
+static uint32_t
+kdi_group_key_hash(const struct kdi_group *g, const uint64_t key[])
+{
+    return (g->exact
+            ? kdi_hash_bits(key, g->exact->bits, g->members.n_words)
+            : 0);
+}
+
 /* Puts step 's' in group 'g' with key 'key'.  A group that grows big
  * enough gets its exact hash, which it keeps. */
 static void
@@ -1374,9 +1403,7 @@ kdi_step_link(struct kairo_delta_index *idx, struct kdi_step *s,
     /* The key's exact hash serves both to find its record and to chain
      * the step. */
     const struct kdi_secondary *exact = g->exact;
-    uint32_t hash = (exact
-                     ? kdi_hash_bits(key, exact->bits, g->members.n_words)
-                     : 0);
+    uint32_t hash = kdi_group_key_hash(g, key);
 
     s->key = kdi_key_ref(idx, g, key, hash);
     kdi_mset_add(idx, &g->members, s, exact, hash);
@@ -1402,14 +1429,14 @@ kdi_step_unlink(struct kairo_delta_index *idx, struct kdi_step *s)
     idx->n_steps--;
 }
 
-/* Makes 's', a step of node 'n' with room for it, the lookup in group 'g'
+/* Makes 's', a step of run 'run' with room for it, the lookup in group 'g'
  * that hit rule entry 'r' with key 'key'. */
 static void
 kdi_step_init(struct kairo_delta_index *idx, struct kdi_step *s,
-              struct kdi_node *n, struct kdi_group *g, struct kdi_rule *r,
+              struct kdi_run *run, struct kdi_group *g, struct kdi_rule *r,
               const uint64_t key[])
 {
-    s->node = n;
+    s->run = run;
     s->rule = r;
     kdi_step_link(idx, s, g, key);
     if (r) {
@@ -1418,9 +1445,9 @@ kdi_step_init(struct kairo_delta_index *idx, struct kdi_step *s,
 }
 
 /* Makes step 's' the lookup in group 'g' that hit rule entry 'r' with key
- * 'key', in its place in its node.  What it had and still has, it keeps:
- * neither a group nor a rule entry that it is the last of is freed and
- * made again. */
+ * 'key', in its place in its run, which is open.  What it had and still
+ * has, it keeps: neither a group nor a rule entry that it is the last of is
+ * freed and made again. */
 static void
 kdi_step_rewrite(struct kairo_delta_index *idx, struct kdi_step *s,
                  struct kdi_group *g, struct kdi_rule *r,
@@ -1446,13 +1473,13 @@ kdi_step_rewrite(struct kairo_delta_index *idx, struct kdi_step *s,
     }
 }
 
-/* Moves step 'from' to 'to', in node 'n', keeping its place in its group
+/* Moves step 'from' to 'to', in run 'run', keeping its place in its group
  * and rule entry. */
 static void
-kdi_step_move(struct kdi_step *to, struct kdi_step *from, struct kdi_node *n)
+kdi_step_move(struct kdi_step *to, struct kdi_step *from, struct kdi_run *run)
 {
     *to = *from;
-    to->node = n;
+    to->run = run;
     kdi_step_group(to)->members.members[to->pos] = to;
     if (to->rule) {
         to->rule->steps[to->rule_pos] = to;
@@ -1474,7 +1501,193 @@ kdi_step_uninit(struct kairo_delta_index *idx, struct kdi_step *s)
     }
 }
 
+/* Runs. */
+
+/* Returns a new open run, of no node yet, with room for 'n_steps' steps and
+ * none yet. */
+static struct kdi_run *
+kdi_run_alloc(struct kairo_delta_index *idx, uint32_t n_steps)
+{
+    struct kdi_run *run = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_NODES,
+                                    sizeof *run);
+
+    ovs_list_init(&run->nodes);
+    run->steps = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_STEPS,
+                           n_steps * sizeof *run->steps);
+    run->n_steps = 0;
+    run->n_nodes = 0;
+    run->sealed = false;
+    return run;
+}
+
+/* Returns the hash of the 'n' 'steps' of a run: of their keys and rule
+ * entries, which are interned, so that the same lookups hash alike. */
+static uint32_t
+kdi_run_hash(const struct kdi_step steps[], uint32_t n)
+{
+    uint32_t hash = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        hash = hash_add64(hash, (uintptr_t) steps[i].key);
+        hash = hash_add64(hash, (uintptr_t) steps[i].rule);
+    }
+    return hash_finish(hash, n);
+}
+
+/* Returns the sealed run whose steps are the same lookups as the 'n'
+ * 'steps', whose kdi_run_hash() is 'hash', or NULL. */
+static struct kdi_run *
+kdi_run_find(const struct kairo_delta_index *idx,
+             const struct kdi_step steps[], uint32_t n, uint32_t hash)
+{
+    struct kdi_run *run;
+
+    HMAP_FOR_EACH_WITH_HASH (run, hmap_node, hash, &idx->runs) {
+        if (run->n_steps == n) {
+            uint32_t i;
+
+            for (i = 0; i < n; i++) {
+                if (run->steps[i].key != steps[i].key
+                    || run->steps[i].rule != steps[i].rule) {
+                    break;
+                }
+            }
+            if (i == n) {
+                return run;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Makes 'run' node 'n''s. */
+static void
+kdi_run_attach(struct kdi_run *run, struct kdi_node *n)
+{
+    n->run = run;
+    ovs_list_push_back(&run->nodes, &n->twin);
+    run->n_nodes++;
+}
+
+/* Takes 'run' out of 'runs', if it is there: it is to change. */
+static void
+kdi_run_unseal(struct kairo_delta_index *idx, struct kdi_run *run)
+{
+    if (run->sealed) {
+        hmap_remove(&idx->runs, &run->hmap_node);
+        run->sealed = false;
+        kairo_delta_hmap_maybe_shrink(&idx->runs);
+    }
+}
+
+/* Takes node 'n' off its run, and frees the run if no other node has it,
+ * taking its steps out of their groups and rule entries. */
+static void
+kdi_run_detach(struct kairo_delta_index *idx, struct kdi_node *n)
+{
+    struct kdi_run *run = n->run;
+
+    ovs_list_remove(&n->twin);
+    n->run = NULL;
+    if (!--run->n_nodes) {
+        kdi_run_unseal(idx, run);
+        for (uint32_t i = 0; i < run->n_steps; i++) {
+            kdi_step_uninit(idx, &run->steps[i]);
+        }
+        kdi_free(idx, KAIRO_DELTA_INDEX_MEM_STEPS, run->steps,
+                 run->n_steps * sizeof *run->steps);
+        kdi_free(idx, KAIRO_DELTA_INDEX_MEM_NODES, run, sizeof *run);
+    }
+}
+
+/* Returns a new open run, of no node yet, of copies of the 'n' 'steps'. */
+static struct kdi_run *
+kdi_run_copy(struct kairo_delta_index *idx, const struct kdi_step steps[],
+             uint32_t n)
+{
+    struct kdi_run *run = kdi_run_alloc(idx, n);
+
+    for (uint32_t i = 0; i < n; i++) {
+        const struct kdi_step *s = &steps[i];
+        struct kdi_group *g = kdi_step_group(s);
+        uint64_t buf[FLOW_U64S];
+
+        kdi_step_init(idx, &run->steps[i], run, g, s->rule,
+                      kdi_key_words(s->key, g->mask.n_words, buf));
+    }
+    run->n_steps = n;
+    return run;
+}
+
+/* Returns the sealed run with the same lookups as the 'n' 'steps', making
+ * one of copies of them if there is none. */
+static struct kdi_run *
+kdi_run_get(struct kairo_delta_index *idx, const struct kdi_step steps[],
+            uint32_t n)
+{
+    uint32_t hash = kdi_run_hash(steps, n);
+    struct kdi_run *run = kdi_run_find(idx, steps, n, hash);
+
+    if (!run) {
+        run = kdi_run_copy(idx, steps, n);
+        hmap_insert(&idx->runs, &run->hmap_node, hash);
+        run->sealed = true;
+    }
+    return run;
+}
+
+/* Seals node 'n''s run, if it is open, or gives 'n' instead a sealed run
+ * with the same lookups, if there is one, and frees its own. */
+static void
+kdi_run_seal(struct kairo_delta_index *idx, struct kdi_node *n)
+{
+    struct kdi_run *run = n->run;
+
+    if (!run->sealed) {
+        uint32_t hash = kdi_run_hash(run->steps, run->n_steps);
+        struct kdi_run *twin = kdi_run_find(idx, run->steps, run->n_steps,
+                                            hash);
+
+        ovs_assert(run->n_nodes == 1);
+        if (twin) {
+            kdi_run_detach(idx, n);
+            kdi_run_attach(twin, n);
+        } else {
+            hmap_insert(&idx->runs, &run->hmap_node, hash);
+            run->sealed = true;
+        }
+    }
+}
+
+/* Gives open run 'run' room for exactly 'size' steps, keeping its first
+ * ones (they move).  The caller has uninitialized or moved away any beyond
+ * 'size', and fills any room it adds. */
+static void
+kdi_run_resize(struct kairo_delta_index *idx, struct kdi_run *run,
+               uint32_t size)
+{
+    struct kdi_step *steps = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_STEPS,
+                                       size * sizeof *steps);
+    uint32_t kept = MIN(size, run->n_steps);
+
+    ovs_assert(!run->sealed);
+    for (uint32_t i = 0; i < kept; i++) {
+        kdi_step_move(&steps[i], &run->steps[i], run);
+    }
+    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_STEPS, run->steps,
+             run->n_steps * sizeof *run->steps);
+    run->steps = steps;
+    run->n_steps = kept;
+}
+
 /* Nodes. */
+
+/* Returns the first step of node 'n'. */
+static inline const struct kdi_step *
+kdi_node_first(const struct kdi_node *n)
+{
+    return &n->run->steps[0];
+}
 
 /* Returns the hash of the identity of a node: its parent and first step. */
 static uint32_t
@@ -1499,7 +1712,7 @@ kdi_node_find_child(const struct kairo_delta_index *idx,
     size_t n_compared = 0;
     if (parent) {
         LIST_FOR_EACH (n, sibling, &parent->children) {
-            if (kdi_step_is(&n->steps[0], g, r, key)) {
+            if (kdi_step_is(kdi_node_first(n), g, r, key)) {
                 return n;
             }
             if (++n_compared >= KDI_MAX_CHILD_SCAN) {
@@ -1515,19 +1728,18 @@ kdi_node_find_child(const struct kairo_delta_index *idx,
     HMAP_FOR_EACH_WITH_HASH (n, id_node,
                              kdi_node_id_hash(parent, g, r, key_hash),
                              &idx->nodes) {
-        if (n->parent == parent && kdi_step_is(&n->steps[0], g, r, key)) {
+        if (n->parent == parent && kdi_step_is(kdi_node_first(n), g, r, key)) {
             return n;
         }
     }
     return NULL;
 }
 
-/* Returns a new node with room for 'n_steps' steps and none yet, the last
- * child of 'parent' (NULL: a root), with no children, parts or
- * megaflows. */
+/* Returns a new node with run 'run', the last child of 'parent' (NULL: a
+ * root), with no children, parts or megaflows. */
 static struct kdi_node *
 kdi_node_alloc(struct kairo_delta_index *idx, struct kdi_node *parent,
-               uint32_t n_steps)
+               struct kdi_run *run)
 {
     struct kdi_node *n = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_NODES,
                                    sizeof *n);
@@ -1541,11 +1753,11 @@ kdi_node_alloc(struct kairo_delta_index *idx, struct kdi_node *parent,
     }
     n->parts = NULL;
     n->down = NULL;             /* Set by kdi_chain_update(). */
-    n->steps = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_STEPS,
-                         n_steps * sizeof *n->steps);
-    n->n_steps = 0;
     n->n_refs = 0;
     n->round = 0;
+    if (run) {
+        kdi_run_attach(run, n);
+    }
     return n;
 }
 
@@ -1553,7 +1765,7 @@ kdi_node_alloc(struct kairo_delta_index *idx, struct kdi_node *parent,
 static void
 kdi_node_insert_id(struct kairo_delta_index *idx, struct kdi_node *n)
 {
-    const struct kdi_step *first = &n->steps[0];
+    const struct kdi_step *first = kdi_node_first(n);
     struct kdi_group *g = kdi_step_group(first);
     unsigned int n_words = g->mask.n_words;
     uint64_t buf[FLOW_U64S];
@@ -1565,18 +1777,20 @@ kdi_node_insert_id(struct kairo_delta_index *idx, struct kdi_node *n)
                                                 n_words)));
 }
 
-/* Returns a new node, a child of 'parent' (NULL: a root), with room for
- * 'n_steps' steps, whose first is the lookup in group 'g' that hit rule
- * entry 'r' with 'key'.  The caller fills the others. */
+/* Returns a new node, a child of 'parent' (NULL: a root), with an open run
+ * with room for 'n_steps' steps, whose first is the lookup in group 'g'
+ * that hit rule entry 'r' with 'key'.  The caller fills the others, and
+ * seals the run. */
 static struct kdi_node *
 kdi_node_create(struct kairo_delta_index *idx, struct kdi_node *parent,
                 uint32_t n_steps, struct kdi_group *g, struct kdi_rule *r,
                 const uint64_t key[])
 {
-    struct kdi_node *n = kdi_node_alloc(idx, parent, n_steps);
+    struct kdi_run *run = kdi_run_alloc(idx, n_steps);
+    struct kdi_node *n = kdi_node_alloc(idx, parent, run);
 
-    kdi_step_init(idx, &n->steps[0], n, g, r, key);
-    n->n_steps = 1;
+    kdi_step_init(idx, &run->steps[0], run, g, r, key);
+    run->n_steps = 1;
     kdi_node_insert_id(idx, n);
     return n;
 }
@@ -1619,53 +1833,65 @@ kdi_chain_update(struct kdi_node *n)
     }
 }
 
-/* Gives node 'n' room for exactly 'size' steps, keeping its first ones
- * (they move).  The caller has uninitialized or moved away any beyond
- * 'size', and fills any room it adds. */
+/* Gives node 'n' an open run that it has alone, with the same steps: its
+ * own, unsealed, or a copy of the one it shares. */
 static void
-kdi_node_resize(struct kairo_delta_index *idx, struct kdi_node *n,
-                uint32_t size)
+kdi_node_own_run(struct kairo_delta_index *idx, struct kdi_node *n)
 {
-    struct kdi_step *steps = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_STEPS,
-                                       size * sizeof *steps);
-    uint32_t kept = MIN(size, n->n_steps);
+    struct kdi_run *run = n->run;
 
-    for (uint32_t i = 0; i < kept; i++) {
-        kdi_step_move(&steps[i], &n->steps[i], n);
+    if (run->n_nodes == 1) {
+        kdi_run_unseal(idx, run);
+    } else {
+        kdi_run_detach(idx, n);     /* The other nodes keep 'run'. */
+        kdi_run_attach(kdi_run_copy(idx, run->steps, run->n_steps), n);
     }
-    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_STEPS, n->steps,
-             n->n_steps * sizeof *n->steps);
-    n->steps = steps;
-    n->n_steps = kept;
 }
 
 /* Splits node 'n', which the path being added goes through, after its first
  * 'at' steps (0 < 'at' < its steps): a new node takes the others with the
  * children and parts of 'n', whose only child it becomes, and the
- * megaflows of 'n' but the one being added. */
+ * megaflows of 'n' but the one being added.  Both runs end up sealed. */
 static void
 kdi_node_split(struct kairo_delta_index *idx, struct kdi_node *n,
                uint32_t at)
 {
-    uint32_t n_tail = n->n_steps - at;
+    struct kdi_run *run = n->run;
+    uint32_t n_tail = run->n_steps - at;
     struct kdi_node *child, *tail;
     struct kdi_part *p;
 
     /* The tail goes last among the children of 'n', and takes the others
      * from it. */
-    tail = kdi_node_alloc(idx, n, n_tail);
+    tail = kdi_node_alloc(idx, n, NULL);
     ovs_list_splice(&tail->children, n->children.next, &tail->sibling);
     LIST_FOR_EACH (child, sibling, &tail->children) {
         child->parent = tail;
     }
 
-    /* The tail's steps move to it, and the head's to an array of their own,
-     * so that each array holds exactly its node's steps. */
-    for (uint32_t i = 0; i < n_tail; i++) {
-        kdi_step_move(&tail->steps[i], &n->steps[at + i], tail);
+    if (run->n_nodes == 1) {
+        /* The tail's steps move to a run of its own, and the head's to an
+         * array of their own, so that each array holds exactly its run's
+         * steps. */
+        struct kdi_run *tail_run = kdi_run_alloc(idx, n_tail);
+
+        kdi_run_unseal(idx, run);
+        for (uint32_t i = 0; i < n_tail; i++) {
+            kdi_step_move(&tail_run->steps[i], &run->steps[at + i],
+                          tail_run);
+        }
+        tail_run->n_steps = n_tail;
+        kdi_run_resize(idx, run, at);
+        kdi_run_attach(tail_run, tail);
+        kdi_run_seal(idx, tail);
+        kdi_run_seal(idx, n);
+    } else {
+        /* The other nodes keep the run; 'n' and the tail take the runs
+         * with the same lookups as its two parts. */
+        kdi_run_attach(kdi_run_get(idx, &run->steps[at], n_tail), tail);
+        kdi_run_detach(idx, n);
+        kdi_run_attach(kdi_run_get(idx, run->steps, at), n);
     }
-    tail->n_steps = n_tail;
-    kdi_node_resize(idx, n, at);
 
     tail->parts = n->parts;
     for (p = tail->parts; p; p = p->next) {
@@ -1679,49 +1905,62 @@ kdi_node_split(struct kairo_delta_index *idx, struct kdi_node *n,
     kdi_node_insert_id(idx, tail);
 }
 
-/* Stores in 'steps' the steps of the path of 'mf', which has one, from its
+/* A step of a megaflow's path: the node it is in and its place in the
+ * node's run. */
+struct kdi_hint {
+    struct kdi_node *node;
+    uint32_t at;
+};
+
+/* Returns the step that hint 'h' stands for. */
+static inline const struct kdi_step *
+kdi_hint_step(const struct kdi_hint *h)
+{
+    return &h->node->run->steps[h->at];
+}
+
+/* Stores in 'hints' the steps of the path of 'mf', which has one, from its
  * root. */
 static void
 kdi_path_steps(const struct kairo_delta_index_entry *mf,
-               const struct kdi_step *steps[])
+               struct kdi_hint hints[])
 {
     size_t i = mf->n_lookups;
 
-    for (const struct kdi_node *n = mf->part->leaf; n; n = n->parent) {
-        for (uint32_t j = n->n_steps; j-- > 0;) {
-            steps[--i] = &n->steps[j];
+    for (struct kdi_node *n = mf->part->leaf; n; n = n->parent) {
+        for (uint32_t j = n->run->n_steps; j-- > 0;) {
+            hints[--i] = (struct kdi_hint) { .node = n, .at = j };
         }
     }
     ovs_assert(!i);
 }
 
-/* Has the path being added, which parts from the path of 'old' at node
- * 'n''s step 'at', write its rest over the node's own from there: its
- * lookup there, in group 'g' that hit rule entry 'r' with 'key', and
- * 'n_rest' in all.  'old', the megaflow the path replaces, alone goes
- * through 'n' and ends in it.  A re-translation mostly changes one lookup
- * and keeps the others, and rewriting the node keeps them where they are,
- * rather than making a node for the new path and freeing the old one's.
- * Gives 'n' room for the lookups, retaking 'hints' from 'old''s path if
- * its steps move, and rewrites step 'at'; the caller, the others. */
+/* Has the path being added, which parts from the path of the megaflow it
+ * replaces at node 'n''s step 'at', write its rest over the node's own from
+ * there: its lookup there, in group 'g' that hit rule entry 'r' with 'key',
+ * and 'n_rest' in all.  The megaflow it replaces alone goes through 'n'
+ * and ends in it.  A re-translation mostly changes one lookup and keeps the
+ * others, and rewriting the node keeps them where they are, rather than
+ * making a node for the new path and freeing the old one's.  Gives 'n' an
+ * open run of its own with room for the lookups (the hints of the old path
+ * still hold) and rewrites step 'at'; the caller, the others, and seals
+ * the run. */
 static void
 kdi_node_rewrite(struct kairo_delta_index *idx, struct kdi_node *n,
                  uint32_t at, struct kdi_group *g, struct kdi_rule *r,
-                 const uint64_t key[], size_t n_rest,
-                 const struct kairo_delta_index_entry *old,
-                 const struct kdi_step *hints[])
+                 const uint64_t key[], size_t n_rest)
 {
-    if (at + n_rest > n->n_steps) {
-        kdi_node_resize(idx, n, at + n_rest);
-        kdi_path_steps(old, hints);
+    kdi_node_own_run(idx, n);
+    if (at + n_rest > n->run->n_steps) {
+        kdi_run_resize(idx, n->run, at + n_rest);
     }
     if (!at) {
         /* The node's identity changes. */
         hmap_remove(&idx->nodes, &n->id_node);
-        kdi_step_rewrite(idx, &n->steps[0], g, r, key);
+        kdi_step_rewrite(idx, &n->run->steps[0], g, r, key);
         kdi_node_insert_id(idx, n);
     } else {
-        kdi_step_rewrite(idx, &n->steps[at], g, r, key);
+        kdi_step_rewrite(idx, &n->run->steps[at], g, r, key);
     }
 }
 
@@ -1731,15 +1970,11 @@ kdi_node_destroy(struct kairo_delta_index *idx, struct kdi_node *n)
 {
     ovs_assert(!n->n_refs && ovs_list_is_empty(&n->children)
                && !n->parts);
-    for (uint32_t i = 0; i < n->n_steps; i++) {
-        kdi_step_uninit(idx, &n->steps[i]);
-    }
+    kdi_run_detach(idx, n);
     if (n->parent) {
         ovs_list_remove(&n->sibling);
     }
     hmap_remove(&idx->nodes, &n->id_node);
-    kdi_free(idx, KAIRO_DELTA_INDEX_MEM_STEPS, n->steps,
-             n->n_steps * sizeof *n->steps);
     kdi_free(idx, KAIRO_DELTA_INDEX_MEM_NODES, n, sizeof *n);
     kairo_delta_hmap_maybe_shrink(&idx->nodes);
 }
@@ -1868,6 +2103,7 @@ kairo_delta_index_create(void)
 
     hmap_init(&idx->groups);
     hmap_init(&idx->nodes);
+    hmap_init(&idx->runs);
     hmap_init(&idx->cmasks);
     hmap_init(&idx->rules);
     for (size_t i = 0; i < ARRAY_SIZE(idx->tables); i++) {
@@ -1903,6 +2139,7 @@ kairo_delta_index_destroy(struct kairo_delta_index *idx)
         free(idx->unplaced);
         hmap_destroy(&idx->groups);
         hmap_destroy(&idx->nodes);
+        hmap_destroy(&idx->runs);
         hmap_destroy(&idx->cmasks);
         hmap_destroy(&idx->rules);
         free(idx);
@@ -1981,6 +2218,57 @@ kdi_lookup_resolve(struct kairo_delta_index *idx,
     }
 }
 
+/* Returns the sealed run whose steps are the 'n_prefix' steps 'prefix' and
+ * then the 'n' 'lookups', the first in group 'g' that hit rule entry 'r',
+ * or NULL if there is none.  'hints' are the lookups' hints, the first
+ * 'n_hints' of them.  A path that parts from the others mostly runs on as
+ * another already does; finding that run before making or rewriting a
+ * node's spares making steps and freeing them again.  Lookups that it
+ * resolves to a new group or rule entry leave it empty, for the caller to
+ * fill. */
+static struct kdi_run *
+kdi_run_find_path(struct kairo_delta_index *idx,
+                  const struct kdi_step prefix[], size_t n_prefix,
+                  const struct kairo_delta_index_lookup lookups[], size_t n,
+                  struct kdi_group *g, struct kdi_rule *r,
+                  const struct kdi_hint hints[], size_t n_hints)
+{
+    size_t n_steps = n_prefix + n;
+    struct kdi_step stub[64];
+    struct kdi_step *steps = (n_steps > ARRAY_SIZE(stub)
+                              ? xmalloc(n_steps * sizeof *steps) : stub);
+    struct kdi_run *run = NULL;
+    size_t i;
+
+    for (i = 0; i < n_prefix; i++) {
+        steps[i].key = prefix[i].key;
+        steps[i].rule = prefix[i].rule;
+    }
+    for (i = 0; i < n; i++) {
+        const uint64_t *key = lookups[i].region.value;
+        const struct kdi_step *same;
+
+        if (i) {
+            kdi_lookup_resolve(idx, &lookups[i],
+                               i < n_hints ? kdi_hint_step(&hints[i]) : NULL,
+                               &g, &r);
+        }
+        same = kdi_group_find_key(g, key, kdi_group_key_hash(g, key));
+        if (!same) {
+            break;              /* A new key: no run has the lookup. */
+        }
+        steps[n_prefix + i].key = same->key;
+        steps[n_prefix + i].rule = r;
+    }
+    if (i == n) {
+        run = kdi_run_find(idx, steps, n_steps, kdi_run_hash(steps, n_steps));
+    }
+    if (steps != stub) {
+        free(steps);
+    }
+    return run;
+}
+
 /* Adds a megaflow as kairo_delta_index_add().  'old', if nonnull, is the
  * entry the new one replaces, still indexed: its path is the hint for the
  * new path's groups, rules and nodes, which a re-translation mostly leaves
@@ -2006,8 +2294,8 @@ kdi_add(struct kairo_delta_index *idx, const void *owner,
     }
 
     /* The old path's steps, from its root, as hints. */
-    const struct kdi_step *stub[64];
-    const struct kdi_step **hints = stub;
+    struct kdi_hint stub[64];
+    struct kdi_hint *hints = stub;
     size_t n_hints = old && old->part ? old->n_lookups : 0;
     if (n_hints > ARRAY_SIZE(stub)) {
         hints = xmalloc(n_hints * sizeof *hints);
@@ -2026,61 +2314,90 @@ kdi_add(struct kairo_delta_index *idx, const void *owner,
     bool own = false;
     for (size_t i = 0; i < n; i++) {
         const struct kairo_delta_index_lookup *in = &lookups[i];
-        const struct kdi_step *hint = i < n_hints ? hints[i] : NULL;
+        const struct kdi_hint *hint = i < n_hints ? &hints[i] : NULL;
         const uint64_t *key = in->region.value;
         struct kdi_group *g;
         struct kdi_rule *r;
 
-        kdi_lookup_resolve(idx, in, hint, &g, &r);
+        kdi_lookup_resolve(idx, in, hint ? kdi_hint_step(hint) : NULL,
+                           &g, &r);
         if (own) {
-            if (at >= node->n_steps) {
-                kdi_step_init(idx, &node->steps[at], node, g, r, key);
-                node->n_steps = at + 1;
-            } else if (!kdi_step_is(&node->steps[at], g, r, key)) {
-                kdi_step_rewrite(idx, &node->steps[at], g, r, key);
+            struct kdi_run *run = node->run;
+
+            if (at >= run->n_steps) {
+                kdi_step_init(idx, &run->steps[at], run, g, r, key);
+                run->n_steps = at + 1;
+            } else if (!kdi_step_is(&run->steps[at], g, r, key)) {
+                kdi_step_rewrite(idx, &run->steps[at], g, r, key);
             }
             at++;
             continue;
         }
-        if (node && at < node->n_steps) {
-            if (kdi_step_is(&node->steps[at], g, r, key)) {
+        if (node && at < node->run->n_steps) {
+            if (kdi_step_is(&node->run->steps[at], g, r, key)) {
                 at++;
                 continue;
             }
-            if (hint == &node->steps[at] && node->n_refs == 2
-                && ovs_list_is_empty(&node->children)) {
+            if (hint && hint->node == node && hint->at == at
+                && node->n_refs == 2 && ovs_list_is_empty(&node->children)) {
                 /* The path parts here from the one it replaces, which
-                 * alone goes through the node and ends in it. */
-                kdi_node_rewrite(idx, node, at++, g, r, key, n - i, old,
-                                 hints);
+                 * alone goes through the node and ends in it.  If other
+                 * nodes share its run, the node takes the run of its new
+                 * lookups if there is one, else its own copy to rewrite. */
+                struct kdi_run *twin = (node->run->n_nodes > 1
+                                        ? kdi_run_find_path(
+                                              idx, node->run->steps, at,
+                                              &lookups[i], n - i, g, r,
+                                              hint, n_hints - i)
+                                        : NULL);
+                if (twin) {
+                    kdi_run_detach(idx, node);
+                    kdi_run_attach(twin, node);
+                    at = twin->n_steps;
+                    break;
+                }
+                kdi_node_rewrite(idx, node, at++, g, r, key, n - i);
                 own = true;
                 continue;
             }
-            /* The path parts from the node's chain here.  The split moves
-             * steps, the hints among them. */
+            /* The path parts from the node's run here.  The split moves
+             * steps to another node, the hints' among them. */
             kdi_node_split(idx, node, at);
             if (n_hints) {
                 kdi_path_steps(old, hints);
-                hint = i < n_hints ? hints[i] : NULL;
             }
         }
 
         struct kdi_node *child;
-        if (hint && hint == &hint->node->steps[0]
-            && hint->node->parent == node && kdi_step_is(hint, g, r, key)) {
-            child = hint->node;
+        struct kdi_node *hint_node = (hint && !hint->at
+                                      && hint->node->parent == node
+                                      ? hint->node : NULL);
+        if (hint_node && kdi_step_is(kdi_node_first(hint_node), g, r, key)) {
+            child = hint_node;
         } else {
             child = kdi_node_find_child(idx, node, g, r, key);
         }
-        if (!child && hint && hint == &hint->node->steps[0]
-            && hint->node->parent == node && hint->node->n_refs == 1
-            && ovs_list_is_empty(&hint->node->children)) {
+        if (!child && hint_node && hint_node->n_refs == 1
+            && ovs_list_is_empty(&hint_node->children)
+            && hint_node->run->n_nodes == 1) {
             /* The path parts here from the one it replaces, whose next
              * node is its last, and no other path goes through it. */
-            child = hint->node;
-            kdi_node_rewrite(idx, child, 0, g, r, key, n - i, old, hints);
+            child = hint_node;
+            kdi_node_rewrite(idx, child, 0, g, r, key, n - i);
             own = true;
         } else if (!child) {
+            struct kdi_run *twin = kdi_run_find_path(
+                idx, NULL, 0, &lookups[i], n - i, g, r,
+                hint, hint ? n_hints - i : 0);
+
+            if (twin) {
+                /* The rest of the path is a sealed run: it ends there. */
+                node = kdi_node_alloc(idx, node, twin);
+                kdi_node_insert_id(idx, node);
+                at = twin->n_steps;
+                node->n_refs++;
+                break;
+            }
             child = kdi_node_create(idx, node, n - i, g, r, key);
             own = true;
         }
@@ -2088,17 +2405,20 @@ kdi_add(struct kairo_delta_index *idx, const void *owner,
         at = 1;
         node->n_refs++;
     }
-    if (node && at < node->n_steps) {
+    if (node && at < node->run->n_steps) {
         if (own) {
             /* The path is shorter than the one it rewrote. */
-            for (uint32_t j = at; j < node->n_steps; j++) {
-                kdi_step_uninit(idx, &node->steps[j]);
+            for (uint32_t j = at; j < node->run->n_steps; j++) {
+                kdi_step_uninit(idx, &node->run->steps[j]);
             }
-            kdi_node_resize(idx, node, at);
+            kdi_run_resize(idx, node->run, at);
         } else {
-            /* The path ends inside the node's chain. */
+            /* The path ends inside the node's run. */
             kdi_node_split(idx, node, at);
         }
+    }
+    if (own) {
+        kdi_run_seal(idx, node);
     }
     if (hints != stub) {
         free(hints);
@@ -2462,16 +2782,48 @@ kdi_report_subtree(struct kairo_delta_index *idx, struct kdi_node *top,
     }
 }
 
+/* Reports, as kdi_report_subtree(), the megaflows whose path goes through a
+ * node of 'run': they all made its lookups. */
+static void
+kdi_report_run(struct kairo_delta_index *idx, const struct kdi_run *run,
+               struct kdi_query *q)
+{
+    struct kdi_node *n;
+
+    LIST_FOR_EACH (n, twin, &run->nodes) {
+        kdi_report_subtree(idx, n, q);
+    }
+}
+
+/* Returns true if the open round reported the subtrees of all of the nodes
+ * of 'run' whole. */
+static bool
+kdi_run_reported(struct kairo_delta_index *idx, const struct kdi_run *run)
+{
+    const struct kdi_node *n;
+
+    if (!idx->round) {
+        return false;
+    }
+    LIST_FOR_EACH (n, twin, &run->nodes) {
+        if (n->down->round != idx->round) {
+            return false;
+        }
+    }
+    idx->stats.subtrees_skipped++;
+    return true;
+}
+
 /* Adds step 's_', whose key meets the alternatives 'q->cur_alts' of insert
  * query 'q', to the query's found steps if its rule admits the query and
- * its node's subtree has megaflows left to report. */
+ * its run's nodes' subtrees have megaflows left to report. */
 static void
 kdi_visit_step(struct kairo_delta_index *idx, void *s_, struct kdi_query *q)
 {
     struct kdi_step *s = s_;
 
     idx->stats.lookups_examined++;
-    if (kdi_rule_admits(s->rule, q) && !kdi_subtree_reported(idx, s->node)) {
+    if (kdi_rule_admits(s->rule, q) && !kdi_run_reported(idx, s->run)) {
         if (q->n_found >= q->allocated_found) {
             q->found = x2nrealloc(q->found, &q->allocated_found,
                                   sizeof *q->found);
@@ -2634,7 +2986,7 @@ kdi_report_found(struct kairo_delta_index *idx, struct kdi_query *q)
             }
         }
         q->cur_alts = q->found[i].alts;
-        kdi_report_subtree(idx, st->node, q);
+        kdi_report_run(idx, st->run, q);
     }
     q->outside = NULL;
 }
@@ -2763,7 +3115,7 @@ kairo_delta_index_query_rule(struct kairo_delta_index *idx, const void *rule,
     HMAP_FOR_EACH_WITH_HASH (r, node, hash_pointer(rule, 0), &idx->rules) {
         if (r->rule == rule) {
             for (uint32_t i = 0; i < r->n_steps; i++) {
-                kdi_report_subtree(idx, r->steps[i]->node, &q);
+                kdi_report_run(idx, r->steps[i]->run, &q);
             }
         }
     }
@@ -2822,6 +3174,7 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
         += (sizeof *idx
             + kairo_delta_hmap_bytes(&idx->groups)
             + kairo_delta_hmap_bytes(&idx->nodes)
+            + kairo_delta_hmap_bytes(&idx->runs)
             + kairo_delta_hmap_bytes(&idx->cmasks)
             + kairo_delta_hmap_bytes(&idx->rules));
     for (size_t i = 0; i < KAIRO_DELTA_INDEX_N_MEM; i++) {

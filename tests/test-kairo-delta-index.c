@@ -988,6 +988,10 @@ struct dt_config {
     bool shared_paths;          /* Most megaflows take another's whole path
                                  * and common mask, as many connections
                                  * through one pipeline do. */
+    bool joined_paths;          /* Many megaflows end with another's last
+                                 * lookups after a start of their own, as
+                                 * OVN's paths part at one lookup and run
+                                 * on alike: nodes share runs. */
     bool rounds;                /* Queries run in rounds, now and then. */
 };
 
@@ -1045,6 +1049,20 @@ dt_cb(const void *owner, void *dt_)
     dt->calls[slot]++;
 }
 
+/* Makes lookup 'i' of 'dst' that of 'src'. */
+static void
+dt_copy_lookup(struct dt_megaflow *dst, const struct dt_megaflow *src,
+               size_t i)
+{
+    dst->table[i] = src->table[i];
+    dst->key[i] = src->key[i];
+    dst->mask[i] = src->mask[i];
+    dst->rule[i] = src->rule[i];
+    dst->threshold[i] = src->threshold[i];
+    dst->conj[i] = src->conj[i];
+    dst->conj_id[i] = src->conj_id[i];
+}
+
 /* Gives slot 'mf' a fresh random megaflow, not yet in the index. */
 static void
 dt_generate(struct dt *dt, struct dt_megaflow *mf)
@@ -1071,13 +1089,7 @@ dt_generate(struct dt *dt, struct dt_megaflow *mf)
         n_copied = MIN(other->n, mf->n);
         n_copied = rng_below(rng, n_copied + 1);
         for (size_t i = 0; i < n_copied; i++) {
-            mf->table[i] = other->table[i];
-            mf->key[i] = other->key[i];
-            mf->mask[i] = other->mask[i];
-            mf->rule[i] = other->rule[i];
-            mf->threshold[i] = other->threshold[i];
-            mf->conj[i] = other->conj[i];
-            mf->conj_id[i] = other->conj_id[i];
+            dt_copy_lookup(mf, other, i);
         }
         if (n_copied) {
             key = other->key[n_copied - 1];
@@ -1176,6 +1188,22 @@ dt_generate(struct dt *dt, struct dt_megaflow *mf)
             mf->conj_id[i] = (mf->conj[i] == KAIRO_DELTA_INDEX_CONJ_ONE
                               ? rng_below(rng, DT_CONJ_IDS) : 0);
         }
+    }
+
+    /* With joined paths, often another megaflow's lookups from some point
+     * on, after this one's own. */
+    const struct dt_megaflow *tail = (dt->cfg->joined_paths
+                                      ? &dt->mfs[rng_below(rng,
+                                                           dt->cfg->n_slots)]
+                                      : NULL);
+    if (tail && tail != mf && tail->live && tail->n > 1
+        && rng_below(rng, 4)) {
+        size_t from = 1 + rng_below(rng, MIN(mf->n, tail->n - 1));
+
+        for (size_t i = from; i < tail->n; i++) {
+            dt_copy_lookup(mf, tail, i);
+        }
+        mf->n = tail->n;
     }
 }
 
@@ -1805,6 +1833,27 @@ test_differential_shared_paths(void)
     dt_run(&cfg);
 }
 
+/* Differential test where paths part and join again: nodes of different
+ * parents share runs, and are split and rewritten while they do. */
+static void
+test_differential_joined_paths(void)
+{
+    static const struct dt_config cfg = {
+        .name = "joined paths", .seed = UINT64_C(0x6b6169726f2d3036),
+        .n_slots = 400, .n_templates = 2, .n_ops = 12000,
+        .derived_odds = 2, .any_odds = 1, .joined_paths = true,
+    };
+    static const struct dt_config rounds = {
+        .name = "joined paths, rounds", .seed = UINT64_C(0x6b6169726f2d3037),
+        .n_slots = 400, .n_templates = 2, .n_ops = 12000,
+        .derived_odds = 2, .any_odds = 1, .joined_paths = true,
+        .rounds = true,
+    };
+
+    dt_run(&cfg);
+    dt_run(&rounds);
+}
+
 /* Differential test in rounds: queries between the beginning and the end of
  * a round report each megaflow once between them, while megaflows come and
  * go, and rule queries leave subtrees that later queries skip. */
@@ -1860,6 +1909,8 @@ kairo_unit_register_delta_index(void)
                         test_differential_large_groups)
         || !CU_add_test(suite, "differential, shared paths",
                         test_differential_shared_paths)
+        || !CU_add_test(suite, "differential, joined paths",
+                        test_differential_joined_paths)
         || !CU_add_test(suite, "differential, rounds",
                         test_differential_rounds)) {
         return CU_get_error();
