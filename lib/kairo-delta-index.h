@@ -56,7 +56,10 @@
  * node, whose parent ends with the megaflows' previous lookup: megaflows
  * whose lookups agree up to some point share those steps, a node ends where
  * paths part or one ends (adding a path splits a node there), and each
- * megaflow hangs from the node of its last lookup.  A re-translation
+ * megaflow hangs from the node of its last lookup.  A node's steps are a
+ * run, which the nodes with the same lookups share whatever their parents:
+ * paths that part at one lookup and then run on alike (OVN's, at an ACL on
+ * the transport port) keep their later lookups once.  A re-translation
  * (kairo_delta_index_replace()) that parts from the path it replaces in,
  * or at the start of, a node that only that path goes through and ends in
  * rewrites the node's steps in place from there: most keep their group,
@@ -81,7 +84,7 @@
  * secondary hash on the bits the query fixes once it is big enough.  A rule
  * query reports the subtrees of the nodes of the steps that hit the rule.
  *
- * Memory.  A step costs 32 bytes and a node about 100.  A step's key is
+ * Memory.  A step costs 32 bytes, a node about 100 and a run 56.  A step's key is
  * interned in its group: each distinct key costs 16 bytes and 4 per
  * nonzero word under its own mask, the id of the word in the index's table
  * of the keys' distinct words, where each costs about 20 bytes once.  (The
@@ -93,9 +96,9 @@
  * set; a secondary hash 8 bytes per member its set has room for and 4 per
  * chain (a chain for every one or two).  Member sets and a rule's steps
  * have room for up to half as many again as they hold.  Megaflows that
- * share a path cost no step, but paths share only their beginnings:
- * megaflows that part at one lookup (an ACL on the transport port, say)
- * have steps of their own for every later lookup, in one node.
+ * share a path cost no step, nor do nodes that share a run: what costs
+ * steps is lookups that no other path makes, in the same run, after the
+ * same parting.
  *
  * Ownership.  The index copies what it needs from the lookups passed to
  * kairo_delta_index_add() and keeps no pointer into them.  It never
