@@ -98,18 +98,22 @@ struct kdi_mset {
 
 /* A secondary hash of a member set, over the bits B that a query mask and
  * the members' mask both fix: chains of member positions, doubly linked, so
- * that it costs 8 bytes per member of the set's capacity and 4 per chain,
- * and removes any member in O(1).  Members that agree on B share a chain. */
+ * that it costs 4 bytes per member of the set's capacity and 2 per chain
+ * (twice that for a set with room for more than KDI_NARROW_MAX members),
+ * and removes any member in O(1).  Members that agree on B share a
+ * chain. */
 struct kdi_secondary {
-    uint32_t *heads;            /* First member of each chain, by hash of
+    void *heads;                /* First member of each chain, by hash of
                                  * the key under B; kdi_mset_n_chains()
                                  * chains. */
-    uint32_t *links;            /* Per member position: 2 * i is the
+    void *links;                /* Per member position: 2 * i is the
                                  * previous member of its chain, or for
                                  * the first the chain's number with
                                  * KDI_CHAIN, 2 * i + 1 the next one
                                  * (KDI_NONE: none).  Removing a member
                                  * and moving one then need no hash. */
+    bool narrow;                /* 'heads' and 'links' hold uint16_t
+                                 * (see kdi_link_get()), else uint32_t. */
     uint64_t bits[];            /* B, one word per key word. */
 };
 
@@ -127,6 +131,11 @@ struct kdi_secondary {
 /* Marks the chain's number that a chain's first member keeps where the
  * others keep their predecessor (struct kdi_secondary). */
 #define KDI_CHAIN UINT32_C(0x80000000)
+
+/* The secondaries of a member set with room for at most this many members
+ * keep 16-bit positions: no position then has bit 15 or is UINT16_MAX, and
+ * no chain's number (below the largest power of 2 no greater) either. */
+#define KDI_NARROW_MAX 0x7fff
 
 /* The lookup nodes of one table that share one mask of their own. */
 struct kdi_group {
@@ -806,6 +815,51 @@ kdi_hash_bits(const uint64_t key[], const uint64_t bits[], unsigned int n)
     return hash_finish(hash, n);
 }
 
+/* Returns element 'k' of 'a', the heads or links of a secondary: of
+ * uint16_t if 'narrow', which stand for KDI_NONE as UINT16_MAX and for
+ * KDI_CHAIN as bit 15, else of uint32_t. */
+static inline uint32_t
+kdi_link_get(const void *a, uint32_t k, bool narrow)
+{
+    if (narrow) {
+        uint16_t v = ((const uint16_t *) a)[k];
+
+        return (v == UINT16_MAX ? KDI_NONE
+                : v & 0x8000 ? KDI_CHAIN | (v & 0x7fff)
+                : v);
+    }
+    return ((const uint32_t *) a)[k];
+}
+
+/* Sets element 'k' of 'a', as kdi_link_get() reads it, to 'v'. */
+static inline void
+kdi_link_set(void *a, uint32_t k, uint32_t v, bool narrow)
+{
+    if (narrow) {
+        ((uint16_t *) a)[k] = (v == KDI_NONE ? UINT16_MAX
+                               : v & KDI_CHAIN ? 0x8000 | (v & 0x7fff)
+                               : v);
+    } else {
+        ((uint32_t *) a)[k] = v;
+    }
+}
+
+/* Returns the bytes of an element of the heads and links of a secondary
+ * that is 'narrow' or not. */
+static inline size_t
+kdi_link_size(bool narrow)
+{
+    return narrow ? sizeof(uint16_t) : sizeof(uint32_t);
+}
+
+/* Returns the next member of the chain of secondary 's' after the one at
+ * position 'i', or KDI_NONE. */
+static inline uint32_t
+kdi_secondary_next(const struct kdi_secondary *s, uint32_t i)
+{
+    return kdi_link_get(s->links, 2 * i + 1, s->narrow);
+}
+
 /* Returns the number of chains of each secondary of a member set with room
  * for 'allocated' members: the largest power of 2 no greater. */
 static inline uint32_t
@@ -822,13 +876,13 @@ kdi_mset_chain(const struct kdi_mset *ms, uint32_t hash)
     return hash & (kdi_mset_n_chains(ms->allocated) - 1);
 }
 
-/* Returns the chain of secondary 's' of 'ms' for the key under its bits
- * whose kdi_hash_bits() is 'hash'. */
-static inline uint32_t *
-kdi_secondary_head(const struct kdi_mset *ms, const struct kdi_secondary *s,
-                   uint32_t hash)
+/* Returns the first member of the chain of secondary 's' of 'ms' for the
+ * key under its bits whose kdi_hash_bits() is 'hash', or KDI_NONE. */
+static inline uint32_t
+kdi_secondary_first(const struct kdi_mset *ms, const struct kdi_secondary *s,
+                    uint32_t hash)
 {
-    return &s->heads[kdi_mset_chain(ms, hash)];
+    return kdi_link_get(s->heads, kdi_mset_chain(ms, hash), s->narrow);
 }
 
 /* Returns the number of the chain of secondary 's' of 'ms' for the member
@@ -849,14 +903,14 @@ static void
 kdi_secondary_insert_chain(struct kdi_secondary *s, uint32_t i,
                            uint32_t chain)
 {
-    uint32_t head = s->heads[chain];
+    uint32_t head = kdi_link_get(s->heads, chain, s->narrow);
 
-    s->links[2 * i] = KDI_CHAIN | chain;
-    s->links[2 * i + 1] = head;
+    kdi_link_set(s->links, 2 * i, KDI_CHAIN | chain, s->narrow);
+    kdi_link_set(s->links, 2 * i + 1, head, s->narrow);
     if (head != KDI_NONE) {
-        s->links[2 * head] = i;
+        kdi_link_set(s->links, 2 * head, i, s->narrow);
     }
-    s->heads[chain] = i;
+    kdi_link_set(s->heads, chain, i, s->narrow);
 }
 
 /* Adds the member at position 'i' of 'ms' to its secondary 's'. */
@@ -876,12 +930,12 @@ kdi_secondary_relink(struct kdi_secondary *s, uint32_t prev, uint32_t next,
                      uint32_t after_prev, uint32_t before_next)
 {
     if (prev & KDI_CHAIN) {
-        s->heads[prev & ~KDI_CHAIN] = after_prev;
+        kdi_link_set(s->heads, prev & ~KDI_CHAIN, after_prev, s->narrow);
     } else {
-        s->links[2 * prev + 1] = after_prev;
+        kdi_link_set(s->links, 2 * prev + 1, after_prev, s->narrow);
     }
     if (next != KDI_NONE) {
-        s->links[2 * next] = before_next;
+        kdi_link_set(s->links, 2 * next, before_next, s->narrow);
     }
 }
 
@@ -889,8 +943,8 @@ kdi_secondary_relink(struct kdi_secondary *s, uint32_t prev, uint32_t next,
 static void
 kdi_secondary_remove(struct kdi_secondary *s, uint32_t i)
 {
-    uint32_t prev = s->links[2 * i];
-    uint32_t next = s->links[2 * i + 1];
+    uint32_t prev = kdi_link_get(s->links, 2 * i, s->narrow);
+    uint32_t next = kdi_link_get(s->links, 2 * i + 1, s->narrow);
 
     kdi_secondary_relink(s, prev, next, next, prev);
 }
@@ -900,11 +954,11 @@ kdi_secondary_remove(struct kdi_secondary *s, uint32_t i)
 static void
 kdi_secondary_move(struct kdi_secondary *s, uint32_t from, uint32_t to)
 {
-    uint32_t prev = s->links[2 * from];
-    uint32_t next = s->links[2 * from + 1];
+    uint32_t prev = kdi_link_get(s->links, 2 * from, s->narrow);
+    uint32_t next = kdi_link_get(s->links, 2 * from + 1, s->narrow);
 
-    s->links[2 * to] = prev;
-    s->links[2 * to + 1] = next;
+    kdi_link_set(s->links, 2 * to, prev, s->narrow);
+    kdi_link_set(s->links, 2 * to + 1, next, s->narrow);
     kdi_secondary_relink(s, prev, next, to, to);
 }
 
@@ -917,17 +971,20 @@ kdi_secondary_rebuild(struct kairo_delta_index *idx, const struct kdi_mset *ms,
 {
     uint32_t n_chains = kdi_mset_n_chains(ms->allocated);
     uint32_t old_n_chains = kdi_mset_n_chains(old_allocated);
+    bool narrow = ms->allocated <= KDI_NARROW_MAX;
+    size_t old_size = kdi_link_size(s->narrow);
+    size_t size = kdi_link_size(narrow);
 
     s->links = kdi_realloc(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s->links,
-                           2 * old_allocated * sizeof *s->links,
-                           2 * ms->allocated * sizeof *s->links);
-    if (s->heads && n_chains == old_n_chains) {
+                           2 * old_allocated * old_size,
+                           2 * ms->allocated * size);
+    if (s->heads && n_chains == old_n_chains && narrow == s->narrow) {
         return;                 /* Same chains: the members stay put. */
     }
     s->heads = kdi_realloc(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s->heads,
-                           old_n_chains * sizeof *s->heads,
-                           n_chains * sizeof *s->heads);
-    memset(s->heads, 0xff, n_chains * sizeof *s->heads);
+                           old_n_chains * old_size, n_chains * size);
+    s->narrow = narrow;
+    memset(s->heads, 0xff, n_chains * size);    /* KDI_NONE. */
     for (uint32_t i = 0; i < ms->n; i++) {
         kdi_secondary_insert(ms, s, i);
     }
@@ -951,6 +1008,7 @@ kdi_secondary_create(struct kairo_delta_index *idx, struct kdi_mset *ms,
                   sizeof *s + bits_size);
     s->heads = NULL;
     s->links = NULL;
+    s->narrow = true;
     memcpy(s->bits, bits, bits_size);
     ms->secondaries[ms->n_secondaries++] = s;
     idx->n_secondaries++;
@@ -962,10 +1020,12 @@ static void
 kdi_secondary_destroy(struct kairo_delta_index *idx,
                       const struct kdi_mset *ms, struct kdi_secondary *s)
 {
+    size_t size = kdi_link_size(s->narrow);
+
     kdi_free(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s->heads,
-             kdi_mset_n_chains(ms->allocated) * sizeof *s->heads);
+             kdi_mset_n_chains(ms->allocated) * size);
     kdi_free(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s->links,
-             2 * ms->allocated * sizeof *s->links);
+             2 * ms->allocated * size);
     kdi_free(idx, KAIRO_DELTA_INDEX_MEM_SECONDARIES, s,
              sizeof *s + ms->n_words * sizeof *s->bits);
     idx->n_secondaries--;
@@ -1292,8 +1352,8 @@ kdi_group_find_key(const struct kdi_group *g, const uint64_t key[],
     const struct kdi_mset *ms = &g->members;
 
     if (g->exact) {
-        for (uint32_t i = *kdi_secondary_head(ms, g->exact, hash);
-             i != KDI_NONE; i = g->exact->links[2 * i + 1]) {
+        for (uint32_t i = kdi_secondary_first(ms, g->exact, hash);
+             i != KDI_NONE; i = kdi_secondary_next(g->exact, i)) {
             const struct kdi_step *s = ms->members[i];
 
             if (kdi_key_equals(s->key, key, ms->n_words)) {
@@ -2585,8 +2645,8 @@ kdi_mset_query(struct kairo_delta_index *idx, struct kdi_mset *ms,
     if (s) {
         uint32_t hash = kdi_hash_bits(value, bits, ms->n_words);
 
-        for (uint32_t i = *kdi_secondary_head(ms, s, hash); i != KDI_NONE;
-             i = s->links[2 * i + 1]) {
+        for (uint32_t i = kdi_secondary_first(ms, s, hash); i != KDI_NONE;
+             i = kdi_secondary_next(s, i)) {
             void *m = ms->members[i];
 
             if (kdi_mset_member_meets(ms, m, value, bits, js, n_js)) {

@@ -1818,6 +1818,75 @@ test_leaf_parts(void)
     kairo_delta_index_destroy(idx);
 }
 
+/* A leaf part that grows past 32,767 megaflows: its secondary hash goes from
+ * 16-bit positions to 32-bit ones, and back as the part shrinks, and keeps
+ * answering. */
+static void
+test_wide_secondaries(void)
+{
+    enum { N = 40000 };
+    struct kairo_delta_index *idx = kairo_delta_index_create();
+    struct kairo_delta_index_entry **entries = xcalloc(N, sizeof *entries);
+    struct kairo_delta_index_stats st;
+    struct hand_mf mf = { .n = 0 };
+    struct flow_wildcards cmask;
+    struct hand_result r;
+    struct flow ckey;
+
+    memset(&cmask, 0, sizeof cmask);
+    cmask.masks.nw_src = OVS_BE32_MAX;
+    memset(&ckey, 0, sizeof ckey);
+    hand_add(&mf, 0, 0, 0, 1, &rule_a, 5);
+    for (uint32_t i = 0; i < N; i++) {
+        struct kairo_delta_index_words_buf cbuf;
+        struct kairo_delta_index_words c;
+
+        ckey.nw_src = htonl(0x0a000000 + i);
+        c = kairo_delta_index_words_from_flow(&ckey, &cmask, &cbuf);
+        CU_ASSERT_EQUAL(kairo_delta_index_add(idx, &entries[i], &entries[i],
+                                              &c, mf.l, mf.n), 0);
+        if (i == 100) {
+            /* The secondary, built now, grows with the part. */
+            CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a000007, 0xffffffff,
+                                       1, UINT32_MAX, &r), 1);
+        }
+    }
+    for (uint32_t i = 0; i < N; i += 997) {
+        CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a000000 + i, 0xffffffff,
+                                   1, UINT32_MAX, &r), 1);
+        CU_ASSERT_PTR_EQUAL(r.owners[0], &entries[i]);
+    }
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a009c3c, 0xfffffffc,
+                               1, UINT32_MAX, &r), 4);
+
+    /* Down to a third: narrow again. */
+    for (uint32_t i = 0; i < N; i++) {
+        if (i % 3 != 1) {
+            CU_ASSERT(kairo_delta_index_remove(idx, &entries[i]));
+        }
+    }
+    for (uint32_t i = 0; i < N; i += 991) {
+        CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a000000 + i, 0xffffffff,
+                                   1, UINT32_MAX, &r), i % 3 == 1);
+        if (i % 3 == 1) {
+            CU_ASSERT_PTR_EQUAL(r.owners[0], &entries[i]);
+        }
+    }
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 9, 0x0a009c3c, 0xfffffffc,
+                               1, UINT32_MAX, &r), 1);
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.part_scan, 0);
+
+    for (uint32_t i = 0; i < N; i++) {
+        kairo_delta_index_remove(idx, &entries[i]);
+    }
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_megaflows, 0);
+    CU_ASSERT_EQUAL(st.n_secondaries, 0);
+    kairo_delta_index_destroy(idx);
+    free(entries);
+}
+
 /* Differential test where most megaflows share whole paths: large leaf
  * parts, answered by their secondary hashes. */
 static void
@@ -1902,6 +1971,7 @@ kairo_unit_register_delta_index(void)
         || !CU_add_test(suite, "common parts and shared paths",
                         test_common_and_sharing)
         || !CU_add_test(suite, "leaf parts", test_leaf_parts)
+        || !CU_add_test(suite, "wide secondaries", test_wide_secondaries)
         || !CU_add_test(suite, "chains", test_chains)
         || !CU_add_test(suite, "differential, small groups",
                         test_differential_small_groups)
