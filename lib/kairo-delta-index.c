@@ -3221,6 +3221,7 @@ kairo_delta_index_get_stats(const struct kairo_delta_index *idx,
     stats->n_keys = idx->n_keys;
     stats->n_key_words = idx->words.n_used;
     stats->n_nodes = hmap_count(&idx->nodes);
+    stats->n_runs = hmap_count(&idx->runs);
     stats->n_groups = hmap_count(&idx->groups);
     stats->n_common_masks = hmap_count(&idx->cmasks);
     stats->n_rules = hmap_count(&idx->rules);

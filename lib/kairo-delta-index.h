@@ -93,8 +93,9 @@
  * the caller keeps (the index has no table of its megaflows), 8 bytes per
  * nonzero word of its common part (per word if its common mask, which is
  * interned, has more than 16), and about 10 in its leaf part's member
- * set; a secondary hash 8 bytes per member its set has room for and 4 per
- * chain (a chain for every one or two).  Member sets and a rule's steps
+ * set; a secondary hash 4 bytes per member its set has room for and 2 per
+ * chain (a chain for every one or two), twice that in a set with room for
+ * more than 32,767 members.  Member sets and a rule's steps
  * have room for up to half as many again as they hold.  Megaflows that
  * share a path cost no step, nor do nodes that share a run: what costs
  * steps is lookups that no other path makes, in the same run, after the
@@ -210,6 +211,8 @@ struct kairo_delta_index_stats {
     uint64_t n_keys;              /* Distinct keys of steps, interned. */
     uint64_t n_key_words;         /* Distinct words of those keys. */
     uint64_t n_nodes;             /* Nodes: chains of steps. */
+    uint64_t n_runs;              /* Runs of steps, shared by the nodes
+                                   * with the same lookups. */
     uint64_t n_groups;            /* (table, own mask) groups. */
     uint64_t n_common_masks;      /* Distinct common masks. */
     uint64_t n_secondaries;       /* Secondary hashes over all groups. */

@@ -3060,6 +3060,7 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
         total.n_keys += s.n_keys;
         total.n_key_words += s.n_key_words;
         total.n_nodes += s.n_nodes;
+        total.n_runs += s.n_runs;
         total.n_groups += s.n_groups;
         total.memory += s.memory;
         for (size_t i = 0; i < KAIRO_DELTA_INDEX_N_MEM; i++) {
@@ -3125,11 +3126,12 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
     total.memory += records + deps;
     ds_put_format(out, "  index: %zu megaflows (%zu opaque), %"PRIu64
                   " lookups in %"PRIu64" shared steps (%"PRIu64" nodes, %"
-                  PRIu64" keys of %"PRIu64" distinct words) of %"PRIu64
-                  " groups, "
+                  PRIu64" runs, %"PRIu64" keys of %"PRIu64" distinct words)"
+                  " of %"PRIu64" groups, "
                   "%zu other dependencies, %"PRIu64" bytes", n_megaflows,
                   n_opaque, total.n_lookups, total.n_steps, total.n_nodes,
-                  total.n_keys, total.n_key_words, total.n_groups,
+                  total.n_runs, total.n_keys, total.n_key_words,
+                  total.n_groups,
                   kairo_delta_deps_n_deps(kd_deps), total.memory);
     if (n_megaflows) {
         ds_put_format(out, " (%"PRIu64" per megaflow)",
