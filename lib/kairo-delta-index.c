@@ -1152,9 +1152,7 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     size_t n_scanned = 0;
     LIST_FOR_EACH (g, list_node, table) {
         if (kdi_mask_equals(&g->mask, mask)) {
-            ovs_list_remove(&g->list_node);
-            ovs_list_push_front(table, &g->list_node);
-            return g;
+            goto found;
         }
         if (++n_scanned >= KDI_GROUP_SCAN) {
             break;
@@ -1164,9 +1162,7 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     uint32_t hash = kdi_mask_hash(mask, table_id);
     HMAP_FOR_EACH_WITH_HASH (g, node, hash, &idx->groups) {
         if (g->table_id == table_id && kdi_mask_equals(&g->mask, mask)) {
-            ovs_list_remove(&g->list_node);
-            ovs_list_push_front(table, &g->list_node);
-            return g;
+            goto found;
         }
     }
 
@@ -1180,6 +1176,11 @@ kdi_group_get(struct kairo_delta_index *idx, uint8_t table_id,
     g->table_id = table_id;
     kdi_mask_init(&g->mask, mask);
     hmap_insert(&idx->groups, &g->node, hash);
+    ovs_list_push_front(table, &g->list_node);
+    return g;
+
+found:
+    ovs_list_remove(&g->list_node);
     ovs_list_push_front(table, &g->list_node);
     return g;
 }
@@ -1629,6 +1630,15 @@ kdi_run_attach(struct kdi_run *run, struct kdi_node *n)
     run->n_nodes++;
 }
 
+/* Seals open run 'run', whose kdi_run_hash() is 'hash'. */
+static void
+kdi_run_insert(struct kairo_delta_index *idx, struct kdi_run *run,
+               uint32_t hash)
+{
+    hmap_insert(&idx->runs, &run->hmap_node, hash);
+    run->sealed = true;
+}
+
 /* Takes 'run' out of 'runs', if it is there: it is to change. */
 static void
 kdi_run_unseal(struct kairo_delta_index *idx, struct kdi_run *run)
@@ -1690,8 +1700,7 @@ kdi_run_get(struct kairo_delta_index *idx, const struct kdi_step steps[],
 
     if (!run) {
         run = kdi_run_copy(idx, steps, n);
-        hmap_insert(&idx->runs, &run->hmap_node, hash);
-        run->sealed = true;
+        kdi_run_insert(idx, run, hash);
     }
     return run;
 }
@@ -1713,8 +1722,7 @@ kdi_run_seal(struct kairo_delta_index *idx, struct kdi_node *n)
             kdi_run_detach(idx, n);
             kdi_run_attach(twin, n);
         } else {
-            hmap_insert(&idx->runs, &run->hmap_node, hash);
-            run->sealed = true;
+            kdi_run_insert(idx, run, hash);
         }
     }
 }
@@ -2754,9 +2762,17 @@ kdi_part_query(struct kairo_delta_index *idx, struct kdi_part *p,
  * open round.  Walks mark the nodes that end chains, whose megaflows are
  * those of the chain's other nodes. */
 static bool
+kdi_node_reported_whole(const struct kairo_delta_index *idx,
+                        const struct kdi_node *n)
+{
+    return idx->round && n->down->round == idx->round;
+}
+
+/* As kdi_node_reported_whole(), counting the subtree as skipped. */
+static bool
 kdi_subtree_reported(struct kairo_delta_index *idx, const struct kdi_node *n)
 {
-    if (idx->round && n->down->round == idx->round) {
+    if (kdi_node_reported_whole(idx, n)) {
         idx->stats.subtrees_skipped++;
         return true;
     }
@@ -2866,7 +2882,7 @@ kdi_run_reported(struct kairo_delta_index *idx, const struct kdi_run *run)
         return false;
     }
     LIST_FOR_EACH (n, twin, &run->nodes) {
-        if (n->down->round != idx->round) {
+        if (!kdi_node_reported_whole(idx, n)) {
             return false;
         }
     }
