@@ -220,15 +220,19 @@ struct kdi_node {
 struct kdi_key {
     struct kdi_group *group;    /* The group it is interned in. */
     uint32_t n_refs;            /* Steps with it. */
-    uint32_t map;               /* Bit j: word j is in 'words'.  A group of
-                                 * more than 32 mask words keeps every
-                                 * word (then 'map' is 0). */
-    uint32_t words[];           /* Ids of the words that 'map' says, in
+    uint32_t map;               /* Bit j: word j is in 'ids'.  A group of
+                                 * more than KDI_KEY_MAP_WORDS mask words
+                                 * keeps every word (then only
+                                 * KDI_KEY_WIDE may be set).  With
+                                 * KDI_KEY_WIDE, 'ids' are uint32_t. */
+    uint16_t ids[];             /* Ids of the words that 'map' says, in
                                  * order. */
 };
+BUILD_ASSERT_DECL(offsetof(struct kdi_key, ids) % sizeof(uint32_t) == 0);
 
-/* The distinct words of the steps' keys, each kept once and named by a
- * 32-bit id: the translation state, which most of a key is, takes few
+/* The distinct words of the steps' keys, each kept once and named by an
+ * id, which a key keeps in 16 bits if it can (KDI_KEY_WIDE): the
+ * translation state, which most of a key is, takes few
  * values (at 10k OVN megaflows, about 1,200 distinct words in 145,000).
  * Id 0 is the word 0, which is never stored.  A hash of the ids in use,
  * by open addressing with linear probing, finds a word's id.  Freed ids
@@ -248,7 +252,13 @@ struct kdi_wordtab {
 
 /* A group with more mask words than this keeps its keys' words whole.  OVN's
  * have at most 16. */
-#define KDI_KEY_MAP_WORDS 32
+#define KDI_KEY_MAP_WORDS 31
+
+/* In a key's map: its ids are 32-bit.  A key keeps 16-bit ids unless one of
+ * its words has an id above UINT16_MAX, which takes a word table of more
+ * than 65,535 distinct words at once (about 1,200 at 10k OVN megaflows,
+ * 17,000 at 100k): the table reuses the ids it frees. */
+#define KDI_KEY_WIDE (UINT32_C(1) << 31)
 
 /* The megaflows that hang from one node and share one common mask.  A leaf
  * node may have many: after the same lookups, the bits a change may fix
@@ -664,7 +674,26 @@ kdi_words_unpack(uint32_t map, const uint64_t kept[], unsigned int n,
 static unsigned int
 kdi_key_n_kept(uint32_t map, unsigned int n)
 {
-    return n > KDI_KEY_MAP_WORDS ? n : count_1bits(map);
+    return n > KDI_KEY_MAP_WORDS ? n : count_1bits(map & ~KDI_KEY_WIDE);
+}
+
+/* Returns the bytes of a key of 'n' words with map 'map'. */
+static size_t
+kdi_key_size(uint32_t map, unsigned int n)
+{
+    return (sizeof(struct kdi_key)
+            + kdi_key_n_kept(map, n) * (map & KDI_KEY_WIDE
+                                        ? sizeof(uint32_t)
+                                        : sizeof(uint16_t)));
+}
+
+/* Returns the id of the 'i'th word that key 'k' keeps. */
+static inline uint32_t
+kdi_key_id(const struct kdi_key *k, unsigned int i)
+{
+    return (k->map & KDI_KEY_WIDE
+            ? ALIGNED_CAST(const uint32_t *, k->ids)[i]
+            : k->ids[i]);
 }
 
 /* Returns in 'buf' the 'n' words of key 'k'. */
@@ -673,17 +702,19 @@ kdi_key_words(const struct kdi_key *k, unsigned int n,
               uint64_t buf[FLOW_U64S])
 {
     const struct kdi_wordtab *wt = k->group->words;
-    const uint32_t *p = k->words;
 
     if (n > KDI_KEY_MAP_WORDS) {
         for (unsigned int j = 0; j < n; j++) {
-            buf[j] = kdi_word(wt, p[j]);
+            buf[j] = kdi_word(wt, kdi_key_id(k, j));
         }
     } else {
         /* The words kept are nonzero, so their ids are too. */
+        unsigned int i = 0;
+
         memset(buf, 0, n * sizeof *buf);
-        for (uint32_t map = k->map; map; map = zero_rightmost_1bit(map)) {
-            buf[raw_ctz(map)] = wt->values[*p++];
+        for (uint32_t map = k->map & ~KDI_KEY_WIDE; map;
+             map = zero_rightmost_1bit(map)) {
+            buf[raw_ctz(map)] = wt->values[kdi_key_id(k, i++)];
         }
     }
     return buf;
@@ -696,12 +727,13 @@ kdi_key_word(const struct kdi_key *k, unsigned int n, unsigned int j)
     const struct kdi_wordtab *wt = k->group->words;
 
     if (n > KDI_KEY_MAP_WORDS) {
-        return kdi_word(wt, k->words[j]);
+        return kdi_word(wt, kdi_key_id(k, j));
     }
 
     uint32_t bit = UINT32_C(1) << j;
     return (k->map & bit
-            ? wt->values[k->words[count_1bits(k->map & (bit - 1))]] : 0);
+            ? wt->values[kdi_key_id(k, count_1bits(k->map & (bit - 1)))]
+            : 0);
 }
 
 /* Returns true if key 'k' has the 'n' words 'key'. */
@@ -710,11 +742,11 @@ kdi_key_equals(const struct kdi_key *k, const uint64_t key[], unsigned int n)
 {
     const struct kdi_wordtab *wt = k->group->words;
     bool all = n > KDI_KEY_MAP_WORDS;
-    const uint32_t *p = k->words;
+    unsigned int i = 0;
 
     for (unsigned int j = 0; j < n; j++) {
         if (key[j] != (all || k->map & (UINT32_C(1) << j)
-                       ? kdi_word(wt, *p++) : 0)) {
+                       ? kdi_word(wt, kdi_key_id(k, i++)) : 0)) {
             return false;
         }
     }
@@ -1391,17 +1423,27 @@ kdi_key_ref(struct kairo_delta_index *idx, struct kdi_group *g,
 
     bool packed = n <= KDI_KEY_MAP_WORDS;
     uint32_t map = packed ? kdi_words_map(key, n) : 0;
-    k = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_KEYS,
-                  sizeof *k + kdi_key_n_kept(map, n) * sizeof *k->words);
+    uint32_t ids[FLOW_U64S];
+    unsigned int n_kept = 0;
+    for (unsigned int j = 0; j < n; j++) {
+        if (key[j] || !packed) {
+            ids[n_kept] = kdi_wordtab_ref(idx, &idx->words, key[j]);
+            if (ids[n_kept++] > UINT16_MAX) {
+                map |= KDI_KEY_WIDE;
+            }
+        }
+    }
+
+    k = kdi_alloc(idx, KAIRO_DELTA_INDEX_MEM_KEYS, kdi_key_size(map, n));
     k->group = g;
     k->n_refs = 1;
     k->map = map;
     idx->n_keys++;
-
-    uint32_t *p = k->words;
-    for (unsigned int j = 0; j < n; j++) {
-        if (key[j] || !packed) {
-            *p++ = kdi_wordtab_ref(idx, &idx->words, key[j]);
+    for (unsigned int i = 0; i < n_kept; i++) {
+        if (map & KDI_KEY_WIDE) {
+            ALIGNED_CAST(uint32_t *, k->ids)[i] = ids[i];
+        } else {
+            k->ids[i] = ids[i];
         }
     }
     return k;
@@ -1415,13 +1457,13 @@ kdi_key_unref(struct kairo_delta_index *idx, struct kdi_group *g,
     struct kdi_key *k = CONST_CAST(struct kdi_key *, k_);
 
     if (!--k->n_refs) {
-        unsigned int n_kept = kdi_key_n_kept(k->map, g->mask.n_words);
+        unsigned int n = g->mask.n_words;
+        unsigned int n_kept = kdi_key_n_kept(k->map, n);
 
-        for (unsigned int j = 0; j < n_kept; j++) {
-            kdi_wordtab_unref(idx, &idx->words, k->words[j]);
+        for (unsigned int i = 0; i < n_kept; i++) {
+            kdi_wordtab_unref(idx, &idx->words, kdi_key_id(k, i));
         }
-        kdi_free(idx, KAIRO_DELTA_INDEX_MEM_KEYS, k,
-                 sizeof *k + n_kept * sizeof *k->words);
+        kdi_free(idx, KAIRO_DELTA_INDEX_MEM_KEYS, k, kdi_key_size(k->map, n));
         idx->n_keys--;
     }
 }

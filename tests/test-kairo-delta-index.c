@@ -807,6 +807,76 @@ test_key_words(void)
     free(entries);
 }
 
+/* Keys keep their words' ids in 16 bits until the word table hands out an
+ * id above UINT16_MAX, then in 32 bits, key by key: narrow and wide keys
+ * of one group answer alike, and ids freed below the limit are reused by
+ * narrow keys again. */
+static void
+test_wide_key_ids(void)
+{
+    enum { N = 70000, GONE = 40000, MORE = 10000 };
+    struct kairo_delta_index *idx = kairo_delta_index_create();
+    struct kairo_delta_index_entry **entries = xcalloc(N + MORE,
+                                                       sizeof *entries);
+    struct kairo_delta_index_stats empty, st;
+    struct flow_wildcards mask;
+    struct hand_result r;
+    struct flow key;
+
+    kairo_delta_index_get_stats(idx, &empty);
+    flow_wildcards_init_catchall(&mask);
+    mask.masks.regs[0] = UINT32_MAX;
+    mask.masks.regs[2] = UINT32_MAX;
+    memset(&key, 0, sizeof key);
+    key.regs[2] = UINT32_MAX;
+
+    /* Megaflow i: a word of its own (reg0 = i + 1) and one they all share
+     * (reg2), so that the ids of the last few thousand pass UINT16_MAX. */
+    for (uint32_t i = 0; i < N; i++) {
+        key.regs[0] = i + 1;
+        key_words_add(idx, &entries[i], &key, &mask);
+    }
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_keys, N);
+    CU_ASSERT_EQUAL(st.n_key_words, N + 1);
+    for (uint32_t i = 0; i < N; i += 1009) {
+        CU_ASSERT_EQUAL(hand_query(idx, 0, 100, 0, 0, i + 1, UINT32_MAX, &r),
+                        1);
+        CU_ASSERT_PTR_EQUAL(r.owners[0], &key);
+    }
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 100, 0, 0, N, UINT32_MAX, &r), 1);
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 100, 0, 0, N + 1, UINT32_MAX, &r), 0);
+
+    /* Freed ids, all below the limit, go to new narrow keys. */
+    for (uint32_t i = 0; i < GONE; i++) {
+        CU_ASSERT(kairo_delta_index_remove(idx, &entries[i]));
+    }
+    for (uint32_t i = N; i < N + MORE; i++) {
+        key.regs[0] = i + 1;
+        key_words_add(idx, &entries[i], &key, &mask);
+    }
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_keys, N - GONE + MORE);
+    CU_ASSERT_EQUAL(st.n_key_words, N - GONE + MORE + 1);
+    for (uint32_t i = 0; i < N + MORE; i += 997) {
+        CU_ASSERT_EQUAL(hand_query(idx, 0, 100, 0, 0, i + 1, UINT32_MAX, &r),
+                        i >= GONE);
+    }
+    CU_ASSERT_EQUAL(hand_query(idx, 0, 100, 0, 0, N + MORE, UINT32_MAX, &r),
+                    1);
+
+    for (uint32_t i = GONE; i < N + MORE; i++) {
+        CU_ASSERT(kairo_delta_index_remove(idx, &entries[i]));
+    }
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_keys, 0);
+    CU_ASSERT_EQUAL(st.n_key_words, 0);
+    CU_ASSERT_EQUAL(st.memory_by[KAIRO_DELTA_INDEX_MEM_KEYS],
+                    empty.memory_by[KAIRO_DELTA_INDEX_MEM_KEYS]);
+    kairo_delta_index_destroy(idx);
+    free(entries);
+}
+
 /* A subtree walk passes by the nodes of a chain, which have one child and
  * no megaflow of their own, as paths part, join and end. */
 static void
@@ -1972,6 +2042,7 @@ kairo_unit_register_delta_index(void)
                         test_common_and_sharing)
         || !CU_add_test(suite, "leaf parts", test_leaf_parts)
         || !CU_add_test(suite, "wide secondaries", test_wide_secondaries)
+        || !CU_add_test(suite, "wide key ids", test_wide_key_ids)
         || !CU_add_test(suite, "chains", test_chains)
         || !CU_add_test(suite, "differential, small groups",
                         test_differential_small_groups)
