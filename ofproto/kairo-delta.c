@@ -461,11 +461,6 @@ struct kd_megaflow {
     unsigned int pmd_id;
     uint32_t opaque_pos;        /* Its index in 'kdu->opaque' if 'opaque'. */
 
-    uint64_t marked_round;      /* Round in which it was last marked. */
-    uint64_t pending_gen;       /* Nonzero: a translation with a token at
-                                 * least this is awaited. */
-    long long int pending_since;    /* Delta time of the first mark. */
-
     /* Its entries in the indexes of the bridges its lookups went through,
      * 'n_refs' of them, in 'ref' if there is one (a patch port takes a
      * translation to another bridge). */
@@ -477,10 +472,23 @@ struct kd_megaflow {
     uint32_t n_refs;
     bool opaque;                /* Marked by every delta: lookups unknown,
                                  * or the translation learns. */
+    bool marked;                /* In 'kdu->marks', the open round's. */
+    bool pending;               /* Awaits a translation, in 'kd_pending'. */
+};
+
+/* A megaflow marked and not re-translated since.  Few are at a time, so
+ * that they keep this apart from their struct kd_megaflow. */
+struct kd_pending {
+    struct hmap_node node;      /* In 'kd_pending', by hash_pointer(mf). */
+    struct kd_megaflow *mf;
+    uint64_t gen;               /* A translation with a token at least this
+                                 * resolves it. */
+    long long int since;        /* Delta time of the first mark. */
 };
 
 static struct hmap kd_bridges = HMAP_INITIALIZER(&kd_bridges);
 static struct hmap kd_udpifs = HMAP_INITIALIZER(&kd_udpifs);
+static struct hmap kd_pending = HMAP_INITIALIZER(&kd_pending);
 
 /* The operation counters of the bridges' indexes freed so far, which
  * kairo/show adds to those of the indexes there are. */
@@ -502,7 +510,6 @@ static long long int kd_round_last;     /* ...and of its latest. */
 static uint64_t kd_applied_gen;     /* Generation of the last delta mapped. */
 static unsigned int kd_full_share = KD_DEFAULT_FULL_SHARE;
 static bool kd_fallback_now;        /* This run falls back to full. */
-static size_t kd_n_pending;         /* Megaflows with 'pending_gen'. */
 static bool kd_burst;               /* The latest run mapped ukey events. */
 static uint64_t kd_main_loops;      /* Calls of kairo_delta_run(). */
 static struct unixctl_conn **kd_waiters;
@@ -1690,18 +1697,37 @@ kd_latency_record(long long int usec)
     kd_stats.latency[i]++;
 }
 
+/* Returns 'mf''s entry in 'kd_pending', or NULL if it awaits nothing. */
+static struct kd_pending *
+kd_pending_find(const struct kd_megaflow *mf)
+{
+    struct kd_pending *p;
+
+    if (mf->pending) {
+        HMAP_FOR_EACH_WITH_HASH (p, node, hash_pointer(mf, 0), &kd_pending) {
+            if (p->mf == mf) {
+                return p;
+            }
+        }
+    }
+    return NULL;
+}
+
 /* Notes that 'mf' was re-translated or deleted at 'time' (kd_clock_usec()),
  * which resolves its mark. */
 static void
 kd_megaflow_resolve(struct kd_megaflow *mf, long long int time)
 {
-    if (mf->pending_gen) {
-        long long int latency = MAX(time - mf->pending_since, 0);
+    struct kd_pending *p = kd_pending_find(mf);
+
+    if (p) {
+        long long int latency = MAX(time - p->since, 0);
 
         kd_latency_record(latency);
         kd_stats.latest_latency = MAX(kd_stats.latest_latency, latency);
-        mf->pending_gen = 0;
-        kd_n_pending--;
+        hmap_remove(&kd_pending, &p->node);
+        free(p);
+        mf->pending = false;
     }
 }
 
@@ -1745,24 +1771,35 @@ kd_round_is_due(void)
                 || kd_main_loops > kd_pending_ports_loop + 1));
 }
 
+/* Has 'mf' await a translation that begins after the latest delta, which
+ * happened at 'time'. */
+static void
+kd_await(struct kd_megaflow *mf, long long int time)
+{
+    struct kd_pending *p = kd_pending_find(mf);
+    uint64_t gen;
+
+    if (!p) {
+        p = xmalloc(sizeof *p);
+        p->mf = mf;
+        p->since = time;
+        hmap_insert(&kd_pending, &p->node, hash_pointer(mf, 0));
+        mf->pending = true;
+    }
+    atomic_read_relaxed(&kd_gen, &gen);
+    p->gen = MAX(gen, 1);
+}
+
 /* Marks 'mf' for re-translation by a delta that happened at 'time'. */
 static void
 kd_mark(struct kd_megaflow *mf, long long int time)
 {
-    uint64_t gen;
-
-    atomic_read_relaxed(&kd_gen, &gen);
-    if (!mf->pending_gen) {
-        mf->pending_since = time;
-        kd_n_pending++;
-    }
-    mf->pending_gen = MAX(gen, 1);
-
+    kd_await(mf, time);
     kd_round_note(time);
-    if (mf->marked_round != kd_round_seq) {
+    if (!mf->marked) {
         struct kd_udpif *kdu = mf->kdu;
 
-        mf->marked_round = kd_round_seq;
+        mf->marked = true;
         if (kdu->n_marks >= kdu->allocated_marks) {
             kdu->marks = x2nrealloc(kdu->marks, &kdu->allocated_marks,
                                     sizeof *kdu->marks);
@@ -2664,7 +2701,8 @@ kd_process_ukey(struct kd_event *ev)
     kd_megaflow_index(mf, ev->capture, ev->learns, ev->key, ev->key_len,
                       ev->mask, ev->mask_len);
 
-    if (mf->pending_gen && ev->gen >= mf->pending_gen) {
+    struct kd_pending *p = kd_pending_find(mf);
+    if (p && ev->gen >= p->gen) {
         /* An install is not timed on the upcall path. */
         kd_megaflow_resolve(mf, (ev->ukey_event == UDPIF_UKEY_INSTALLED
                                  ? kd_clock_usec() : ev->time));
@@ -2747,8 +2785,10 @@ kd_revalidate_all(void)
     HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
         struct kd_megaflow *mf;
 
+        /* The full revalidation takes the open round's marks too. */
         HMAP_FOR_EACH (mf, node, &kdu->megaflows) {
-            kd_mark(mf, now);
+            kd_await(mf, now);
+            mf->marked = false;
         }
         kdu->n_marks = 0;
         udpif_revalidate(kdu->udpif);
@@ -2793,12 +2833,13 @@ kd_round_main_share(struct udpif *udpif, size_t n_marks)
     return MIN(n_marks / (n_threads + 1), KD_MAX_INLINE);
 }
 
-/* Has every megaflow marked in 'kdu''s round await a translation that began
- * after the latest delta.  The round's later deltas did not mark again the
- * megaflows that its earlier ones had (kd_bridge_marking_index()), so their
- * 'pending_gen' may predate a delta that affects them. */
+/* Closes 'kdu''s round of marks, whose ids stay in 'kdu->marks' until the
+ * caller empties it: has every megaflow marked in it await a translation
+ * that began after the latest delta, since the round's later deltas did
+ * not mark again the megaflows that its earlier ones had
+ * (kd_bridge_marking_index()), and unmarks them. */
 static void
-kd_marks_await_latest(struct kd_udpif *kdu)
+kd_marks_close(struct kd_udpif *kdu)
 {
     uint64_t gen;
 
@@ -2806,8 +2847,13 @@ kd_marks_await_latest(struct kd_udpif *kdu)
     for (size_t i = 0; i < kdu->n_marks; i++) {
         struct kd_megaflow *mf = kd_megaflow_find(kdu, &kdu->marks[i]);
 
-        if (mf && mf->pending_gen) {
-            mf->pending_gen = MAX(mf->pending_gen, gen);
+        if (mf) {
+            struct kd_pending *p = kd_pending_find(mf);
+
+            if (p) {
+                p->gen = MAX(p->gen, gen);
+            }
+            mf->marked = false;
         }
     }
 }
@@ -2845,7 +2891,7 @@ kd_flush_marks(bool may_translate)
         if (!kdu->n_marks) {
             continue;
         }
-        kd_marks_await_latest(kdu);
+        kd_marks_close(kdu);
 
         enum kd_round round = kd_round_plan(kdu->n_marks,
                                             hmap_count(&kdu->megaflows));
@@ -2883,7 +2929,7 @@ kd_flush_marks(bool may_translate)
 static void
 kd_reply_waiters(void)
 {
-    if (kd_n_waiters && !kd_n_pending) {
+    if (kd_n_waiters && !hmap_count(&kd_pending)) {
         for (size_t i = 0; i < kd_n_waiters; i++) {
             unixctl_command_reply(kd_waiters[i], NULL);
         }
@@ -3086,6 +3132,8 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
                                      ? mf->n_refs * sizeof *mf->refs : 0);
         }
     }
+    records += ((kd_pending.mask + 1) * sizeof(void *)
+                + hmap_count(&kd_pending) * sizeof(struct kd_pending));
 
     ds_put_format(out, "  mode: %s (other_config:kairo-delta), full share "
                   "%u%%\n", kd_is_enabled() ? "delta" : "stock",
@@ -3112,7 +3160,7 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
                   PRIu64" shared with the revalidators, %"PRIu64
                   " revalidator kicks\n", kd_stats.marked,
                   kd_stats.rounds, kd_stats.raced, kd_stats.opaque_marks,
-                  kd_n_pending, kd_stats.inline_rounds,
+                  hmap_count(&kd_pending), kd_stats.inline_rounds,
                   kd_stats.shared_rounds, kd_stats.kicks);
     ds_put_cstr(out, "  full revalidations:");
     for (size_t i = 0; i < KD_N_FALLBACKS; i++) {
