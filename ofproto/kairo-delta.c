@@ -509,7 +509,6 @@ static long long int kd_round_first;    /* kd_clock_usec() of the open
 static long long int kd_round_last;     /* ...and of its latest. */
 static uint64_t kd_applied_gen;     /* Generation of the last delta mapped. */
 static unsigned int kd_full_share = KD_DEFAULT_FULL_SHARE;
-static bool kd_fallback_now;        /* This run falls back to full. */
 static bool kd_burst;               /* The latest run mapped ukey events. */
 static uint64_t kd_main_loops;      /* Calls of kairo_delta_run(). */
 static struct unixctl_conn **kd_waiters;
@@ -2881,11 +2880,6 @@ kd_flush_marks(bool may_translate)
 
     kd_round_first = kd_round_last = 0;
     kd_round_seq++;
-    if (kd_fallback_now) {
-        kd_fallback_now = false;
-        kd_revalidate_all();
-        return;
-    }
 
     HMAP_FOR_EACH (kdu, node, &kd_udpifs) {
         if (!kdu->n_marks) {
@@ -2996,7 +2990,7 @@ kd_run__(const struct udpif *dying)
     }
     /* A round is flushed when it is due; at once while a datapath is being
      * torn down, but with no translation then. */
-    if (dying || kd_fallback_now || kd_round_is_due()) {
+    if (dying || kd_round_is_due()) {
         kd_flush_marks(!dying);
     }
     kd_bridges_sweep();
