@@ -29,6 +29,7 @@
 #include "hash.h"
 #include "kairo-delta-conj.h"
 #include "kairo-delta-deps.h"
+#include "kairo-delta-growth.h"
 #include "kairo-delta-index.h"
 #include "kairo-show.h"
 #include "mac-learning.h"
@@ -1725,6 +1726,7 @@ kd_megaflow_resolve(struct kd_megaflow *mf, long long int time)
         kd_latency_record(latency);
         kd_stats.latest_latency = MAX(kd_stats.latest_latency, latency);
         hmap_remove(&kd_pending, &p->node);
+        kairo_delta_hmap_maybe_shrink(&kd_pending);
         free(p);
         mf->pending = false;
     }

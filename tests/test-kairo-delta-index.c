@@ -732,6 +732,23 @@ key_words_add(struct kairo_delta_index *idx,
     CU_ASSERT_EQUAL(kairo_delta_index_add(idx, entry, key, NULL, &l, 1), 0);
 }
 
+/* Checks that 'idx', whose megaflows are all removed, keeps no key or key
+ * word, nor more key bytes than it had when empty ('empty'), and destroys
+ * it. */
+static void
+key_words_destroy_empty(struct kairo_delta_index *idx,
+                        const struct kairo_delta_index_stats *empty)
+{
+    struct kairo_delta_index_stats st;
+
+    kairo_delta_index_get_stats(idx, &st);
+    CU_ASSERT_EQUAL(st.n_keys, 0);
+    CU_ASSERT_EQUAL(st.n_key_words, 0);
+    CU_ASSERT_EQUAL(st.memory_by[KAIRO_DELTA_INDEX_MEM_KEYS],
+                    empty->memory_by[KAIRO_DELTA_INDEX_MEM_KEYS]);
+    kairo_delta_index_destroy(idx);
+}
+
 /* The words of the steps' keys are kept once each, in a table that grows,
  * frees words from the middle of its probe runs and finds the others
  * still, and goes away when the last key does: queries stay exact
@@ -797,12 +814,7 @@ test_key_words(void)
             CU_ASSERT(kairo_delta_index_remove(idx, &entries[i]));
         }
     }
-    kairo_delta_index_get_stats(idx, &st);
-    CU_ASSERT_EQUAL(st.n_keys, 0);
-    CU_ASSERT_EQUAL(st.n_key_words, 0);
-    CU_ASSERT_EQUAL(st.memory_by[KAIRO_DELTA_INDEX_MEM_KEYS],
-                    empty.memory_by[KAIRO_DELTA_INDEX_MEM_KEYS]);
-    kairo_delta_index_destroy(idx);
+    key_words_destroy_empty(idx, &empty);
     free(keys);
     free(entries);
 }
@@ -868,12 +880,7 @@ test_wide_key_ids(void)
     for (uint32_t i = GONE; i < N + MORE; i++) {
         CU_ASSERT(kairo_delta_index_remove(idx, &entries[i]));
     }
-    kairo_delta_index_get_stats(idx, &st);
-    CU_ASSERT_EQUAL(st.n_keys, 0);
-    CU_ASSERT_EQUAL(st.n_key_words, 0);
-    CU_ASSERT_EQUAL(st.memory_by[KAIRO_DELTA_INDEX_MEM_KEYS],
-                    empty.memory_by[KAIRO_DELTA_INDEX_MEM_KEYS]);
-    kairo_delta_index_destroy(idx);
+    key_words_destroy_empty(idx, &empty);
     free(entries);
 }
 
