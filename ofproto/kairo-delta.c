@@ -477,8 +477,8 @@ struct kd_megaflow {
     bool pending;               /* Awaits a translation, in 'kd_pending'. */
 };
 
-/* A megaflow marked and not re-translated since.  Few are at a time, so
- * that they keep this apart from their struct kd_megaflow. */
+/* A megaflow marked and not re-translated since.  Few megaflows are at any
+ * time, so that this lives apart from struct kd_megaflow. */
 struct kd_pending {
     struct hmap_node node;      /* In 'kd_pending', by hash_pointer(mf). */
     struct kd_megaflow *mf;
@@ -2794,6 +2794,11 @@ kd_revalidate_all(void)
         kdu->n_marks = 0;
         udpif_revalidate(kdu->udpif);
     }
+
+    /* The indexes' rounds of queries end with those marks: a later delta
+     * must report, and so mark again, a megaflow that the full pass may
+     * have re-translated before it. */
+    kd_round_seq++;
 }
 
 /* How a round of marks in one datapath gets re-translated. */
@@ -3128,7 +3133,7 @@ kd_show(struct ds *out, void *aux OVS_UNUSED)
                                      ? mf->n_refs * sizeof *mf->refs : 0);
         }
     }
-    records += ((kd_pending.mask + 1) * sizeof(void *)
+    records += (kairo_delta_hmap_bytes(&kd_pending)
                 + hmap_count(&kd_pending) * sizeof(struct kd_pending));
 
     ds_put_format(out, "  mode: %s (other_config:kairo-delta), full share "
